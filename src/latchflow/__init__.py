@@ -1,0 +1,69 @@
+"""latchflow: low-code automation for smart locks, lockers and key automats.
+
+This module is the whole import surface for plugin authors.
+"""
+
+from latchflow.core.clock import Clock, FakeClock, SystemClock
+from latchflow.core.errors import (
+    ActionError,
+    ConfigurationError,
+    ErrorDetail,
+    ExpressionError,
+    FatalError,
+    LatchflowError,
+    PluginError,
+    RetryableError,
+    RunFiltered,
+    SkipError,
+    ValidationError,
+    WebhookError,
+)
+from latchflow.core.hookspecs import hookimpl
+from latchflow.core.timeparse import parse_moment, unix_seconds
+from latchflow.core.types import (
+    JSON,
+    Action,
+    Connection,
+    Pending,
+    PollResult,
+    RetryPolicy,
+    RunContext,
+    Trigger,
+    TriggerEvent,
+    Vendor,
+    WebhookRequest,
+    match_fields,
+)
+
+__all__ = [
+    "JSON",
+    "Action",
+    "ActionError",
+    "Clock",
+    "ConfigurationError",
+    "Connection",
+    "ErrorDetail",
+    "ExpressionError",
+    "FakeClock",
+    "FatalError",
+    "LatchflowError",
+    "Pending",
+    "PluginError",
+    "PollResult",
+    "RetryPolicy",
+    "RetryableError",
+    "RunContext",
+    "RunFiltered",
+    "SkipError",
+    "SystemClock",
+    "Trigger",
+    "TriggerEvent",
+    "ValidationError",
+    "Vendor",
+    "WebhookError",
+    "WebhookRequest",
+    "hookimpl",
+    "match_fields",
+    "parse_moment",
+    "unix_seconds",
+]
