@@ -1,0 +1,92 @@
+"""Every choice the public KEYVOX material leaves open, in one place.
+
+Each constant names the row of the "Not publicly documented — assumptions" table (§10 of the
+vendor facts) or the section it comes from, so a correction from KEYVOX changes one line.
+"""
+
+from __future__ import annotations
+
+# §2 "Base URLs": every official sample uses the eagle-pms path on eco.blockchainlock.io.
+DEFAULT_BASE_URL = "https://eco.blockchainlock.io/api/eagle-pms/v1"
+
+# Row "Which host/prefix production really uses": the simulator serves both prefixes.
+SIM_PREFIXES = ("/v1", "/api/eagle-pms/v1")
+
+# §3: the server rejects a date that differs from its clock by 5 s or more.
+MAX_CLOCK_SKEW_SECONDS = 5
+
+# Row "HTTP status + body on auth failure": HTTP 403 with an envelope; codes are invented.
+AUTH_FAILED_STATUS = 403
+AUTH_ERROR_CODE = "E2001"  # bad signature, digest, date or unknown key (invented code)
+
+# Row "Full error-code catalogue": the four codes seen in public material.
+E_PARAM = "E0005"
+E_NOT_FOUND = "E0043"
+E_LOCK_OFFLINE = "E1012"
+E_PERMISSION = "E2003"
+# Row "Rate-limit values and response": an envelope error over a per-key rate (invented code).
+E_RATE_LIMITED = "E9429"
+# Codes the client maps to "credentials or permissions are wrong".
+AUTH_CODES = frozenset({AUTH_ERROR_CODE, E_PERMISSION})
+RETRYABLE_CODES = frozenset({E_LOCK_OFFLINE, E_RATE_LIMITED})
+
+# Row "`records` default/max".
+DEFAULT_RECORDS = 10
+MAX_RECORDS = 100
+
+# Row "PIN auto-generation" and the seed's "4–8 digits".
+PIN_PATTERN = r"^[0-9]{4,8}$"
+GENERATED_PIN_LENGTH = 6
+
+# Row "PIN delivery timing": status 20 until the next 2-minute batch once now >= sTime - 72 h.
+DELIVERY_BATCH_SECONDS = 120
+DELIVERY_WINDOW_SECONDS = 72 * 3600
+DELIVERY_WAITING = "20"
+DELIVERED_STATUSES = frozenset({"30", "31", "32"})
+
+# Row "Webhook JSON (unlock history)": {event: "unlock"|"lock", eventTime, data: {...}}.
+UNLOCK_WEBHOOK_EVENTS = {"unlock": "keyvox.lock_unlocked", "lock": "keyvox.lock_locked"}
+# §9 reservation webhook: "booking.<what>" event names (checked_in/checked_out observed).
+BOOKING_WEBHOOK_EVENTS = {
+    "booking.created": "keyvox.booking_created",
+    "booking.updated": "keyvox.booking_updated",
+    "booking.cancelled": "keyvox.booking_cancelled",
+    "booking.checked_in": "keyvox.booking_checked_in",
+    "booking.checked_out": "keyvox.booking_checked_out",
+}
+
+# Row "Idempotency": KEYVOX has none, so create_lock_pin tags targetName with a suffix derived
+# from the step's idempotency key and looks for it before creating (see actions/lock_pins.py).
+IDEMPOTENCY_TAG_PREFIX = " #lf-"
+IDEMPOTENCY_TAG_LENGTH = 10
+
+# Row "Duplicate-PIN rules": the same pinCode on the same unit with overlapping times -> E0005.
+REJECT_DUPLICATE_PIN = True
+
+# §7.3 / row "card APIs": card and locker bodies mirror the lock variants (cardId, deviceId+boxNum).
+# §9: no webhook signature scheme is documented; webhooks are accepted unsigned.
+WEBHOOK_SIGNED = False
+
+# Demo credentials of the simulator (sandbox only).
+SIM_DEMO_API_KEY = "demo-keyvox-key"
+SIM_DEMO_API_SECRET = "demo-keyvox-secret-0123456789"  # noqa: S105 - simulator demo secret
+
+# Row "`locks/events`, locker colour, card APIs, reservation REST bodies": names the public
+# material does not show. List wrappers of paginated answers, by function.
+HISTORY_LIST_KEY = "historyList"  # getLockHistory (items {etime, etype, userName, value})
+EVENT_LIST_KEY = "eventList"  # locks/events
+PIN_LIST_KEY = "pinList"  # getUnitPinList / getLockPinList (source 7)
+CARD_LIST_KEY = "cardList"  # getLockCardList
+# LED colours setBoxColor accepts.
+BOX_COLORS = ("off", "white", "red", "green", "blue", "yellow", "purple", "cyan")
+# Reservations are polled with getBookingList (MCP listReservations: page + count), filtered
+# by updatedFrom (unix s) so a poll only reads what changed.
+BOOKING_LIST_FUNCTION = "getBookingList"
+
+# Row "HTTP status + body on auth failure" (skew part): the simulator compares the date header
+# with the wall clock, not the business clock that /_sim/clock moves, so a demo can jump days
+# ahead (PIN delivery, expiry) while clients keep signing with their real clocks.
+SIM_SKEW_AGAINST_WALL_CLOCK = True
+# Row "HTTP status + body on auth failure": also accept the seed page's signed-header variant
+# (x-target-host date digest) as the table allows.
+SIM_ACCEPT_SEED_HEADER_VARIANT = True
