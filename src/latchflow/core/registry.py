@@ -118,7 +118,14 @@ def plugin_manager(extra: Iterable[object] = ()) -> pluggy.PluginManager:
         if names is not None and ep.name not in names:
             continue
         if pm.get_plugin(ep.name) is None:
-            pm.register(ep.load(), name=ep.name)
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc};"
+                    " reinstall it, or leave it out with LATCHFLOW_LOAD_PLUGINS"
+                ) from exc
+            pm.register(plugin, name=ep.name)
     for plugin in extra:
         pm.register(plugin)
     pm.check_pending()

@@ -1,0 +1,240 @@
+"""The ``latchflow`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from latchflow.core.connections import save_connection
+from latchflow.core.engine import Engine
+from latchflow.core.errors import LatchflowError, ValidationError
+from latchflow.core.flows import full_schema, load_document, validate_flow
+from latchflow.core.registry import Registry, load_registry
+from latchflow.core.runs import replay_run, run_detail, run_list
+from latchflow.core.store import Settings
+
+app = typer.Typer(
+    help="Low-code automation for smart locks, lockers and key automats.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+runs_app = typer.Typer(help="Inspect and replay runs.", no_args_is_help=True)
+connections_app = typer.Typer(help="Manage vendor connections.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+app.add_typer(connections_app, name="connections")
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory [env LATCHFLOW_DATA_DIR]")
+]
+DatabaseUrl = Annotated[
+    str | None, typer.Option("--database-url", help="Database URL [env LATCHFLOW_DATABASE_URL]")
+]
+
+
+def _engine(
+    data_dir: Path | None, database_url: str | None, registry: Registry | None = None
+) -> Engine:
+    return Engine(Settings.from_environment(data_dir, database_url), registry=registry)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+@app.command()
+def validate(files: Annotated[list[Path], typer.Argument(help="Flow documents to check")]) -> None:
+    """Check flow documents; exit 1 listing every problem with its JSON path."""
+    registry = load_registry()
+    failed = False
+    for path in files:
+        try:
+            validate_flow(load_document(path), registry)
+            console.print(f"[green]ok[/green] {path}")
+        except ValidationError as exc:
+            failed = True
+            for detail in exc.errors:
+                err.print(f"[red]{path}[/red] {detail.path}: {detail.message}", highlight=False)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="Flow document")],
+    event: Annotated[Path | None, typer.Option(help="JSON file with the trigger event")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run a flow once in this process and print the run as JSON."""
+    engine = _engine(data_dir, database_url)
+    try:
+        record = engine.install_flow(load_document(file))
+        data = json.loads(event.read_text()) if event else {}
+        accepted = engine.start(record.id, data)
+        asyncio.run(_run_once(engine, accepted.run_id))
+        detail = run_detail(engine.store, accepted.run_id)
+    except ValidationError as exc:
+        for detail_line in exc.errors:
+            err.print(f"[red]{file}[/red] {detail_line}", highlight=False)
+        raise typer.Exit(1) from None
+    _print_json(detail)
+    raise typer.Exit(0 if detail["status"] in ("succeeded", "filtered") else 1)
+
+
+async def _run_once(engine: Engine, run_id: str) -> None:
+    try:
+        await engine.run_until_done(run_id)
+    finally:
+        await engine.connections.close()
+
+
+@app.command()
+def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+    """List the loaded plugins with their vendors, triggers and actions."""
+    registry = load_registry()
+    rows = [
+        {
+            "name": p.name,
+            "version": p.version,
+            "vendors": p.vendors,
+            "triggers": p.triggers,
+            "actions": p.actions,
+        }
+        for p in registry.plugins
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("plugin", "version", "vendors", "triggers", "actions")
+    for row in rows:
+        table.add_row(
+            row["name"],
+            row["version"] or "",
+            "\n".join(row["vendors"]),
+            "\n".join(row["triggers"]),
+            "\n".join(row["actions"]),
+        )
+    console.print(table)
+
+
+@app.command()
+def schema() -> None:
+    """Print the flow JSON Schema with every installed trigger's and action's input."""
+    _print_json(full_schema(load_registry()))
+
+
+@runs_app.command("list")
+def runs_list(
+    flow: Annotated[str | None, typer.Option(help="Only this flow's runs")] = None,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first")] = 50,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """List runs, newest first."""
+    engine = _engine(data_dir, database_url)
+    table = Table("run", "flow", "status", "step", "created", "error")
+    for r in run_list(engine.store, flow_id=flow, status=status, limit=limit):
+        table.add_row(
+            r["id"],
+            r["flow_id"],
+            r["status"],
+            str(r["step_index"]),
+            str(r["created_at"]),
+            r["error"] or "",
+        )
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Print a run with its steps' inputs and outputs (secrets redacted)."""
+    engine = _engine(data_dir, database_url)
+    try:
+        _print_json(run_detail(engine.store, run_id))
+    except KeyError:
+        err.print(f"no run {run_id!r}; `latchflow runs list` shows the runs")
+        raise typer.Exit(1) from None
+
+
+@runs_app.command("replay")
+def runs_replay(
+    run_id: str,
+    from_start: Annotated[bool, typer.Option("--from-start", help="Replay every step")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Replay a run from its failed step (or from the start) and wait for it."""
+    engine = _engine(data_dir, database_url)
+    try:
+        replay_run(engine.store, run_id, from_start=from_start, now=engine.clock.now())
+    except LatchflowError as exc:
+        err.print(str(exc))
+        raise typer.Exit(1) from None
+    asyncio.run(_run_once(engine, run_id))
+    _print_json(run_detail(engine.store, run_id))
+
+
+@connections_app.command("add")
+def connections_add(
+    connection_id: Annotated[str, typer.Argument(help="Id flows use to name the connection")],
+    vendor: Annotated[str, typer.Option(help="Vendor key, e.g. keyvox")],
+    config: Annotated[list[str], typer.Option("--set", help="field=value (repeat)")] = [],  # noqa: B006
+    name: Annotated[str | None, typer.Option(help="Display name")] = None,
+    test: Annotated[bool, typer.Option(help="Test the connection after saving")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Add or update a connection; secret fields are encrypted at rest."""
+    engine = _engine(data_dir, database_url)
+    values: dict[str, Any] = {}
+    for item in config:
+        key, sep, value = item.partition("=")
+        if not sep:
+            err.print(f"--set {item!r}: write field=value")
+            raise typer.Exit(2)
+        values[key] = _parse_value(value)
+    try:
+        result = asyncio.run(
+            save_connection(engine, connection_id, vendor, name or connection_id, values, test=test)
+        )
+    except LatchflowError as exc:
+        err.print(str(exc), highlight=False)
+        raise typer.Exit(1) from None
+    _print_json(result)
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@connections_app.command("list")
+def connections_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """List connections (secrets are never shown)."""
+    engine = _engine(data_dir, database_url)
+    table = Table("id", "vendor", "name", "settings")
+    for record in engine.store.list_connections():
+        table.add_row(record.id, record.vendor, record.name, json.dumps(record.config))
+    console.print(table)
+
+
+@connections_app.command("remove")
+def connections_remove(
+    connection_id: str, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
+    """Delete a connection."""
+    engine = _engine(data_dir, database_url)
+    if not engine.store.delete_connection(connection_id):
+        err.print(f"no connection {connection_id!r}")
+        raise typer.Exit(1)
+    console.print(f"removed {connection_id}")

@@ -1,0 +1,143 @@
+"""Live connections: one shared httpx client and one concurrency bound per configured account."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httpx
+from jsonschema import Draft202012Validator
+
+from latchflow.core.clock import Clock
+from latchflow.core.errors import ConfigurationError, ValidationError
+from latchflow.core.flows import schema_errors
+from latchflow.core.registry import Registry
+from latchflow.core.secrets import secret_fields
+from latchflow.core.store import Store
+from latchflow.core.types import JSON, Connection
+
+if TYPE_CHECKING:
+    from latchflow.core.engine import Engine
+
+TransportFactory = Callable[[str], httpx.AsyncBaseTransport | None]
+HTTP_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+
+
+@dataclass
+class LiveConnection:
+    connection: Connection
+    slots: asyncio.Semaphore
+    updated_at: object
+
+
+class Connections:
+    """Opens each connection once (client, cache) and reopens it when its record changes."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        clock: Clock,
+        transport: TransportFactory | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+        self.transport = transport or (lambda _vendor: None)
+        self._live: dict[str, LiveConnection] = {}
+        self.http = httpx.AsyncClient(timeout=30.0, limits=HTTP_LIMITS)
+
+    def resolve(self, vendor: str, connection_id: str | None, where: str) -> str:
+        """The connection id a step or trigger uses: the given one, or the vendor's only one."""
+        if connection_id is not None:
+            return connection_id
+        candidates = [c.id for c in self.store.list_connections(vendor)]
+        if len(candidates) == 1:
+            return candidates[0]
+        if not candidates:
+            raise ConfigurationError(
+                f"needs a {vendor!r} connection and there is none; add one",
+                path=f"{where}.connection",
+            )
+        raise ConfigurationError(
+            f"several {vendor!r} connections exist ({', '.join(candidates)}); name one",
+            path=f"{where}.connection",
+        )
+
+    async def get(self, connection_id: str) -> LiveConnection:
+        record, config = self.store.connection_config(connection_id)
+        live = self._live.get(connection_id)
+        if live is not None and live.updated_at == record.updated_at:
+            return live
+        if live is not None:
+            await live.connection.http.aclose()
+        vendor = self.registry.vendors.get(record.vendor)
+        if vendor is None:
+            raise ConfigurationError(
+                f"connection {connection_id!r} is for vendor {record.vendor!r}, whose plugin is not loaded"
+            )
+        client = httpx.AsyncClient(
+            timeout=30.0, limits=HTTP_LIMITS, transport=self.transport(record.vendor)
+        )
+        live = LiveConnection(
+            connection=Connection(
+                id=connection_id, vendor=record.vendor, config=config, http=client, clock=self.clock
+            ),
+            slots=asyncio.Semaphore(vendor.max_concurrency),
+            updated_at=record.updated_at,
+        )
+        self._live[connection_id] = live
+        return live
+
+    def secret_values(self) -> set[str]:
+        """The secret settings of the open connections, to redact wherever they might show."""
+        values = set()
+        for live in self._live.values():
+            hidden = secret_fields(self.registry.vendors[live.connection.vendor].connection_schema)
+            values.update(
+                str(live.connection.config[k]) for k in hidden if live.connection.config.get(k)
+            )
+        return values
+
+    async def close(self) -> None:
+        for live in self._live.values():
+            await live.connection.http.aclose()
+        self._live.clear()
+        await self.http.aclose()
+
+
+async def save_connection(
+    engine: Engine, connection_id: str, vendor_key: str, name: str, config: JSON, test: bool = False
+) -> JSON:
+    """Validate and store a connection (secrets encrypted), optionally testing it.
+
+    Secret fields left out of an update keep their stored values. Returns the connection as
+    shown to users: settings without secrets, and the test result when asked for.
+    """
+    vendor = engine.registry.vendors.get(vendor_key)
+    if vendor is None:
+        raise ValidationError.at(
+            "$.vendor",
+            f"unknown vendor {vendor_key!r}; installed: {', '.join(sorted(engine.registry.vendors))}",
+        )
+    existing = {c.id for c in engine.store.list_connections()}
+    merged = dict(config)
+    if connection_id in existing:
+        _, stored = engine.store.connection_config(connection_id)
+        merged = {**stored, **config}
+    errors = schema_errors(Draft202012Validator(vendor.connection_schema), merged, "$.config")
+    if errors:
+        raise ValidationError(errors)
+    record = engine.store.save_connection(connection_id, vendor, name, merged)
+    shown: JSON = {
+        "id": record.id,
+        "vendor": record.vendor,
+        "name": record.name,
+        "config": record.config,
+    }
+    if test:
+        live = await engine.connections.get(connection_id)
+        shown["test"] = await vendor.test_connection(live.connection)
+    return shown

@@ -1,0 +1,108 @@
+"""Turning trigger events into stored events and queued runs, deduplicated."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from latchflow.core.models import EventRecord, FlowRecord, RunRecord
+from latchflow.core.types import JSON
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The run an event started; ``created`` is False when the event was a duplicate."""
+
+    run_id: str
+    event_id: str
+    created: bool
+
+
+def accept_event(
+    session: Session,
+    flow: FlowRecord,
+    data: JSON,
+    now: datetime,
+    dedupe_key: str | None = None,
+    due_at: datetime | None = None,
+) -> Accepted:
+    """Store an event and its queued run in one commit, or record a duplicate of an earlier one."""
+    event_id, run_id = new_id(), new_id()
+    session.add(
+        EventRecord(
+            id=event_id,
+            flow_id=flow.id,
+            trigger=flow.trigger_type,
+            dedupe_key=dedupe_key,
+            source_key=dedupe_key,
+            run_id=run_id,
+            data=data,
+            received_at=now,
+        )
+    )
+    session.add(
+        RunRecord(
+            id=run_id,
+            flow_id=flow.id,
+            flow_version=flow.version,
+            event_id=event_id,
+            due_at=due_at or now,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        first = session.exec(
+            select(EventRecord).where(
+                EventRecord.flow_id == flow.id, EventRecord.dedupe_key == dedupe_key
+            )
+        ).one()
+        record_dropped(
+            session,
+            flow,
+            data,
+            now,
+            "duplicate",
+            f"same key {dedupe_key!r} as event {first.id}",
+            dedupe_key,
+        )
+        return Accepted(run_id=first.run_id or "", event_id=first.id, created=False)
+    return Accepted(run_id=run_id, event_id=event_id, created=True)
+
+
+def record_dropped(
+    session: Session,
+    flow: FlowRecord,
+    data: JSON,
+    now: datetime,
+    status: str,
+    reason: str,
+    source_key: str | None = None,
+) -> str:
+    """Keep an event that started no run, with the reason ("why didn't this run")."""
+    event_id = new_id()
+    session.add(
+        EventRecord(
+            id=event_id,
+            flow_id=flow.id,
+            trigger=flow.trigger_type,
+            source_key=source_key,
+            status=status,
+            reason=reason,
+            data=data,
+            received_at=now,
+        )
+    )
+    session.commit()
+    return event_id

@@ -1,0 +1,166 @@
+"""Database tables (SQLModel). Schema changes go through Alembic migrations in ``migrations/``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Moment(TypeDecorator[datetime]):
+    """A UTC moment: stored without zone, always read back timezone-aware (SQLite drops zones)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def _json(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(JSON, nullable=nullable))
+
+
+def _moment(index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(Moment(), nullable=True, index=index))
+
+
+def _created(index: bool = False) -> Any:
+    return Field(default_factory=utcnow, sa_column=Column(Moment(), nullable=False, index=index))
+
+
+class FlowRecord(SQLModel, table=True):
+    """A flow's current version and its switches; its documents live in FlowVersion."""
+
+    __tablename__ = "flows"
+    id: str = Field(primary_key=True)
+    version: int
+    name: str
+    trigger_type: str = Field(index=True)
+    trigger_connection: str | None = Field(default=None, index=True)
+    enabled: bool = True
+    hook_token: str
+    signing_secret: str | None = None
+    """Fernet-encrypted Standard Webhooks secret, when the trigger URL requires signatures."""
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class FlowVersion(SQLModel, table=True):
+    """Every saved version of every flow document."""
+
+    __tablename__ = "flow_versions"
+    flow_id: str = Field(primary_key=True)
+    version: int = Field(primary_key=True)
+    document: dict[str, Any] = _json(nullable=False)
+    created_at: datetime = _created()
+
+
+class ConnectionRecord(SQLModel, table=True):
+    """A vendor account: plain settings in ``config``, secret ones Fernet-encrypted in ``secrets``."""
+
+    __tablename__ = "connections"
+    id: str = Field(primary_key=True)
+    vendor: str = Field(index=True)
+    name: str
+    config: dict[str, Any] = _json(nullable=False)
+    secrets: str
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class EventRecord(SQLModel, table=True):
+    """Something that happened for a flow: accepted (it has a run), duplicate, or filtered.
+
+    ``dedupe_key`` is unique per flow for accepted events; duplicates keep it NULL and say why.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("flow_id", "dedupe_key", name="uq_events_flow_dedupe"),)
+    id: str = Field(primary_key=True)
+    flow_id: str = Field(index=True)
+    trigger: str
+    dedupe_key: str | None = None
+    source_key: str | None = None
+    status: str = "accepted"
+    reason: str | None = None
+    run_id: str | None = None
+    data: dict[str, Any] = _json(nullable=False)
+    received_at: datetime = _created(index=True)
+
+
+class RunRecord(SQLModel, table=True):
+    """One execution of a flow version for one event.
+
+    ``step_index`` is the next step to run; ``due_at`` is when the run may next be worked on
+    (now, a retry, the end of a delay, a pending vendor job's next check).
+    """
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_status_due", "status", "due_at"),)
+    id: str = Field(primary_key=True)
+    flow_id: str = Field(index=True)
+    flow_version: int
+    event_id: str
+    status: str = "queued"
+    step_index: int = 0
+    due_at: datetime | None = _moment()
+    claimed_by: str | None = None
+    claimed_until: datetime | None = _moment()
+    error: str | None = None
+    output: Any = _json()
+    created_at: datetime = _created(index=True)
+    updated_at: datetime = _created()
+    finished_at: datetime | None = _moment()
+
+
+class StepRecord(SQLModel, table=True):
+    """A step's checkpoint: its rendered input and output (sealed for execution, redacted for display)."""
+
+    __tablename__ = "steps"
+    run_id: str = Field(primary_key=True)
+    step_id: str = Field(primary_key=True)
+    position: int
+    action: str
+    status: str = "running"
+    attempts: int = 0
+    input: Any = _json()
+    output: Any = _json()
+    input_sealed: str | None = None
+    output_sealed: str | None = None
+    state: Any = _json()
+    error: str | None = None
+    started_at: datetime = _created()
+    finished_at: datetime | None = _moment()
+
+
+class PollCursor(SQLModel, table=True):
+    """Where a flow's polling trigger left off."""
+
+    __tablename__ = "poll_cursors"
+    flow_id: str = Field(primary_key=True)
+    cursor: Any = _json()
+    polled_at: datetime | None = _moment()
+
+
+class ApiKey(SQLModel, table=True):
+    """A management API key, stored as a SHA-256 hash."""
+
+    __tablename__ = "api_keys"
+    id: str = Field(primary_key=True)
+    name: str
+    key_hash: str = Field(unique=True)
+    created_at: datetime = _created()

@@ -1,0 +1,203 @@
+"""The database: engine set-up, migrations, and the records of flows and connections."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, event
+from sqlmodel import Session, create_engine, select
+
+from latchflow.core.errors import ConfigurationError, ValidationError
+from latchflow.core.flows import Flow
+from latchflow.core.models import ConnectionRecord, FlowRecord, FlowVersion, utcnow
+from latchflow.core.secrets import Sealer, secret_fields
+from latchflow.core.types import JSON, Vendor
+
+DATA_DIR_ENV = "LATCHFLOW_DATA_DIR"
+DATABASE_URL_ENV = "LATCHFLOW_DATABASE_URL"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where latchflow keeps its data."""
+
+    data_dir: Path
+    database_url: str
+
+    @classmethod
+    def from_environment(
+        cls, data_dir: str | Path | None = None, database_url: str | None = None
+    ) -> Settings:
+        directory = Path(data_dir or os.environ.get(DATA_DIR_ENV) or ".latchflow")
+        url = (
+            database_url
+            or os.environ.get(DATABASE_URL_ENV)
+            or f"sqlite:///{directory / 'latchflow.db'}"
+        )
+        return cls(data_dir=directory, database_url=url)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine; SQLite gets WAL, a busy timeout and normal sync (durable on commit in WAL)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+class Store:
+    """Flows and connections; runs and events are written by the executor and intake."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        if settings.database_url.startswith("sqlite"):
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = make_engine(settings.database_url)
+        self.sealer = Sealer.from_environment(settings.data_dir)
+        migrate(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    # flows
+
+    def save_flow(self, flow: Flow) -> FlowRecord:
+        """Store a validated flow; a changed document must carry a higher version."""
+        with self.session() as session:
+            record = session.get(FlowRecord, flow.id)
+            if record is not None:
+                current = session.get(FlowVersion, (flow.id, record.version))
+                if current is not None and current.document == flow.document:
+                    return record
+                if flow.version <= record.version:
+                    raise ValidationError.at(
+                        "$.version",
+                        f"flow {flow.id!r} is already at version {record.version}; raise the version"
+                        " to save a changed document",
+                    )
+            else:
+                record = FlowRecord(
+                    id=flow.id,
+                    version=flow.version,
+                    name=flow.name,
+                    trigger_type=flow.trigger_type,
+                    hook_token=secrets.token_urlsafe(24),
+                )
+            record.version = flow.version
+            record.name = flow.name
+            record.trigger_type = flow.trigger_type
+            record.trigger_connection = flow.trigger_connection
+            record.enabled = bool(flow.document.get("enabled", True))
+            record.updated_at = utcnow()
+            session.add(record)
+            session.add(FlowVersion(flow_id=flow.id, version=flow.version, document=flow.document))
+            session.commit()
+            return record
+
+    def get_flow(self, flow_id: str) -> FlowRecord | None:
+        with self.session() as session:
+            return session.get(FlowRecord, flow_id)
+
+    def flow_version(self, flow_id: str, version: int) -> Flow:
+        with self.session() as session:
+            record = session.get(FlowVersion, (flow_id, version))
+            if record is None:
+                raise ConfigurationError(f"flow {flow_id!r} has no version {version}")
+            return Flow.parse(record.document)
+
+    def list_flows(self) -> list[FlowRecord]:
+        with self.session() as session:
+            return list(session.exec(select(FlowRecord).order_by(FlowRecord.id)))  # type: ignore[arg-type]
+
+    # connections
+
+    def save_connection(
+        self, connection_id: str, vendor: Vendor, name: str, config: JSON
+    ) -> ConnectionRecord:
+        """Store a connection; ``writeOnly`` fields of the vendor's schema are encrypted."""
+        hidden = secret_fields(vendor.connection_schema)
+        with self.session() as session:
+            record = session.get(ConnectionRecord, connection_id)
+            old_secrets = self.sealer.unseal(record.secrets) if record else {}
+            plain = {k: v for k, v in config.items() if k not in hidden}
+            sealed = {**old_secrets, **{k: v for k, v in config.items() if k in hidden}}
+            if record is None:
+                record = ConnectionRecord(
+                    id=connection_id, vendor=vendor.key, name=name, config=plain, secrets=""
+                )
+            elif record.vendor != vendor.key:
+                raise ValidationError.at(
+                    "$.vendor", f"connection {connection_id!r} belongs to vendor {record.vendor!r}"
+                )
+            record.name, record.config = name, plain
+            record.secrets = self.sealer.seal(sealed)
+            record.updated_at = utcnow()
+            session.add(record)
+            session.commit()
+            return record
+
+    def connection_config(self, connection_id: str) -> tuple[ConnectionRecord, JSON]:
+        """The record and its full config, secrets decrypted."""
+        with self.session() as session:
+            record = session.get(ConnectionRecord, connection_id)
+        if record is None:
+            raise ConfigurationError(
+                f"connection {connection_id!r} does not exist; create it with"
+                " `latchflow connections add` or POST /api/connections"
+            )
+        return record, {**record.config, **self.sealer.unseal(record.secrets)}
+
+    def list_connections(self, vendor: str | None = None) -> list[ConnectionRecord]:
+        with self.session() as session:
+            query = select(ConnectionRecord).order_by(ConnectionRecord.id)  # type: ignore[arg-type]
+            if vendor is not None:
+                query = query.where(ConnectionRecord.vendor == vendor)
+            return list(session.exec(query))
+
+    def delete_connection(self, connection_id: str) -> bool:
+        with self.session() as session:
+            record = session.get(ConnectionRecord, connection_id)
+            if record is None:
+                return False
+            session.delete(record)
+            session.commit()
+            return True
+
+    def rotate_secrets(self) -> int:
+        """Re-encrypt every connection's secrets with the newest key; returns how many."""
+        with self.session() as session:
+            records = list(session.exec(select(ConnectionRecord)))
+            for record in records:
+                record.secrets = self.sealer.rotate(record.secrets)
+                session.add(record)
+            session.commit()
+            return len(records)
