@@ -486,6 +486,14 @@ class LatchflowFunctions(Functions):
 
     @signature({"types": ["string", "number", "null"], "variadic": True})
     def _func_concat(self, *parts: Any) -> str:
+        # JMESPath type-checks only the first variadic argument: check the rest here.
+        for number, part in enumerate(parts, 1):
+            if isinstance(part, bool | list | dict):
+                kind = {bool: "a boolean", list: "an array", dict: "an object"}[type(part)]
+                raise ExpressionError(
+                    f"concat(): argument {number} is {kind}; concat joins strings and numbers"
+                    " (use to_string() or join() for others)"
+                )
         return _cap("concat", "".join(_as_text(part) for part in parts))
 
     @signature({"types": []}, {"types": []})
