@@ -1,0 +1,50 @@
+"""The latchflow hooks of the Unloc plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from latchflow import Action, Trigger, Vendor, hookimpl
+from latchflow_unloc import create_actions, integrator_actions, key_actions, triggers
+from latchflow_unloc.vendors import UNLOC, UNLOC_INTEGRATORS
+
+ACTIONS = (
+    create_actions.CREATE_KEY,
+    create_actions.CREATE_KEYS,
+    key_actions.REVOKE_KEY,
+    key_actions.REVOKE_KEYS,
+    key_actions.GET_KEY,
+    key_actions.LIST_KEYS,
+    key_actions.LIST_LOCKS,
+    key_actions.GET_JOB,
+    integrator_actions.LIST_LOCK_HOLDERS,
+    integrator_actions.CREATE_LOCK_HOLDER,
+    integrator_actions.LIST_LOCKS,
+    integrator_actions.GET_LOCK,
+    integrator_actions.LIST_KEYS,
+    integrator_actions.CREATE_KEY,
+)
+TRIGGERS = (
+    triggers.KEY_STATE_CHANGED,
+    triggers.KEY_EXPIRED,
+    triggers.LOCK_UNLOCKED,
+    triggers.KEY_USED,
+)
+
+
+@hookimpl
+def register_vendors(register: Callable[[Vendor], None]) -> None:
+    register(UNLOC)
+    register(UNLOC_INTEGRATORS)
+
+
+@hookimpl
+def register_triggers(register: Callable[[Trigger], None]) -> None:
+    for trigger in TRIGGERS:
+        register(trigger)
+
+
+@hookimpl
+def register_actions(register: Callable[[Action], None]) -> None:
+    for action in ACTIONS:
+        register(action)

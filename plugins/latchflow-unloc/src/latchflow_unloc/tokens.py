@@ -1,0 +1,44 @@
+"""OAuth2 client-credentials tokens, cached per connection until shortly before they expire."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from latchflow import ConfigurationError, Connection
+from latchflow_unloc.assumptions import TOKEN_LIFETIME, TOKEN_REFRESH_MARGIN
+from latchflow_unloc.http import problem_text, raise_for_status, send
+
+
+async def fetch_token(
+    connection: Connection, url: str, body: dict[str, Any], *, force: bool = False
+) -> str:
+    """A bearer token for ``body`` (the grant), from the connection cache unless ``force``.
+
+    Unloc asks clients to reuse a token until near its expiry instead of fetching one per call.
+    """
+    cache = connection.cache
+    now = connection.clock.now()
+    cached = cache.get("token")
+    if not force and cached and cached["url"] == url and cached["expires_at"] > now:
+        return str(cached["access_token"])
+    response = await send(connection.http, "POST", url, "token request", json=body)
+    if response.status_code in (400, 401, 403):
+        raise ConfigurationError(
+            f"Unloc refused the token request ({response.status_code}: {problem_text(response)})."
+            " Check the client id, client secret and the project / lock holder id.",
+            path="connection",
+        )
+    raise_for_status(response, "token request")
+    data = response.json()
+    token = data.get("access_token")
+    if not token:
+        raise ConfigurationError("Unloc's token response has no access_token", path="connection")
+    lifetime = float(data.get("expires_in") or TOKEN_LIFETIME)
+    cache["token"] = {
+        "url": url,
+        "access_token": token,
+        "expires_at": now + timedelta(seconds=max(0.0, lifetime - TOKEN_REFRESH_MARGIN)),
+        "scope": data.get("scope"),
+    }
+    return str(token)

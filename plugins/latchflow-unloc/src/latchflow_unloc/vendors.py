@@ -1,0 +1,158 @@
+"""The two connection types: ``unloc`` (v2 Projects API) and ``unloc_integrators`` (v1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from latchflow import Connection, SystemClock, Vendor
+from latchflow_unloc.assumptions import (
+    DEFAULT_BASE_URL,
+    SIM_CLIENT_ID,
+    SIM_CLIENT_SECRET,
+    SIM_INTEGRATOR_CLIENT_ID,
+    SIM_INTEGRATOR_CLIENT_SECRET,
+    SIM_LOCK_HOLDER_ID,
+    SIM_PROJECT_ID,
+)
+from latchflow_unloc.client import UnlocClient
+from latchflow_unloc.integrators import IntegratorsClient
+from latchflow_unloc.simulator import create_app
+from latchflow_unloc.webhooks import access_event, key_event
+
+BASE_URL = {
+    "type": "string",
+    "format": "uri",
+    "default": DEFAULT_BASE_URL,
+    "description": "API host: https://api.unloc.app, or https://api-sandbox.unloc.app for Unloc's sandbox.",
+}
+
+V2_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["client_id", "client_secret", "project_id"],
+    "additionalProperties": False,
+    "properties": {
+        "base_url": BASE_URL,
+        "client_id": {
+            "type": "string",
+            "minLength": 1,
+            "description": "OAuth2 client id from Unloc.",
+        },
+        "client_secret": {
+            "type": "string",
+            "minLength": 1,
+            "writeOnly": True,
+            "description": "OAuth2 client secret from Unloc.",
+        },
+        "project_id": {
+            "type": "string",
+            "minLength": 1,
+            "description": "The project (UUID) whose locks and keys this connection manages (scope project.admin).",
+        },
+    },
+}
+
+INTEGRATORS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["client_id", "client_secret"],
+    "additionalProperties": False,
+    "properties": {
+        "base_url": BASE_URL,
+        "client_id": {
+            "type": "string",
+            "minLength": 1,
+            "description": "Integrator OAuth2 client id.",
+        },
+        "client_secret": {
+            "type": "string",
+            "minLength": 1,
+            "writeOnly": True,
+            "description": "Integrator OAuth2 client secret.",
+        },
+        "lock_holder_ids": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Lock holders to act for (scope lockHolder.admin:<id>); leave empty for integrator.admin.",
+        },
+    },
+}
+
+
+async def test_v2(connection: Connection) -> dict[str, Any]:
+    client = UnlocClient(connection)
+    project = await client.get_project()
+    locks = await client.list_locks(limit=1)
+    return {
+        "ok": True,
+        "project": project.get("name") or client.project_id,
+        "hasLocks": bool(locks["locks"]),
+    }
+
+
+async def test_integrators(connection: Connection) -> dict[str, Any]:
+    holders = await IntegratorsClient(connection).list_lock_holders()
+    return {"ok": True, "lockHolders": [h.get("name") for h in holders]}
+
+
+async def sandbox_v2(sim_base_url: str, webhook_url: str) -> dict[str, Any]:
+    """Demo credentials of a running simulator; ``webhook_url`` gets every lock's access events."""
+    config = {
+        "base_url": sim_base_url,
+        "client_id": SIM_CLIENT_ID,
+        "client_secret": SIM_CLIENT_SECRET,
+        "project_id": SIM_PROJECT_ID,
+    }
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        client = UnlocClient(
+            Connection(id="sandbox", vendor="unloc", config=config, http=http, clock=SystemClock())
+        )
+        for lock in await client.all_locks():
+            await client.register_access_webhook(webhook_url, lock["id"])
+    return config
+
+
+async def sandbox_integrators(sim_base_url: str, webhook_url: str) -> dict[str, Any]:
+    """Demo integrator credentials; ``webhook_url`` gets key events of every demo lock."""
+    config = {
+        "base_url": sim_base_url,
+        "client_id": SIM_INTEGRATOR_CLIENT_ID,
+        "client_secret": SIM_INTEGRATOR_CLIENT_SECRET,
+        "lock_holder_ids": [SIM_LOCK_HOLDER_ID],
+    }
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        client = IntegratorsClient(
+            Connection(
+                id="sandbox",
+                vendor="unloc_integrators",
+                config=config,
+                http=http,
+                clock=SystemClock(),
+            )
+        )
+        for lock in await client.list_locks(None):
+            await client.register_key_event_webhook(None, lock["id"], webhook_url)
+    return config
+
+
+UNLOC = Vendor(
+    key="unloc",
+    title="Unloc",
+    description="Unloc digital keys for smart locks (v2 Projects API): keys for phone numbers, recurrence, revocation, access events.",
+    connection_schema=V2_SCHEMA,
+    test_connection=test_v2,
+    webhook=access_event,
+    simulator=create_app,
+    sandbox=sandbox_v2,
+)
+
+UNLOC_INTEGRATORS = Vendor(
+    key="unloc_integrators",
+    title="Unloc (integrators v1)",
+    description="Unloc's Integrators v1 API: lock holders, their locks and keys, and key-event webhooks.",
+    connection_schema=INTEGRATORS_SCHEMA,
+    test_connection=test_integrators,
+    webhook=key_event,
+    simulator=create_app,
+    sandbox=sandbox_integrators,
+)

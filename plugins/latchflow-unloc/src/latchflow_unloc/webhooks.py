@@ -1,0 +1,98 @@
+"""Access events Unloc POSTs to latchflow: checked, then turned into trigger events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from latchflow import Connection, FatalError, TriggerEvent, WebhookError, WebhookRequest
+from latchflow_unloc.assumptions import VERIFY_ACCESS_EVENTS_BY_LOOKUP
+from latchflow_unloc.client import UnlocClient
+from latchflow_unloc.http import UnlocHTTPError
+from latchflow_unloc.integrators import IntegratorsClient
+
+REQUIRED = ("id", "action", "keyId", "lockId")
+
+
+def parse(request: WebhookRequest) -> dict[str, Any]:
+    if request.method.upper() != "POST":
+        raise WebhookError(f"expected POST, got {request.method}", status_code=405)
+    try:
+        body = request.json()
+    except ValueError:
+        raise WebhookError("body is not JSON") from None
+    if not isinstance(body, dict):
+        raise WebhookError("body must be a JSON object")
+    missing = [f for f in REQUIRED if not isinstance(body.get(f), str) or not body[f]]
+    if missing:
+        raise WebhookError(
+            f"not an Unloc access event: missing {', '.join('$.' + m for m in missing)}"
+        )
+    return body
+
+
+def event_data(body: dict[str, Any], user_field: str) -> dict[str, Any]:
+    return {
+        "eventId": body["id"],
+        "action": body["action"],
+        "created": body.get("created"),
+        "keyId": body["keyId"],
+        "lockId": body["lockId"],
+        "lockName": body.get("lockName"),
+        user_field: body.get(user_field),
+        "userName": body.get("userName"),
+    }
+
+
+async def access_event(request: WebhookRequest, connection: Connection) -> list[TriggerEvent]:
+    """A v2 access event. Unloc documents no signature, so the key is looked up instead: a
+    forged event naming a key that is not on that lock is refused."""
+    body = parse(request)
+    if VERIFY_ACCESS_EVENTS_BY_LOOKUP:
+        try:
+            key = await UnlocClient(connection).get_key(body["keyId"])
+        except UnlocHTTPError as exc:
+            raise WebhookError(
+                f"$.keyId: key {body['keyId']} is unknown to Unloc", status_code=403
+            ) from exc
+        except FatalError as exc:
+            raise WebhookError(
+                f"could not verify the event with Unloc: {exc}", status_code=503
+            ) from exc
+        if key.get("lockId") != body["lockId"]:
+            raise WebhookError(
+                f"$.lockId: key {body['keyId']} is not a key for lock {body['lockId']}",
+                status_code=403,
+            )
+    return [
+        TriggerEvent(
+            trigger="unloc.lock_unlocked", id=body["id"], data=event_data(body, "appUserId")
+        )
+    ]
+
+
+async def key_event(request: WebhookRequest, connection: Connection) -> list[TriggerEvent]:
+    """An integrators v1 key event; verified by listing the lock's keys when the connection names
+    exactly one lock holder."""
+    body = parse(request)
+    client = IntegratorsClient(connection)
+    if VERIFY_ACCESS_EVENTS_BY_LOOKUP and len(client.lock_holder_ids) == 1:
+        try:
+            keys = await client.list_keys(None, body["lockId"])
+        except UnlocHTTPError as exc:
+            raise WebhookError(
+                f"$.lockId: lock {body['lockId']} is unknown to Unloc", status_code=403
+            ) from exc
+        except FatalError as exc:
+            raise WebhookError(
+                f"could not verify the event with Unloc: {exc}", status_code=503
+            ) from exc
+        if not any(k.get("id") == body["keyId"] for k in keys):
+            raise WebhookError(
+                f"$.keyId: key {body['keyId']} is not a key for lock {body['lockId']}",
+                status_code=403,
+            )
+    return [
+        TriggerEvent(
+            trigger="unloc_integrators.key_used", id=body["id"], data=event_data(body, "userId")
+        )
+    ]
