@@ -34,7 +34,7 @@ RETRYABLE_CODES = frozenset({E_LOCK_OFFLINE, E_RATE_LIMITED})
 DEFAULT_RECORDS = 10
 MAX_RECORDS = 100
 
-# Row "PIN auto-generation" and the seed's "4–8 digits".
+# Row "PIN auto-generation" and the seed's "4-8 digits".
 PIN_PATTERN = r"^[0-9]{4,8}$"
 GENERATED_PIN_LENGTH = 6
 
@@ -90,3 +90,9 @@ SIM_SKEW_AGAINST_WALL_CLOCK = True
 # Row "HTTP status + body on auth failure": also accept the seed page's signed-header variant
 # (x-target-host date digest) as the table allows.
 SIM_ACCEPT_SEED_HEADER_VARIANT = True
+# getLockHistory items are documented as {etime, etype, userName, value}; whether an entry is
+# an unlock or a lock is not public. The simulator adds "action": "unlock"|"lock"; entries
+# without it count as unlocks (PIN and card entries always are).
+HISTORY_ACTION_FIELD = "action"
+# The first reservation poll looks back this far to find where to start (no events emitted).
+BOOKING_POLL_LOOKBACK_SECONDS = 86400

@@ -47,11 +47,15 @@ class KeyvoxClient:
         path = urllib.parse.urlsplit(url).path
         headers = signed_headers(self.api_key, self.secret, path, raw, self.clock.now())
         try:
-            response = await self.http.post(url, content=raw, headers=headers, timeout=TIMEOUT_SECONDS)
+            response = await self.http.post(
+                url, content=raw, headers=headers, timeout=TIMEOUT_SECONDS
+            )
         except httpx.TimeoutException as exc:
             raise RetryableError(f"KEYVOX {function} timed out ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
-            raise RetryableError(f"KEYVOX {function}: could not reach {self.base_url}: {exc}") from exc
+            raise RetryableError(
+                f"KEYVOX {function}: could not reach {self.base_url}: {exc}"
+            ) from exc
         return _envelope_data(function, response)
 
     async def pages(

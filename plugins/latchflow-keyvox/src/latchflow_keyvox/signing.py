@@ -27,7 +27,9 @@ _AUTH_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 def compact_json(body: Any) -> bytes:
     """The body bytes KEYVOX samples send: compact JSON, UTF-8, ``{}`` when empty."""
-    return json.dumps(body if body is not None else {}, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(
+        body if body is not None else {}, separators=(",", ":"), ensure_ascii=False
+    ).encode()
 
 
 def http_date(moment: datetime) -> str:
@@ -59,7 +61,9 @@ def authorization(api_key: str, sig: str) -> str:
     )
 
 
-def signed_headers(api_key: str, secret: str, path: str, body: bytes, now: datetime) -> dict[str, str]:
+def signed_headers(
+    api_key: str, secret: str, path: str, body: bytes, now: datetime
+) -> dict[str, str]:
     """Every header a KEYVOX call needs, for ``body`` sent to ``path`` at ``now``."""
     date = http_date(now)
     digest = body_digest(body)

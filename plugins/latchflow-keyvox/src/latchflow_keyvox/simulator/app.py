@@ -44,7 +44,9 @@ def create_app(world: World | None = None, *, seed_demo: bool = True) -> FastAPI
         now = datetime.now(UTC) if A.SIM_SKEW_AGAINST_WALL_CLOCK else world.sim.clock.now()
         problem = verify_request(world.keys, path, request.headers, body, now)
         if problem is not None:
-            return envelope(A.AUTH_ERROR_CODE, f"authentication failed: {problem}", status=A.AUTH_FAILED_STATUS)
+            return envelope(
+                A.AUTH_ERROR_CODE, f"authentication failed: {problem}", status=A.AUTH_FAILED_STATUS
+            )
         handler = FUNCTIONS.get(function)
         if handler is None:
             return envelope(A.E_PARAM, f"unknown function {function}", status=404)

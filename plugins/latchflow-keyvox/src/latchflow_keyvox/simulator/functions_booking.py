@@ -150,7 +150,11 @@ async def check_out(world: World, body: dict[str, Any]) -> Any:
 async def get_booking_details(world: World, body: dict[str, Any]) -> Any:
     booking = world.booking(text(body, "orderId"))
     event = world.booking_event("", booking)
-    return {**booking, "unitName": event["data"]["unitName"], "accessInfo": event["data"]["accessInfo"]}
+    return {
+        **booking,
+        "unitName": event["data"]["unitName"],
+        "accessInfo": event["data"]["accessInfo"],
+    }
 
 
 async def get_booking_list(world: World, body: dict[str, Any]) -> Any:

@@ -141,8 +141,10 @@ def _new_card(world: World, body: dict[str, Any], where: dict[str, str]) -> Card
     s, e = unix(body, "sTime"), unix(body, "eTime")
     world.check_window(s, e)
     for other in world.cards.values():
-        if other.cardCode.upper() == code.upper() and not other.disabled and all(
-            getattr(other, k) == v for k, v in where.items()
+        if (
+            other.cardCode.upper() == code.upper()
+            and not other.disabled
+            and all(getattr(other, k) == v for k, v in where.items())
         ):
             raise SimError(A.E_PARAM, f"card {code} is already registered here")
     card = Card(

@@ -294,7 +294,9 @@ class World:
         if e_time <= self.now():
             raise SimError(A.E_PARAM, "eTime is in the past")
 
-    def check_pin_code(self, code: str, where: dict[str, str], s: int, e: int, skip: str = "") -> None:
+    def check_pin_code(
+        self, code: str, where: dict[str, str], s: int, e: int, skip: str = ""
+    ) -> None:
         import re
 
         if not re.match(A.PIN_PATTERN, code):
@@ -347,9 +349,17 @@ class World:
         return None
 
     # locks --------------------------------------------------------------------------------
-    def record(self, lock: Lock, unlocked: bool, etype: str, user: str, value: str) -> dict[str, Any]:
+    def record(
+        self, lock: Lock, unlocked: bool, etype: str, user: str, value: str
+    ) -> dict[str, Any]:
         lock.locked = not unlocked
-        entry = {"etime": str(self.now()), "etype": etype, "userName": user, "value": value}
+        entry = {
+            "etime": str(self.now()),
+            "etype": etype,
+            "userName": user,
+            "value": value,
+            A.HISTORY_ACTION_FIELD: "unlock" if unlocked else "lock",
+        }
         lock.history.insert(0, entry)
         unit = self.units[lock.unitId]
         return {
@@ -380,9 +390,12 @@ class World:
         place = self.places.get(booking["placeId"], {})
         access = []
         for pin in self.pins.values():
-            if pin.unitId == booking["unitId"] and not pin.disabled and pin.sTime < int(
-                booking["checkout"]
-            ) and int(booking["checkin"]) < pin.eTime:
+            if (
+                pin.unitId == booking["unitId"]
+                and not pin.disabled
+                and pin.sTime < int(booking["checkout"])
+                and int(booking["checkin"]) < pin.eTime
+            ):
                 access.append(
                     {
                         "deviceId": ",".join(unit.get("lockIds", [])),

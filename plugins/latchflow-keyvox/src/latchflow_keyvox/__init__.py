@@ -1,0 +1,1 @@
+"""KEYVOX smart locks, lockers, IC cards and reservations for latchflow."""
