@@ -335,6 +335,7 @@ def test_errors_name_the_path_and_the_expression() -> None:
         ("", "the expression is empty"),
         ("trigger.", "syntax error"),
         ("nosuch(trigger)", "unknown function nosuch()"),
+        ("`not json`", "a `...` literal must be JSON"),
         ("iso(now, 'UTC', 'x')", "iso() takes 1 or 2 arguments, got 3"),
         ("&trigger", "an &expression, which is not JSON data"),
         ("to_number('1.0e999')", "not a finite number"),

@@ -23,6 +23,7 @@ import json
 import math
 import re
 import secrets
+import warnings
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, cast
@@ -32,6 +33,7 @@ import jmespath
 import jmespath.exceptions
 import phonenumbers
 from jmespath.functions import Functions, signature
+from jmespath.lexer import Lexer
 from jmespath.visitor import Options, TreeInterpreter
 
 from latchflow.core.errors import ErrorDetail, ExpressionError, FatalError
@@ -568,6 +570,22 @@ def _syntax_message(exc: jmespath.exceptions.JMESPathError) -> str:
     return _one_line(str(exc))
 
 
+def _refuse_legacy_literals(text: str) -> None:
+    """JMESPath still reads `text` (not JSON) as the string "text", with a deprecation warning.
+
+    The lexer is run on its own (jmespath caches parses, so the warning comes only once) and such a
+    literal is refused, the same way every time.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _token in Lexer().tokenize(text):
+            pass
+    if any(issubclass(w.category, DeprecationWarning | PendingDeprecationWarning) for w in caught):
+        raise ExpressionError(
+            "a `...` literal must be JSON (e.g. `1`, `true`, `\"text\"`); write 'text' for a string"
+        )
+
+
 def _parse(expression: str, *, check_functions: bool = True) -> dict[str, Any]:
     """The JMESPath AST of an expression, or ExpressionError saying what is wrong."""
     text = expression.strip()
@@ -576,6 +594,7 @@ def _parse(expression: str, *, check_functions: bool = True) -> dict[str, Any]:
     if len(text) > MAX_EXPRESSION_LENGTH:
         raise ExpressionError(f"the expression is longer than {MAX_EXPRESSION_LENGTH} characters")
     try:
+        _refuse_legacy_literals(text)
         parsed = cast(dict[str, Any], jmespath.compile(text).parsed)
     except jmespath.exceptions.JMESPathError as exc:
         raise ExpressionError(f"syntax error: {_syntax_message(exc)}") from None
