@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,7 +29,7 @@ runs_app = typer.Typer(help="Inspect and replay runs.", no_args_is_help=True)
 connections_app = typer.Typer(help="Manage vendor connections.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(connections_app, name="connections")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
@@ -238,3 +239,7 @@ def connections_remove(
         err.print(f"no connection {connection_id!r}")
         raise typer.Exit(1)
     console.print(f"removed {connection_id}")
+
+
+if __name__ == "__main__":
+    app()

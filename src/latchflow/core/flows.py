@@ -175,17 +175,17 @@ STATIC_CHECKS = ("required", "additionalProperties", "unevaluatedProperties")
 def schema_errors(validator: Draft202012Validator, instance: Any, root: str) -> list[ErrorDetail]:
     """Violations of a schema, with JSON paths; values that are expressions are checked later."""
     details = []
-    for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
+    for error in validator.iter_errors(instance):
         if error.validator not in STATIC_CHECKS and contains_expression(error.instance):
             continue
         details.append(ErrorDetail(_error_path(error, root), error.message))
-    return details
+    return sorted(details, key=lambda d: d.path)
 
 
 def _error_path(error: SchemaViolation, root: str) -> str:
     parts: list[str | int] = list(error.absolute_path)
     if error.validator == "required" and isinstance(error.instance, dict):
-        missing = [p for p in error.validator_value if p not in error.instance]
+        missing = [p for p in error.validator_value if error.message.startswith(f"{p!r} ")]
         if missing:
             parts.append(missing[0])
     return json_path(parts, root)
@@ -271,7 +271,7 @@ def _reference_errors(
 
 def _unknown(path: str, kind: str, key: str, known: dict[str, Any]) -> ErrorDetail:
     message = f"unknown {kind} {key!r}"
-    close = difflib.get_close_matches(key, list(known), n=3, cutoff=0.5)
+    close = difflib.get_close_matches(key, list(known), n=3, cutoff=0.8)
     if close:
         message += "; did you mean " + " or ".join(repr(c) for c in close) + "?"
     else:
