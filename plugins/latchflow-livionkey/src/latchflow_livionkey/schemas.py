@@ -1,0 +1,64 @@
+"""JSON Schema building blocks shared by the LivionKey actions and triggers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from latchflow import JSON, ConfigurationError, Connection, RunContext, parse_moment
+
+VENDOR_V1 = "livionkey"
+VENDOR_V2 = "livionkey_v2"
+
+MOMENT: JSON = {
+    "type": ["string", "number", "integer"],
+    "description": "ISO 8601 date-time with time zone, or unix seconds",
+}
+
+
+def prop(kind: str | list[str], description: str, **extra: Any) -> JSON:
+    return {"type": kind, "description": description, **extra}
+
+
+def moment(description: str) -> JSON:
+    return {**MOMENT, "description": f"{description} (ISO 8601 date-time or unix seconds)"}
+
+
+def obj(
+    properties: dict[str, JSON], required: list[str] | None = None, *, closed: bool = True
+) -> JSON:
+    schema: JSON = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def open_obj(properties: dict[str, JSON] | None = None, required: list[str] | None = None) -> JSON:
+    return obj(properties or {}, required, closed=False)
+
+
+def list_of(name: str, item: JSON | None = None) -> JSON:
+    return open_obj(
+        {
+            name: {"type": "array", "items": item or {"type": "object"}},
+            "count": {"type": "integer"},
+        },
+        [name, "count"],
+    )
+
+
+def iso_z(value: Any) -> str:
+    """A moment as LivionKey writes it: UTC, milliseconds, ``Z``."""
+    when: datetime = parse_moment(value)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def connection_of(ctx: RunContext, vendor: str) -> Connection:
+    connection = ctx.connection
+    if connection is None or connection.vendor != vendor:
+        raise ConfigurationError(
+            f"this step needs a '{vendor}' connection", path=f"$.steps[{ctx.step_id}].connection"
+        )
+    return connection
