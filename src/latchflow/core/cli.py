@@ -114,13 +114,9 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] 
         _print_json(rows)
         return
     table = Table("plugin", "version", "vendors", "triggers", "actions")
-    for row in rows:
+    for p in registry.plugins:
         table.add_row(
-            row["name"],
-            row["version"] or "",
-            "\n".join(row["vendors"]),
-            "\n".join(row["triggers"]),
-            "\n".join(row["actions"]),
+            p.name, p.version or "", "\n".join(p.vendors), "\n".join(p.triggers), "\n".join(p.actions)
         )
     console.print(table)
 

@@ -93,7 +93,7 @@ class Connections:
 
     def secret_values(self) -> set[str]:
         """The secret settings of the open connections, to redact wherever they might show."""
-        values = set()
+        values: set[str] = set()
         for live in self._live.values():
             hidden = secret_fields(self.registry.vendors[live.connection.vendor].connection_schema)
             values.update(

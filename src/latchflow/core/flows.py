@@ -291,7 +291,7 @@ def load_document(path: Path) -> Any:
 
 def full_schema(registry: Registry) -> JSON:
     """The flow schema with every installed trigger's and action's input schema, by key."""
-    schema = json.loads(json.dumps(BASE_SCHEMA))
+    schema: JSON = json.loads(json.dumps(BASE_SCHEMA))
     step = schema["properties"]["steps"]["items"]
     step["properties"]["action"]["enum"] = sorted(registry.actions)
     step["allOf"] = [

@@ -136,7 +136,7 @@ class Store:
 
     def list_flows(self) -> list[FlowRecord]:
         with self.session() as session:
-            return list(session.exec(select(FlowRecord).order_by(FlowRecord.id)))  # type: ignore[arg-type]
+            return list(session.exec(select(FlowRecord).order_by(FlowRecord.id)))
 
     # connections
 
@@ -178,7 +178,7 @@ class Store:
 
     def list_connections(self, vendor: str | None = None) -> list[ConnectionRecord]:
         with self.session() as session:
-            query = select(ConnectionRecord).order_by(ConnectionRecord.id)  # type: ignore[arg-type]
+            query = select(ConnectionRecord).order_by(ConnectionRecord.id)
             if vendor is not None:
                 query = query.where(ConnectionRecord.vendor == vendor)
             return list(session.exec(query))
