@@ -202,7 +202,7 @@ class Executor:
         )
         if step.condition is not None:
             condition = expressions.render(step.condition, scope, f"{where}.if")
-            if not condition:
+            if not expressions.is_truthy(condition):
                 record.status, record.finished_at = "skipped", self.clock.now()
                 record.error = f"'if' was {condition!r}"
                 session.add(record)
