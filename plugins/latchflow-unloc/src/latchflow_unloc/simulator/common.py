@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 from fastapi import Request
@@ -65,8 +66,7 @@ def bearer(world: UnlocWorld, request: Request, kind: str) -> SimToken:
 async def body_of(request: Request) -> dict[str, Any]:
     """JSON or form body (one public client posts its token request form-encoded)."""
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        form = await request.form()
-        return {k: v for k, v in form.items()}
+        return dict(urllib.parse.parse_qsl((await request.body()).decode()))
     try:
         data = await request.json()
     except ValueError:
