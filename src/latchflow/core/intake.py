@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from latchflow.core.models import EventRecord, FlowRecord, RunRecord
+from latchflow.core.models import EventRecord, FlowRecord, PollCursor, RunRecord
 from latchflow.core.types import JSON
 
 
@@ -106,3 +107,89 @@ def record_dropped(
     )
     session.commit()
     return event_id
+
+
+def accept_batch(
+    session: Session,
+    flow: FlowRecord,
+    items: list[tuple[str, JSON]],
+    now: datetime,
+    cursor: JSON | None = None,
+    filtered: Sequence[tuple[str, JSON, str]] = (),
+) -> list[Accepted]:
+    """Store several keyed events (a poll's or a schedule tick's) and the flow's cursor in ONE commit.
+
+    Keys seen before become "duplicate" events; ``filtered`` items (key, data, reason) are kept
+    as "filtered". If the commit fails (a concurrent writer took a key), nothing is stored and
+    the cursor stays where it was, so the next poll or tick repeats the same work.
+    """
+    keys = [key for key, _ in items]
+    existing = {
+        e.dedupe_key: e
+        for e in session.exec(
+            select(EventRecord).where(
+                EventRecord.flow_id == flow.id,
+                col(EventRecord.dedupe_key).in_(keys),
+            )
+        )
+    }
+    accepted: list[Accepted] = []
+    for key, data in items:
+        if key in existing:
+            first = existing[key]
+            session.add(
+                _dropped(flow, data, now, "duplicate", f"same key {key!r} as event {first.id}", key)
+            )
+            accepted.append(Accepted(run_id=first.run_id or "", event_id=first.id, created=False))
+            continue
+        event_id, run_id = new_id(), new_id()
+        session.add(
+            EventRecord(
+                id=event_id,
+                flow_id=flow.id,
+                trigger=flow.trigger_type,
+                dedupe_key=key,
+                source_key=key,
+                run_id=run_id,
+                data=data,
+                received_at=now,
+            )
+        )
+        session.add(
+            RunRecord(
+                id=run_id,
+                flow_id=flow.id,
+                flow_version=flow.version,
+                event_id=event_id,
+                due_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        existing[key] = EventRecord(
+            id=event_id, flow_id=flow.id, trigger="", run_id=run_id, data={}
+        )
+        accepted.append(Accepted(run_id=run_id, event_id=event_id, created=True))
+    for key, data, reason in filtered:
+        session.add(_dropped(flow, data, now, "filtered", reason, key))
+    if cursor is not None:
+        row = session.get(PollCursor, flow.id) or PollCursor(flow_id=flow.id)
+        row.cursor, row.polled_at = cursor, now
+        session.add(row)
+    session.commit()
+    return accepted
+
+
+def _dropped(
+    flow: FlowRecord, data: JSON, now: datetime, status: str, reason: str, key: str | None
+) -> EventRecord:
+    return EventRecord(
+        id=new_id(),
+        flow_id=flow.id,
+        trigger=flow.trigger_type,
+        source_key=key,
+        status=status,
+        reason=reason,
+        data=data,
+        received_at=now,
+    )

@@ -164,3 +164,12 @@ class ApiKey(SQLModel, table=True):
     name: str
     key_hash: str = Field(unique=True)
     created_at: datetime = _created()
+
+
+class WebhookReceipt(SQLModel, table=True):
+    """A signed delivery's ``webhook-id`` seen on a flow's trigger URL; a repeat is a replay."""
+
+    __tablename__ = "webhook_receipts"
+    flow_id: str = Field(primary_key=True)
+    webhook_id: str = Field(primary_key=True)
+    received_at: datetime = _created(index=True)

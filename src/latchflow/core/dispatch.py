@@ -1,0 +1,199 @@
+"""Dispatch: how runs and their due steps are queued, claimed and woken.
+
+The executor advances a run it is handed; a dispatcher decides which runs to hand it and when.
+The database is the source of truth: a run is due when it is active, unclaimed (or its claim
+expired) and its ``due_at`` has come. In-memory signals only make a dispatcher look sooner.
+
+This module holds the interface and the embedded backend (one asyncio dispatcher in the
+process, for SQLite or a single node). Other backends implement the same ``Dispatcher``
+protocol and pass the same contract tests (tests/server/contract.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import or_, update
+from sqlmodel import col, select
+
+from latchflow.core.clock import Clock
+from latchflow.core.executor import ACTIVE, Executor
+from latchflow.core.models import RunRecord
+
+log = logging.getLogger("latchflow.dispatch")
+
+DEFAULT_WORKERS = 16
+IDLE_SECONDS = 5.0
+"""Longest the embedded dispatcher sleeps without re-reading the database."""
+
+
+class Dispatcher(Protocol):
+    """The narrow interface between run intake, the scheduler and whatever runs the work."""
+
+    def notify(self) -> None:
+        """A run was queued (or became due) now: look for work without waiting."""
+        ...
+
+    def wake_at(self, when: datetime) -> None:
+        """Something becomes due at ``when`` (already stored): make sure to look by then."""
+        ...
+
+    async def drain(self) -> None:
+        """Run every due run until nothing is due at the clock's current time, then return."""
+        ...
+
+    async def start(self) -> None:
+        """Recover from a crash (stale claims) and begin dispatching in the background."""
+        ...
+
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Stop claiming; let in-flight steps finish for up to ``grace_seconds``; release claims."""
+        ...
+
+
+class EmbeddedDispatcher:
+    """One asyncio loop that runs due runs with at most ``workers`` in flight.
+
+    It wakes when told (``notify``), at the earliest stored ``due_at``, and at least every
+    ``idle_seconds``; after any wake it re-reads the database. Start-up clears the claims a
+    killed process left behind (this backend assumes it is the only node) so every active run
+    resumes from its last checkpoint.
+    """
+
+    def __init__(
+        self,
+        executor: Executor,
+        clock: Clock,
+        workers: int = DEFAULT_WORKERS,
+        idle_seconds: float = IDLE_SECONDS,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.executor = executor
+        self.store = executor.store
+        self.clock = clock
+        self.workers = workers
+        self.idle_seconds = idle_seconds
+        self._slots = asyncio.Semaphore(workers)
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # the interface
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def wake_at(self, when: datetime) -> None:
+        # the loop computes its sleep from the stored due times; waking it makes it re-read them
+        self._wake.set()
+
+    async def drain(self) -> None:
+        while True:
+            self._launch_due()
+            if not self._inflight:
+                return
+            await asyncio.wait(list(self._inflight.values()))
+
+    async def start(self) -> None:
+        self._stopping = False
+        released = self.recover()
+        if released:
+            log.info("resuming %d run(s) left claimed by a previous process", released)
+        self._loop_task = asyncio.create_task(self._loop(), name="latchflow-dispatcher")
+
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        pending = list(self._inflight.values())
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=grace_seconds)
+            for task in late:  # a step still running: its run resumes at that step next start
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=5.0)
+        self.recover()
+
+    # the embedded backend
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    def recover(self) -> int:
+        """Release every claim on an active run (single node: no other live process holds one)."""
+        with self.store.session() as session:
+            result = session.execute(
+                update(RunRecord)
+                .where(col(RunRecord.status).in_(ACTIVE), col(RunRecord.claimed_by).is_not(None))
+                .values(claimed_by=None, claimed_until=None)
+            )
+            session.commit()
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                full = self._launch_due()
+                timeout = self.idle_seconds if full else self._seconds_to_next_due()
+            except Exception:  # a database hiccup must not end dispatching
+                log.exception("dispatcher could not read due runs; retrying")
+                timeout = 1.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _launch_due(self) -> bool:
+        """Start tasks for due runs while workers are free; True if all workers are busy."""
+        if self._stopping:
+            return False
+        free = self.workers - len(self._inflight)
+        if free <= 0:
+            return True
+        for run_id in self.executor.due_runs(limit=free + len(self._inflight)):
+            if run_id in self._inflight:
+                continue
+            self._inflight[run_id] = asyncio.create_task(self._run(run_id), name=f"run-{run_id}")
+            free -= 1
+            if free == 0:
+                return True
+        return False
+
+    async def _run(self, run_id: str) -> None:
+        try:
+            async with self._slots:
+                await self.executor.execute(run_id)
+        except Exception:
+            log.exception("run %s could not be advanced", run_id)
+        finally:
+            self._inflight.pop(run_id, None)
+            self._wake.set()
+
+    def _seconds_to_next_due(self) -> float:
+        now = self.clock.now()
+        with self.store.session() as session:
+            query = (
+                select(RunRecord.due_at)
+                .where(
+                    col(RunRecord.status).in_(ACTIVE),
+                    or_(col(RunRecord.claimed_by).is_(None), col(RunRecord.claimed_until) < now),
+                )
+                .order_by(col(RunRecord.due_at))
+                .limit(1)
+            )
+            if self._inflight:
+                query = query.where(col(RunRecord.id).not_in(list(self._inflight)))
+            due = session.exec(query).first()
+        if due is None:
+            return self.idle_seconds
+        return max(0.0, min(self.idle_seconds, (due - now).total_seconds()))

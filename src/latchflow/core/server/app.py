@@ -1,0 +1,104 @@
+"""The FastAPI application: trigger URLs, vendor webhooks, the management API and /healthz."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import metadata
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from latchflow.core.dispatch import DEFAULT_WORKERS, Dispatcher, EmbeddedDispatcher
+from latchflow.core.engine import Engine
+from latchflow.core.errors import LatchflowError, ValidationError
+from latchflow.core.scheduler import Scheduler
+from latchflow.core.server import catalog_api, flows_api, hooks, runs_api, vendors
+from latchflow.core.server.auth import require_api_key
+from latchflow.core.server.errors import Rejected, rejected_handler, responses
+from latchflow.core.server.schemas import Health
+from latchflow.core.server.state import DEFAULT_BODY_LIMIT, ServerState
+
+log = logging.getLogger("latchflow.server")
+
+
+async def validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ValidationError)
+    return JSONResponse(
+        {"error": "invalid document", "errors": [e.as_dict() for e in exc.errors]},
+        status_code=422,
+    )
+
+
+async def latchflow_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        {"error": str(exc), "where": getattr(exc, "path", None), "hint": None}, status_code=400
+    )
+
+
+def create_app(
+    engine: Engine,
+    *,
+    workers: int = DEFAULT_WORKERS,
+    body_limit: int = DEFAULT_BODY_LIMIT,
+    dispatcher: Dispatcher | None = None,
+    background: bool = True,
+    grace_seconds: float = 10.0,
+) -> FastAPI:
+    """The app for an engine. With ``background`` the lifespan runs the dispatcher and scheduler;
+    without it nothing runs by itself (tests drive ``state.dispatcher.drain()``)."""
+    dispatch = dispatcher or EmbeddedDispatcher(engine.executor, engine.clock, workers=workers)
+    state = ServerState(
+        engine=engine,
+        dispatcher=dispatch,
+        scheduler=Scheduler(engine, dispatch),
+        body_limit=body_limit,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if background:
+            await state.dispatcher.start()
+            await state.scheduler.start()
+            log.info("dispatcher and scheduler started")
+        try:
+            yield
+        finally:
+            if background:
+                state.scheduler.shutdown()
+                await state.dispatcher.stop(grace_seconds)
+            await engine.connections.close()
+
+    app = FastAPI(
+        title="latchflow",
+        version=_version(),
+        description="Low-code automation for smart locks, smart lockers and key automats.",
+        lifespan=lifespan,
+    )
+    app.state.latchflow = state
+    app.add_exception_handler(Rejected, rejected_handler)
+    app.add_exception_handler(ValidationError, validation_handler)
+    app.add_exception_handler(LatchflowError, latchflow_error_handler)
+
+    @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness")
+    def healthz() -> Health:
+        return Health(status="ok", version=_version())
+
+    api = APIRouter(
+        prefix="/api", dependencies=[Depends(require_api_key)], responses=responses(401)
+    )
+    api.include_router(flows_api.router)
+    api.include_router(runs_api.router)
+    api.include_router(catalog_api.router)
+    app.include_router(api)
+    app.include_router(hooks.router)
+    app.include_router(vendors.router)
+    return app
+
+
+def _version() -> str:
+    try:
+        return metadata.version("latchflow")
+    except metadata.PackageNotFoundError:
+        return "0"

@@ -1,0 +1,33 @@
+"""Refusals as clear JSON errors: ``{"error", "where", "hint"}`` with a 4xx status."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+
+class Rejected(Exception):
+    """A request refused before anything was stored."""
+
+    def __init__(
+        self, status_code: int, error: str, where: str | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(error)
+        self.status_code = status_code
+        self.error = error
+        self.where = where
+        self.hint = hint
+
+
+async def rejected_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Rejected)
+    return JSONResponse(
+        {"error": exc.error, "where": exc.where, "hint": exc.hint}, status_code=exc.status_code
+    )
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI entries for the error statuses a route can answer."""
+    from latchflow.core.server.schemas import ErrorBody
+
+    return {code: {"model": ErrorBody} for code in codes}

@@ -1,0 +1,71 @@
+"""Fixtures: an engine on a temporary SQLite database and its app, driven in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from latchflow.core.clock import FakeClock
+from latchflow.core.engine import Engine
+from latchflow.core.server import create_app
+from latchflow.core.server.auth import create_api_key
+from latchflow.core.server.state import ServerState
+from latchflow.core.store import Settings
+
+
+def webhook_flow(flow_id: str = "hooked", **trigger_input: Any) -> dict[str, Any]:
+    return {
+        "id": flow_id,
+        "name": "Hooked",
+        "version": 1,
+        "trigger": {"type": "webhook", "input": trigger_input},
+        "steps": [
+            {"id": "echo", "action": "core.set", "input": {"values": {"got": "{{ trigger.body }}"}}}
+        ],
+    }
+
+
+@pytest.fixture(autouse=True)
+def _no_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LATCHFLOW_LOAD_PLUGINS", "")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def engine(tmp_path: Path, clock: FakeClock) -> Iterator[Engine]:
+    engine = Engine(Settings.from_environment(tmp_path / "data"), clock=clock)
+    yield engine
+    engine.store.engine.dispose()
+
+
+@pytest.fixture
+def app(engine: Engine) -> FastAPI:
+    return create_app(engine, background=False, body_limit=4096)
+
+
+@pytest.fixture
+def state(app: FastAPI) -> ServerState:
+    result: ServerState = app.state.latchflow
+    return result
+
+
+@pytest.fixture
+async def client(app: FastAPI, engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
+    _, key = create_api_key(engine.store, "tests")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://testserver",
+        headers={"authorization": f"Bearer {key}"},
+    ) as client:
+        yield client
+    await engine.connections.close()
