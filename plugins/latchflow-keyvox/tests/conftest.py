@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 from fastapi import FastAPI, Request
 from latchflow_keyvox.simulator import World, create_app
-from latchflow_keyvox.testing import Runner, Sim
+from latchflow_keyvox.testing import Receiver, Runner, Sim
 
 from latchflow import Connection
 from latchflow.core.registry import Registry, build_registry, plugin_manager
 from latchflow.testing import make_connection, serve_app
-
-
-@dataclass
-class Receiver:
-    url: str
-    bodies: list[Any] = field(default_factory=list)
-    raw: list[bytes] = field(default_factory=list)
 
 
 @pytest.fixture(scope="session")

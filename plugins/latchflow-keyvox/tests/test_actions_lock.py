@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from latchflow_keyvox.testing import Runner, Sim
 
 from latchflow import FatalError, RetryableError
-from latchflow_keyvox.testing import Runner, Sim
 
 
 def window(sim: Sim, start_in: int = 3600, hours: int = 24) -> tuple[int, int]:
@@ -24,7 +24,7 @@ async def test_create_lock_pin_generates_six_digits_and_accepts_iso_times(
     sim: Sim, run: Runner
 ) -> None:
     unit = sim.room()["unitId"]
-    s, e = window(sim)
+    s, _ = window(sim)
     out = await run(
         "keyvox.create_lock_pin",
         {

@@ -6,6 +6,7 @@ dedupes an event that arrives both ways.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,17 @@ from latchflow_keyvox import assumptions as A
 
 METHODS = {"1": "pin", "2": "card", "5": "button", "6": "knob", "9": "app"}
 BOOKING_STATES = {"C": "cancelled", "I": "checked_in", "O": "checked_out"}
+
+
+def idempotency_tag(key: str) -> str:
+    """The suffix create_lock_pin adds to targetName for the step's idempotency key."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[: A.IDEMPOTENCY_TAG_LENGTH]
+    return f"{A.IDEMPOTENCY_TAG_PREFIX}{digest}"
+
+
+def strip_tag(name: str) -> str:
+    cut = name.rfind(A.IDEMPOTENCY_TAG_PREFIX)
+    return name[:cut] if cut >= 0 else name
 
 
 def iso(unix: Any) -> str:
@@ -33,7 +45,7 @@ def lock_event(item: JSON, lock_id: str, unit_id: str, device_name: str) -> Trig
         "etime": str(item.get("etime", "")),
         "etype": etype,
         "method": METHODS.get(etype, "other"),
-        "userName": str(item.get("userName") or ""),
+        "userName": strip_tag(str(item.get("userName") or "")),
         "pinCode": str(item.get("value") or "") if etype == "1" else "",
     }
     event_id = ":".join(

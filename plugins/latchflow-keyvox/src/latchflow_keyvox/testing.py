@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -61,3 +61,12 @@ class Runner:
         errors = list(Draft202012Validator(action.output_schema).iter_errors(result))
         assert not errors, f"{key} output invalid: {errors[0].message}"
         return result
+
+
+@dataclass
+class Receiver:
+    """Collects the webhooks a simulator posts (body and raw bytes)."""
+
+    url: str
+    bodies: list[Any] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)

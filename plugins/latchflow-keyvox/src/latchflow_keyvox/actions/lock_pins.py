@@ -8,7 +8,6 @@ its answer was lost) finds its PIN instead of issuing a second one.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from latchflow import JSON, Action, RunContext, unix_seconds
@@ -25,6 +24,7 @@ from latchflow_keyvox.actions.fields import (
     UNIT_ID,
 )
 from latchflow_keyvox.client import KeyvoxClient
+from latchflow_keyvox.events import idempotency_tag, strip_tag
 
 PIN_TYPE = F(
     "pinType",
@@ -33,16 +33,6 @@ PIN_TYPE = F(
 )
 CREATE_FIELDS = [UNIT_ID, START, END, PIN_CODE, PIN_TYPE, TARGET_NAME]
 REUSED = {"type": "boolean", "description": "true when an earlier attempt of this step had made it"}
-
-
-def idempotency_tag(key: str) -> str:
-    digest = hashlib.sha256(key.encode()).hexdigest()[: A.IDEMPOTENCY_TAG_LENGTH]
-    return f"{A.IDEMPOTENCY_TAG_PREFIX}{digest}"
-
-
-def strip_tag(name: str) -> str:
-    cut = name.rfind(A.IDEMPOTENCY_TAG_PREFIX)
-    return name[:cut] if cut >= 0 else name
 
 
 async def find_pin(api: KeyvoxClient, unit_id: str, s_time: str, e_time: str, name: str) -> Any:
