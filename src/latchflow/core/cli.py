@@ -116,7 +116,11 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] 
     table = Table("plugin", "version", "vendors", "triggers", "actions")
     for p in registry.plugins:
         table.add_row(
-            p.name, p.version or "", "\n".join(p.vendors), "\n".join(p.triggers), "\n".join(p.actions)
+            p.name,
+            p.version or "",
+            "\n".join(p.vendors),
+            "\n".join(p.triggers),
+            "\n".join(p.actions),
         )
     console.print(table)
 
@@ -235,6 +239,50 @@ def connections_remove(
         err.print(f"no connection {connection_id!r}")
         raise typer.Exit(1)
     console.print(f"removed {connection_id}")
+
+
+apikey_app = typer.Typer(help="Manage management API keys.", no_args_is_help=True)
+app.add_typer(apikey_app, name="apikey")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8080,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    flows: Annotated[
+        Path | None, typer.Option(help="Install/refresh every *.json flow in this directory")
+    ] = None,
+    sandbox: Annotated[
+        bool, typer.Option(help="Start every vendor simulator and sandbox-<vendor> connections")
+    ] = False,
+    workers: Annotated[int, typer.Option(help="Runs advanced at the same time")] = 16,
+    body_limit: Annotated[int, typer.Option(help="Largest accepted webhook body, bytes")] = 1048576,
+) -> None:
+    """Run the HTTP API, trigger URLs, scheduler and run workers in one process."""
+    import logging
+
+    from latchflow.core.serve import ServeOptions
+    from latchflow.core.serve import serve as run_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    options = ServeOptions(host, port, data_dir, database_url, flows, sandbox, workers, body_limit)
+    asyncio.run(run_server(options))
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Option(help="What the key is for")] = "default",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a management API key and print it once (only its hash is stored)."""
+    from latchflow.core.server.auth import create_api_key
+
+    engine = _engine(data_dir, database_url, registry=Registry())
+    _, key = create_api_key(engine.store, name)
+    print(key)
 
 
 if __name__ == "__main__":

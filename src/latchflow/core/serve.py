@@ -1,0 +1,145 @@
+"""``latchflow serve``: one process with the HTTP API, the scheduler and the run workers.
+
+``--flows DIR`` installs or refreshes every ``*.json`` flow there (problems are reported, not
+fatal). ``--sandbox`` starts every installed vendor's simulator on a loopback port in this
+process and saves a ``sandbox-<vendor>`` connection pointing at it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from latchflow.actions.http_request import ALLOW_ENV
+from latchflow.core.connections import save_connection
+from latchflow.core.dispatch import DEFAULT_WORKERS
+from latchflow.core.engine import Engine
+from latchflow.core.errors import LatchflowError, ValidationError
+from latchflow.core.flows import load_document
+from latchflow.core.server import create_app
+from latchflow.core.server.state import DEFAULT_BODY_LIMIT
+from latchflow.core.store import Settings
+
+log = logging.getLogger("latchflow.serve")
+LOOPBACK = "127.0.0.0/8"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path | None = None
+    database_url: str | None = None
+    flows: Path | None = None
+    sandbox: bool = False
+    workers: int = DEFAULT_WORKERS
+    body_limit: int = DEFAULT_BODY_LIMIT
+
+
+def install_flows(engine: Engine, directory: Path) -> list[str]:
+    """Install every flow file in a directory; returns the problems, one line each."""
+    problems: list[str] = []
+    connection_ids = {c.id for c in engine.store.list_connections()}
+    for path in sorted(directory.glob("*.json")):
+        try:
+            record = engine.install_flow(load_document(path))
+        except ValidationError as exc:
+            problems += [f"{path.name}: {detail}" for detail in exc.errors]
+            continue
+        flow = engine.flow(record.id)
+        named = [("$.trigger.connection", flow.trigger_connection)] + [
+            (f"$.steps[{i}].connection", s.connection) for i, s in enumerate(flow.steps)
+        ]
+        for where, connection_id in named:
+            if connection_id is not None and connection_id not in connection_ids:
+                problems.append(
+                    f"{path.name}: {where}: connection {connection_id!r} does not exist; add it"
+                    " (POST /api/connections) or start with --sandbox; runs fail until then"
+                )
+    return problems
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def allow_loopback() -> None:
+    """Let http.request reach the sandbox simulators and receivers on loopback."""
+    current = [p for p in os.environ.get(ALLOW_ENV, "").split(",") if p.strip()]
+    if LOOPBACK not in current:
+        os.environ[ALLOW_ENV] = ",".join([*current, LOOPBACK])
+
+
+async def start_sandboxes(
+    engine: Engine, public_base: str
+) -> tuple[list[uvicorn.Server], list[str]]:
+    """Run each vendor's simulator on loopback and save its ``sandbox-<vendor>`` connection."""
+    servers: list[uvicorn.Server] = []
+    problems: list[str] = []
+    allow_loopback()
+    for vendor in engine.registry.vendors.values():
+        if vendor.simulator is None or vendor.sandbox is None:
+            continue
+        port = _free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                vendor.simulator(), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+            )
+        )
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        task = asyncio.create_task(server.serve(), name=f"simulator-{vendor.key}")
+        for _ in range(500):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        if not server.started:
+            problems.append(f"sandbox {vendor.key}: the simulator did not start")
+            continue
+        servers.append(server)
+        connection_id = f"sandbox-{vendor.key}"
+        webhook_url = f"{public_base}/vendors/{vendor.key}/{connection_id}"
+        try:
+            config = await vendor.sandbox(f"http://127.0.0.1:{port}", webhook_url)
+            await save_connection(
+                engine, connection_id, vendor.key, f"{vendor.title} sandbox", config
+            )
+        except Exception as exc:  # one vendor's sandbox failing must not stop the server
+            problems.append(f"sandbox {vendor.key}: {type(exc).__name__}: {exc}")
+            continue
+        log.info("sandbox %s: simulator at http://127.0.0.1:%d", vendor.key, port)
+    return servers, problems
+
+
+async def serve(options: ServeOptions) -> None:
+    engine = Engine(Settings.from_environment(options.data_dir, options.database_url))
+    simulators: list[uvicorn.Server] = []
+    problems: list[str] = []
+    if options.sandbox:
+        simulators, problems = await start_sandboxes(
+            engine, f"http://{options.host}:{options.port}"
+        )
+    if options.flows is not None:
+        problems += install_flows(engine, options.flows)
+    for problem in problems:
+        log.warning("%s", problem)
+    app = create_app(engine, workers=options.workers, body_limit=options.body_limit)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=options.host, port=options.port, log_level="info")
+    )
+    try:
+        await server.serve()
+    finally:
+        for simulator in simulators:
+            simulator.should_exit = True
+        await asyncio.sleep(0)
+        with contextlib.suppress(LatchflowError):
+            await engine.close()
