@@ -166,7 +166,8 @@ def contract_input(data: JSON) -> JSON:
         raise FatalError(
             "$.input.end: a default contract needs an end time (use 'fetch' for no end)"
         )
-    if (data.get("groupId") or data.get("keyAutomatId")) and not data.get("numberOfKeys"):
+    by_location = data.get("groupId") or data.get("keyAutomatId")
+    if kind != "return" and by_location and not data.get("numberOfKeys"):
         raise FatalError("$.input.numberOfKeys: required with groupId or keyAutomatId")
     body: JSON = {"contractType": CONTRACT_TYPES[kind]}
     for name in ("groupId", "keyAutomatId", "keyIds", "numberOfKeys", "pincodes"):

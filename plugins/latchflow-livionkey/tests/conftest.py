@@ -1,0 +1,120 @@
+"""Fixtures: the two simulators and a webhook receiver, each served over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request, Response
+from jsonschema import Draft202012Validator
+
+from latchflow import Connection, FakeClock, RunContext, WebhookRequest
+from latchflow.core.registry import load_registry
+from latchflow.testing import make_connection, make_context, serve_app
+from latchflow_livionkey import sim_v1, sim_v2_routes
+from latchflow_livionkey.connection import sandbox_v1, sandbox_v2
+
+
+@dataclass
+class Receiver:
+    """A webhook endpoint that records what it gets and can fail the first ``fail`` posts."""
+
+    url: str = ""
+    requests: list[WebhookRequest] = field(default_factory=list)
+    fail: int = 0
+    refused: int = 0
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    received = Receiver()
+    app = FastAPI()
+
+    @app.post("/hook")
+    async def hook(request: Request) -> Response:
+        if received.fail > 0:
+            received.fail -= 1
+            received.refused += 1
+            return Response(status_code=503)
+        received.requests.append(
+            WebhookRequest("POST", str(request.url), dict(request.headers), await request.body())
+        )
+        return Response(status_code=200)
+
+    with serve_app(app) as base:
+        received.url = f"{base}/hook"
+        yield received
+
+
+@pytest.fixture
+def v1_url() -> Iterator[str]:
+    with serve_app(sim_v1.create_app()) as base:
+        yield base
+
+
+@pytest.fixture
+def v2_url() -> Iterator[str]:
+    with serve_app(sim_v2_routes.create_app()) as base:
+        yield base
+
+
+async def sim_now(base: str) -> datetime:
+    async with httpx.AsyncClient() as http:
+        return datetime.fromisoformat((await http.get(f"{base}/_sim/clock")).json()["now"])
+
+
+async def sim_post(base: str, path: str, body: Any) -> Any:
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        response = await http.post(f"{base}{path}", json=body)
+        response.raise_for_status()
+        return response.json()
+
+
+@pytest.fixture
+async def v1(v1_url: str, receiver: Receiver) -> AsyncIterator[Connection]:
+    """A V1 connection (sandbox config) whose FakeClock starts at the simulator's time."""
+    config = await sandbox_v1(v1_url, receiver.url)
+    connection = make_connection("livionkey", config, clock=FakeClock(await sim_now(v1_url)))
+    yield connection
+    await connection.http.aclose()
+
+
+@pytest.fixture
+async def v2(v2_url: str, receiver: Receiver) -> AsyncIterator[Connection]:
+    config = await sandbox_v2(v2_url, receiver.url)
+    connection = make_connection("livionkey_v2", config)
+    yield connection
+    await connection.http.aclose()
+
+
+def ctx(connection: Connection, step: str = "step") -> RunContext:
+    return make_context(connection, step_id=step)
+
+
+Act = Callable[[Connection, str, dict[str, Any]], Awaitable[Any]]
+SimPost = Callable[[str, str, Any], Awaitable[Any]]
+
+
+@pytest.fixture
+def act() -> Act:
+    """Run a registered action as the engine would: input and output checked by schema."""
+    registry = load_registry()
+
+    async def run(connection: Connection, key: str, data: dict[str, Any]) -> Any:
+        action = registry.actions[key]
+        assert action.connection == connection.vendor
+        Draft202012Validator(action.input_schema).validate(data)
+        result = await action.run(ctx(connection), data)
+        Draft202012Validator(action.output_schema).validate(result)
+        return result
+
+    return run
+
+
+@pytest.fixture
+def simpost() -> SimPost:
+    return sim_post
