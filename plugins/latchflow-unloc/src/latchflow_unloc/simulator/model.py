@@ -102,7 +102,7 @@ def in_window(recurrence: dict[str, Any], local: datetime) -> bool:
     minute = local.hour * 60 + local.minute
     start = window["startHour"] * 60 + window["startMinute"]
     end = window["endHour"] * 60 + window["endMinute"]
-    return start <= minute < end
+    return bool(start <= minute < end)
 
 
 @dataclass
