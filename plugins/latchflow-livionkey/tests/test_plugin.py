@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from latchflow import ConfigurationError, Connection
+from latchflow.core.flows import validate_flow
 from latchflow.core.registry import load_registry
 from latchflow.testing import assert_no_secret, conformance_problems, make_connection
 
@@ -80,6 +81,7 @@ def test_example_flows_name_registered_components() -> None:
     assert len(flows) == 3
     for path in flows:
         flow: dict[str, Any] = json.loads(path.read_text())
+        validate_flow(flow, registry)
         assert flow["trigger"]["type"] in registry.triggers, path.name
         for step in flow["steps"]:
             assert step["action"] in registry.actions, (path.name, step["action"])

@@ -11,12 +11,12 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
-from latchflow import FakeClock, WebhookError
-from latchflow.testing import make_connection
 from latchflow_livionkey import standard_webhooks
 from latchflow_livionkey.v2_client import V2Client
 from latchflow_livionkey.v2_signing import generate_key_pair
+
+from latchflow import FakeClock, WebhookError
+from latchflow.testing import make_connection
 
 VECTOR_SECRET = "whsec_bGl2aW9uLXRlc3Qtc2VjcmV0LTMyLWJ5dGVzLWxvbmchIQ=="
 VECTOR_BODY = b'{"specVersion":"1","type":"key-status"}'
@@ -45,17 +45,30 @@ def test_standard_webhooks_documented_test_vector() -> None:
         ({"webhook-signature": "v1,AAAA"}, 1754200000),
     ],
 )
-def test_standard_webhooks_refuses_changes_and_stale_deliveries(change: dict[str, str], now: int) -> None:
-    headers = {"webhook-id": "msg_test_1", "webhook-timestamp": "1754200000", "webhook-signature": VECTOR_SIGNATURE, **change}
+def test_standard_webhooks_refuses_changes_and_stale_deliveries(
+    change: dict[str, str], now: int
+) -> None:
+    headers = {
+        "webhook-id": "msg_test_1",
+        "webhook-timestamp": "1754200000",
+        "webhook-signature": VECTOR_SIGNATURE,
+        **change,
+    }
     with pytest.raises(WebhookError) as info:
         standard_webhooks.verify(VECTOR_SECRET, headers, VECTOR_BODY, now, 300)
     assert info.value.status_code == 401
 
 
 def test_standard_webhooks_refuses_a_changed_body() -> None:
-    headers = {"webhook-id": "msg_test_1", "webhook-timestamp": "1754200000", "webhook-signature": VECTOR_SIGNATURE}
+    headers = {
+        "webhook-id": "msg_test_1",
+        "webhook-timestamp": "1754200000",
+        "webhook-signature": VECTOR_SIGNATURE,
+    }
     with pytest.raises(WebhookError):
-        standard_webhooks.verify(VECTOR_SECRET, headers, VECTOR_BODY.replace(b"1", b"2"), 1754200000, 300)
+        standard_webhooks.verify(
+            VECTOR_SECRET, headers, VECTOR_BODY.replace(b"1", b"2"), 1754200000, 300
+        )
 
 
 async def test_client_signature_verifies_independently() -> None:
@@ -68,8 +81,14 @@ async def test_client_signature_verifies_independently() -> None:
         return httpx.Response(200, json={"after": "0", "limit": 5, "hasNext": False, "data": []})
 
     clock = FakeClock()
-    config = {"base_url": "https://api.livionkey.com/v2", "service_account_id": "sa-1", "private_key_pem": private_pem}
-    connection = make_connection("livionkey_v2", config, clock=clock, transport=httpx.MockTransport(handler))
+    config = {
+        "base_url": "https://api.livionkey.com/v2",
+        "service_account_id": "sa-1",
+        "private_key_pem": private_pem,
+    }
+    connection = make_connection(
+        "livionkey_v2", config, clock=clock, transport=httpx.MockTransport(handler)
+    )
     client = V2Client(connection)
     await client.request("GET", "/automats", params={"limit": 5})
     await client.request("POST", "/groups", json_body={"name": "Lobby", "type": 1})
@@ -89,7 +108,9 @@ async def test_client_signature_verifies_independently() -> None:
         assert request.headers["x-service-account-id"] == "sa-1"
     assert json.loads(post.content) == {"name": "Lobby", "type": 1}
     # The same signature does not cover another URL.
-    digest = hashlib.sha256(("GET" + "https://api.livionkey.com/v2/automats?limit=6").encode()).hexdigest()
+    digest = hashlib.sha256(
+        ("GET" + "https://api.livionkey.com/v2/automats?limit=6").encode()
+    ).hexdigest()
     with pytest.raises(InvalidSignature):
         public_key.verify(
             base64.b64decode(get.headers["x-signature"]),

@@ -7,10 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
+from latchflow_livionkey.v1_client import V1Client
 
 from latchflow import ConfigurationError, Connection, FakeClock, FatalError, RetryableError
 from latchflow.testing import make_connection
-from latchflow_livionkey.v1_client import V1Client
 
 
 async def stats(base: str) -> dict[str, int]:
@@ -19,7 +19,9 @@ async def stats(base: str) -> dict[str, int]:
         return result
 
 
-async def test_token_refreshed_before_expiry_and_one_relogin_after_401(v1: Connection, v1_url: str, simpost: Any) -> None:
+async def test_token_refreshed_before_expiry_and_one_relogin_after_401(
+    v1: Connection, v1_url: str, simpost: Any
+) -> None:
     client = V1Client(v1)
     clock = v1.clock
     assert isinstance(clock, FakeClock)
@@ -46,7 +48,9 @@ async def test_token_refreshed_before_expiry_and_one_relogin_after_401(v1: Conne
     assert await stats(v1_url) == {"logins": 3, "unauthorized": 1}
 
 
-async def test_expired_token_from_a_wrong_clock_recovers_with_one_relogin(v1: Connection, v1_url: str, simpost: Any) -> None:
+async def test_expired_token_from_a_wrong_clock_recovers_with_one_relogin(
+    v1: Connection, v1_url: str, simpost: Any
+) -> None:
     await V1Client(v1).request("GET", "/devices")
     await simpost(v1_url, "/_sim/clock", {"advance": 2 * 3600})  # the client's clock lags
     await V1Client(v1).request("GET", "/devices")
@@ -54,7 +58,9 @@ async def test_expired_token_from_a_wrong_clock_recovers_with_one_relogin(v1: Co
 
 
 async def test_bad_credentials_and_login_throttle(v1_url: str, simpost: Any) -> None:
-    bad = make_connection("livionkey", {"base_url": v1_url, "email": "demo@livionkey.example", "password": "nope"})
+    bad = make_connection(
+        "livionkey", {"base_url": v1_url, "email": "demo@livionkey.example", "password": "nope"}
+    )
     with pytest.raises(ConfigurationError, match="invalid-login-credentials"):
         await V1Client(bad).login()
     for _ in range(9):  # 10 attempts a minute are allowed (the first one above included)
@@ -67,7 +73,9 @@ async def test_bad_credentials_and_login_throttle(v1_url: str, simpost: Any) -> 
 
 
 async def test_missing_bearer_is_a_configuration_error(v1: Connection) -> None:
-    response = await v1.http.get(f"{v1.config['base_url']}/devices", headers={"Authorization": "token"})
+    response = await v1.http.get(
+        f"{v1.config['base_url']}/devices", headers={"Authorization": "token"}
+    )
     assert response.status_code == 403
     assert response.json() == {"success": False, "message": "No token provided."}
 
@@ -88,61 +96,160 @@ async def test_devices_keys_and_lockers(v1: Connection, act: Any) -> None:
     with pytest.raises(FatalError, match="Locker index is too big"):
         await act(v1, "livionkey.open_locker_door", {"deviceId": "000222", "lockerIndex": 5})
 
-    created = await act(v1, "livionkey.create_key", {"deviceId": "000111", "keyId": "apt-104", "keyName": "Apartment 104"})
+    created = await act(
+        v1,
+        "livionkey.create_key",
+        {"deviceId": "000111", "keyId": "apt-104", "keyName": "Apartment 104"},
+    )
     assert created["lockerIndex"] == 3
     with pytest.raises(FatalError, match="keyId must be unique"):
-        await act(v1, "livionkey.create_key", {"deviceId": "000111", "keyId": "apt-104", "keyName": "again"})
-    await act(v1, "livionkey.update_key", {"deviceId": "000111", "keyId": "apt-104", "keyName": "Apt 104", "shared": True})
-    key = await act(v1, "livionkey.get_key", {"keyId": "apt-104", "deviceId": "000111", "includeStatus": True})
+        await act(
+            v1,
+            "livionkey.create_key",
+            {"deviceId": "000111", "keyId": "apt-104", "keyName": "again"},
+        )
+    await act(
+        v1,
+        "livionkey.update_key",
+        {"deviceId": "000111", "keyId": "apt-104", "keyName": "Apt 104", "shared": True},
+    )
+    key = await act(
+        v1, "livionkey.get_key", {"keyId": "apt-104", "deviceId": "000111", "includeStatus": True}
+    )
     assert key["keyName"] == "Apt 104" and key["shared"] is True
     status = await act(v1, "livionkey.get_key_status", {"deviceId": "000111", "keyId": "apt-104"})
     assert status["status"] == "key-added"
-    codes = await act(v1, "livionkey.renew_key_backup_codes", {"deviceId": "000111", "keyId": "apt-104"})
+    codes = await act(
+        v1, "livionkey.renew_key_backup_codes", {"deviceId": "000111", "keyId": "apt-104"}
+    )
     assert codes["backupCodes"] != key["backupCodes"]
-    assert (await act(v1, "livionkey.delete_key", {"deviceId": "000111", "keyId": "apt-104"}))["deleted"]
+    assert (await act(v1, "livionkey.delete_key", {"deviceId": "000111", "keyId": "apt-104"}))[
+        "deleted"
+    ]
     again = await act(v1, "livionkey.delete_key", {"deviceId": "000111", "keyId": "apt-104"})
     assert "already" in again["message"]
 
 
 async def test_contract_lifecycle_and_business_errors(v1: Connection, act: Any) -> None:
     now = v1.clock.now()
-    contact = {"email": "ada@example.com", "phoneNumber": "+358401234567", "sendSms": True, "language": "en-gb"}
+    contact = {
+        "email": "ada@example.com",
+        "phoneNumber": "+358401234567",
+        "sendSms": True,
+        "language": "en-gb",
+    }
     base = {"deviceId": "000111", "keyId": "apt-101", "person": "Ada", "contacts": [contact]}
-    first = await act(v1, "livionkey.create_contract", {**base, "contractId": "b-1", "start": (now + timedelta(hours=1)).isoformat(), "end": (now + timedelta(days=2)).isoformat()})
+    first = await act(
+        v1,
+        "livionkey.create_contract",
+        {
+            **base,
+            "contractId": "b-1",
+            "start": (now + timedelta(hours=1)).isoformat(),
+            "end": (now + timedelta(days=2)).isoformat(),
+        },
+    )
     assert len(first["pincode"]) == 6 and len(first["id"]) == 24
 
     cases = [
-        ({"contractId": "b-2", "start": (now + timedelta(hours=5)).isoformat(), "end": (now + timedelta(days=1)).isoformat()}, "overlaps an existing contract|already has a contract"),
-        ({"contractId": "b-2", "start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(hours=1)).isoformat(), "keyId": "apt-102"}, "start is in the past"),
-        ({"contractId": "b-1", "start": (now + timedelta(days=9)).isoformat(), "end": (now + timedelta(days=10)).isoformat(), "keyId": "apt-102"}, "contractId must be unique"),
-        ({"contractId": "b-3", "start": (now + timedelta(days=9)).isoformat(), "end": (now + timedelta(days=10)).isoformat(), "keyId": "apt-102", "pincode": first["pincode"]}, "another contract already uses this pincode"),
+        (
+            {
+                "contractId": "b-2",
+                "start": (now + timedelta(hours=5)).isoformat(),
+                "end": (now + timedelta(days=1)).isoformat(),
+            },
+            "overlaps an existing contract|already has a contract",
+        ),
+        (
+            {
+                "contractId": "b-2",
+                "start": (now - timedelta(hours=1)).isoformat(),
+                "end": (now + timedelta(hours=1)).isoformat(),
+                "keyId": "apt-102",
+            },
+            "start is in the past",
+        ),
+        (
+            {
+                "contractId": "b-1",
+                "start": (now + timedelta(days=9)).isoformat(),
+                "end": (now + timedelta(days=10)).isoformat(),
+                "keyId": "apt-102",
+            },
+            "contractId must be unique",
+        ),
+        (
+            {
+                "contractId": "b-3",
+                "start": (now + timedelta(days=9)).isoformat(),
+                "end": (now + timedelta(days=10)).isoformat(),
+                "keyId": "apt-102",
+                "pincode": first["pincode"],
+            },
+            "another contract already uses this pincode",
+        ),
     ]
     for data, message in cases:
         with pytest.raises(FatalError, match=message):
             await act(v1, "livionkey.create_contract", {**base, **data})
 
     # A shared key allows overlapping contracts; permanent contracts have no end.
-    await act(v1, "livionkey.create_contract", {**base, "keyId": "sauna", "contractId": "s-1", "start": (now + timedelta(hours=1)).isoformat(), "permanent": True})
-    await act(v1, "livionkey.create_contract", {**base, "keyId": "sauna", "contractId": "s-2", "start": (now + timedelta(hours=2)).isoformat(), "end": (now + timedelta(hours=3)).isoformat()})
+    await act(
+        v1,
+        "livionkey.create_contract",
+        {
+            **base,
+            "keyId": "sauna",
+            "contractId": "s-1",
+            "start": (now + timedelta(hours=1)).isoformat(),
+            "permanent": True,
+        },
+    )
+    await act(
+        v1,
+        "livionkey.create_contract",
+        {
+            **base,
+            "keyId": "sauna",
+            "contractId": "s-2",
+            "start": (now + timedelta(hours=2)).isoformat(),
+            "end": (now + timedelta(hours=3)).isoformat(),
+        },
+    )
 
     got = await act(v1, "livionkey.get_contract", {"id": first["id"]})
     assert got["contractId"] == "b-1" and got["devices"] == [{"id": "000111", "keyId": "apt-101"}]
-    updated = await act(v1, "livionkey.update_contract", {"id": first["id"], "end": (now + timedelta(days=3)).isoformat(), "person": "Ada L."})
-    assert updated["person"] == "Ada L." and updated["end"].startswith((now + timedelta(days=3)).strftime("%Y-%m-%d"))
+    updated = await act(
+        v1,
+        "livionkey.update_contract",
+        {"id": first["id"], "end": (now + timedelta(days=3)).isoformat(), "person": "Ada L."},
+    )
+    assert updated["person"] == "Ada L." and updated["end"].startswith(
+        (now + timedelta(days=3)).strftime("%Y-%m-%d")
+    )
     renewed = await act(v1, "livionkey.update_contract_pincode", {"id": first["id"]})
     assert renewed["pincode"] != first["pincode"]
     listed = await act(v1, "livionkey.list_device_contracts", {"deviceId": "000111"})
     assert listed["count"] == 3
     everywhere = await act(v1, "livionkey.list_contracts", {"contractId": "b-1"})
     assert [c["id"] for c in everywhere["contracts"]] == [first["id"]]
-    assert (await act(v1, "livionkey.delete_contract", {"id": first["id"], "sendCancellation": True}))["deleted"]
+    assert (
+        await act(v1, "livionkey.delete_contract", {"id": first["id"], "sendCancellation": True})
+    )["deleted"]
     with pytest.raises(FatalError, match="could not delete"):
         await act(v1, "livionkey.delete_contract", {"id": first["id"]})
 
 
 async def test_create_contract_retry_finds_its_own_contract(v1: Connection, act: Any) -> None:
     now = v1.clock.now()
-    data = {"deviceId": "000222", "keyId": "office-1", "person": "Bo", "contacts": [{"email": "bo@example.com", "phoneNumber": "+358401111111"}], "start": (now + timedelta(hours=1)).isoformat(), "end": (now + timedelta(hours=9)).isoformat()}
+    data = {
+        "deviceId": "000222",
+        "keyId": "office-1",
+        "person": "Bo",
+        "contacts": [{"email": "bo@example.com", "phoneNumber": "+358401111111"}],
+        "start": (now + timedelta(hours=1)).isoformat(),
+        "end": (now + timedelta(hours=9)).isoformat(),
+    }
     first = await act(v1, "livionkey.create_contract", data)
     again = await act(v1, "livionkey.create_contract", data)  # same step, same idempotency key
     assert again["id"] == first["id"] and again["pincode"] == first["pincode"]

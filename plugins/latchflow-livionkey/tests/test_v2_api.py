@@ -7,12 +7,17 @@ from typing import Any
 
 import httpx
 import pytest
-
-from latchflow import Connection, FatalError
 from latchflow_livionkey.v2_client import V2Client
 
-async def send_raw(client: V2Client, method: str, url: str, body: str, headers: dict[str, str]) -> httpx.Response:
-    return await client.connection.http.request(method, url, content=body.encode() if body else None, headers=headers)
+from latchflow import Connection, FatalError
+
+
+async def send_raw(
+    client: V2Client, method: str, url: str, body: str, headers: dict[str, str]
+) -> httpx.Response:
+    return await client.connection.http.request(
+        method, url, content=body.encode() if body else None, headers=headers
+    )
 
 
 async def test_simulator_rejects_tampered_url_body_and_timestamp(v2: Connection, act: Any) -> None:
@@ -40,7 +45,9 @@ async def test_simulator_rejects_tampered_url_body_and_timestamp(v2: Connection,
     from latchflow_livionkey import v2_signing
 
     key = v2_signing.load_private_key(v2.config["private_key_pem"])
-    old = v2_signing.signature_headers(key, client.account_id, int(time.time() * 1000) - 600_000, "GET", list_url, "")
+    old = v2_signing.signature_headers(
+        key, client.account_id, int(time.time() * 1000) - 600_000, "GET", list_url, ""
+    )
     stale = await send_raw(client, "GET", list_url, "", old)
     assert stale.status_code == 401
     assert "window" in stale.json()["message"]
@@ -51,7 +58,9 @@ async def test_simulator_rejects_tampered_url_body_and_timestamp(v2: Connection,
         await act(v2, "livionkey.list_automats", {})
 
 
-async def test_handover_by_group_returns_pincode_and_409_names_location(v2: Connection, act: Any) -> None:
+async def test_handover_by_group_returns_pincode_and_409_names_location(
+    v2: Connection, act: Any
+) -> None:
     rights = await act(v2, "livionkey.list_access_rights", {"search": "door"})
     assert [r["id"] for r in rights["accessRights"]] == ["ar-main-door"]
     contract = await act(
@@ -79,11 +88,19 @@ async def test_handover_by_group_returns_pincode_and_409_names_location(v2: Conn
         await act(
             v2,
             "livionkey.create_iloq_contract",
-            {"groupId": "grp-helsinki", "numberOfKeys": 3, "accessRightIds": ["ar-main-door"], "start": time.time() + 60, "end": time.time() + 7200},
+            {
+                "groupId": "grp-helsinki",
+                "numberOfKeys": 3,
+                "accessRightIds": ["ar-main-door"],
+                "start": time.time() + 60,
+                "end": time.time() + 7200,
+            },
         )
 
 
-async def test_contract_types_explicit_notifications_and_lifecycle(v2: Connection, act: Any) -> None:
+async def test_contract_types_explicit_notifications_and_lifecycle(
+    v2: Connection, act: Any
+) -> None:
     start = time.time() - 60
     fetch = await act(
         v2,
@@ -95,7 +112,12 @@ async def test_contract_types_explicit_notifications_and_lifecycle(v2: Connectio
             "accessRightIds": ["ar-apt-12"],
             "pincodes": ["246810"],
             "start": start,
-            "contact": {"name": "Bo", "phoneNumber": "+358401234567", "sendSms": True, "notifications": {"contractKeysNotReturned": {"sms": True}}},
+            "contact": {
+                "name": "Bo",
+                "phoneNumber": "+358401234567",
+                "sendSms": True,
+                "notifications": {"contractKeysNotReturned": {"sms": True}},
+            },
         },
     )
     assert fetch["end"] is None and fetch["pincode"] == "246810"
@@ -103,10 +125,24 @@ async def test_contract_types_explicit_notifications_and_lifecycle(v2: Connectio
     assert notes["contractKeysNotReturned"] == {"sms": True, "email": False}
     assert notes["contractCreated"] == {"sms": False, "email": False}  # overrides sendSms
 
-    returned = await act(v2, "livionkey.create_iloq_contract", {"contractType": "return", "keyIds": ["ext-9"], "keyAutomatId": "000112"})
+    returned = await act(
+        v2,
+        "livionkey.create_iloq_contract",
+        {"contractType": "return", "keyIds": ["ext-9"], "keyAutomatId": "000112"},
+    )
     assert returned["contractType"] == 3 and returned["deviceId"] == "000112"
 
-    by_key = await act(v2, "livionkey.create_iloq_contract", {"keyIds": ["iloq-0005"], "accessRightIds": ["ar-sauna"], "start": start, "end": time.time() + 3600, "contact": {"name": "Cy", "sendSms": True, "reminders": True}})
+    by_key = await act(
+        v2,
+        "livionkey.create_iloq_contract",
+        {
+            "keyIds": ["iloq-0005"],
+            "accessRightIds": ["ar-sauna"],
+            "start": start,
+            "end": time.time() + 3600,
+            "contact": {"name": "Cy", "sendSms": True, "reminders": True},
+        },
+    )
     assert by_key["keys"][0]["id"] == "iloq-0005"
     assert by_key["contact"]["notifications"]["contractEndReminder"]["sms"] is True
 
@@ -116,29 +152,66 @@ async def test_contract_types_explicit_notifications_and_lifecycle(v2: Connectio
 
     got = await act(v2, "livionkey.get_iloq_contract", {"id": by_key["id"]})
     assert got["pincodes"] == by_key["pincodes"]
-    updated = await act(v2, "livionkey.update_iloq_contract", {"id": by_key["id"], "end": "2099-06-01T10:00:00Z"})
+    updated = await act(
+        v2, "livionkey.update_iloq_contract", {"id": by_key["id"], "end": "2099-06-01T10:00:00Z"}
+    )
     assert updated["end"] == "2099-06-01T10:00:00.000Z"
 
     # send_pincode opens the locker: the key is fetched, and a default contract cannot be deleted.
-    sent = await act(v2, "livionkey.send_pincode", {"automatId": "000112", "pincode": by_key["pincode"]})
+    sent = await act(
+        v2, "livionkey.send_pincode", {"automatId": "000112", "pincode": by_key["pincode"]}
+    )
     assert sent == {"success": True, "reason": None}
     with pytest.raises(FatalError, match="will not delete"):
         await act(v2, "livionkey.delete_iloq_contract", {"id": by_key["id"]})
     wrong = await act(v2, "livionkey.send_pincode", {"automatId": "000112", "pincode": "000001"})
     assert wrong["success"] is False
-    assert (await act(v2, "livionkey.send_pincode", {"automatId": "000112", "pincode": "1357", "proximityCheck": True}))["success"]
+    assert (
+        await act(
+            v2,
+            "livionkey.send_pincode",
+            {"automatId": "000112", "pincode": "1357", "proximityCheck": True},
+        )
+    )["success"]
 
     assert (await act(v2, "livionkey.delete_iloq_contract", {"id": fetch["id"]}))["deleted"]
-    assert (await act(v2, "livionkey.delete_iloq_contract", {"id": fetch["id"]}))["deleted"]  # gone = deleted
+    assert (await act(v2, "livionkey.delete_iloq_contract", {"id": fetch["id"]}))[
+        "deleted"
+    ]  # gone = deleted
 
 
 async def test_client_side_checks_per_contract_type(v2: Connection, act: Any) -> None:
     cases = [
-        ({"groupId": "grp-espoo", "keyAutomatId": "000211", "numberOfKeys": 1, "accessRightIds": ["ar-sauna"], "start": 1, "end": 2}, "exactly one pick-up location"),
-        ({"groupId": "grp-espoo", "accessRightIds": ["ar-sauna"], "start": 1, "end": 2}, "numberOfKeys"),
-        ({"contractType": "default", "keyAutomatId": "000211", "numberOfKeys": 1, "accessRightIds": ["ar-sauna"], "start": 1}, "end time"),
+        (
+            {
+                "groupId": "grp-espoo",
+                "keyAutomatId": "000211",
+                "numberOfKeys": 1,
+                "accessRightIds": ["ar-sauna"],
+                "start": 1,
+                "end": 2,
+            },
+            "exactly one pick-up location",
+        ),
+        (
+            {"groupId": "grp-espoo", "accessRightIds": ["ar-sauna"], "start": 1, "end": 2},
+            "numberOfKeys",
+        ),
+        (
+            {
+                "contractType": "default",
+                "keyAutomatId": "000211",
+                "numberOfKeys": 1,
+                "accessRightIds": ["ar-sauna"],
+                "start": 1,
+            },
+            "end time",
+        ),
         ({"contractType": "return", "keyAutomatId": "000211"}, "keyIds"),
-        ({"contractType": "fetch", "keyAutomatId": "000211", "numberOfKeys": 1, "start": 1}, "accessRightIds"),
+        (
+            {"contractType": "fetch", "keyAutomatId": "000211", "numberOfKeys": 1, "start": 1},
+            "accessRightIds",
+        ),
     ]
     for data, message in cases:
         with pytest.raises(FatalError, match=message):
@@ -153,7 +226,9 @@ async def test_automats_groups_and_pagination(v2: Connection, act: Any) -> None:
     group = await act(v2, "livionkey.create_group", {"name": "Airport", "customerId": "cust-demo"})
     renamed = await act(v2, "livionkey.update_group", {"id": group["id"], "name": "Airport T2"})
     assert renamed["name"] == "Airport T2"
-    moved = await act(v2, "livionkey.update_automat", {"id": "000211", "groups": [group["id"]], "label": "T2"})
+    moved = await act(
+        v2, "livionkey.update_automat", {"id": "000211", "groups": [group["id"]], "label": "T2"}
+    )
     assert moved["groups"] == [{"id": group["id"], "name": "Airport T2"}]
     groups = await act(v2, "livionkey.list_groups", {"search": "airport"})
     assert groups["groups"][0]["members"] == [{"id": "000211", "name": "Espoo automat"}]
@@ -168,10 +243,14 @@ async def test_automats_groups_and_pagination(v2: Connection, act: Any) -> None:
         await V2Client(v2).request("GET", "/groups", params={"limit": 101})
 
 
-async def test_rate_limit_and_server_errors_are_retryable(v2: Connection, v2_url: str, act: Any, simpost: Any) -> None:
+async def test_rate_limit_and_server_errors_are_retryable(
+    v2: Connection, v2_url: str, act: Any, simpost: Any
+) -> None:
     from latchflow import RetryableError
 
-    await simpost(v2_url, "/_sim/faults", {"kind": "rate_limit", "retry_after": 3, "path": "/v2/automats"})
+    await simpost(
+        v2_url, "/_sim/faults", {"kind": "rate_limit", "retry_after": 3, "path": "/v2/automats"}
+    )
     with pytest.raises(RetryableError) as info:
         await act(v2, "livionkey.list_automats", {})
     assert info.value.retry_after == 3
