@@ -56,7 +56,7 @@ async def list_lock_holders(ctx: RunContext, input: dict[str, Any]) -> dict[str,
 
 
 async def create_lock_holder(ctx: RunContext, input: dict[str, Any]) -> dict[str, Any]:
-    body = {
+    body: dict[str, Any] = {
         k: input[k]
         for k in (
             "name",
