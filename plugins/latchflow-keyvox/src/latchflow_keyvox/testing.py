@@ -36,10 +36,12 @@ class Sim:
         return response.json()
 
     def state(self) -> JSON:
-        return httpx.get(self.url + "/_sim/state", timeout=10).json()
+        state: JSON = httpx.get(self.url + "/_sim/state", timeout=10).json()
+        return state
 
     def room(self, n: int = 0) -> JSON:
-        return [u for u in self.state()["units"] if u["unitName"].startswith("Room")][n]
+        rooms: list[JSON] = [u for u in self.state()["units"] if u["unitName"].startswith("Room")]
+        return rooms[n]
 
 
 class Runner:

@@ -154,7 +154,9 @@ def _new_card(world: World, body: dict[str, Any], where: dict[str, str]) -> Card
         sTime=s,
         eTime=e,
         createTime=world.now(),
-        **where,
+        lockId=where.get("lockId", ""),
+        deviceId=where.get("deviceId", ""),
+        boxNum=where.get("boxNum", ""),
     )
     world.cards[card.cardId] = card
     return card

@@ -204,7 +204,7 @@ class World:
 
     # seeding ------------------------------------------------------------------------------
     def add_place(self, name: str, address: str = "", utc: int = 9) -> dict[str, Any]:
-        place = {
+        place: dict[str, Any] = {
             "placeId": self.object_id(),
             "placeName": name,
             "placeType": "hotel",
@@ -246,7 +246,7 @@ class World:
         return locker
 
     def add_plan(self, place_id: str, name: str, unit_ids: list[str], price: int) -> dict[str, Any]:
-        plan = {
+        plan: dict[str, Any] = {
             "planId": self.object_id(),
             "placeId": place_id,
             "planName": name,
@@ -323,6 +323,9 @@ class World:
         pin_id = self.object_id()
         pin = Pin(
             pinId=pin_id,
+            unitId=where.get("unitId", ""),
+            deviceId=where.get("deviceId", ""),
+            boxNum=where.get("boxNum", ""),
             pinCode=code,
             sTime=s,
             eTime=e,
@@ -330,7 +333,6 @@ class World:
             createTime=self.now(),
             qrCode=_rand(string.ascii_letters + string.digits, 32, self.rng),
             shortQrUrl=f"https://kvx.sh/{_rand(string.ascii_letters + string.digits, 8, self.rng)}",
-            **where,
         )
         self.pins[pin_id] = pin
         return pin
