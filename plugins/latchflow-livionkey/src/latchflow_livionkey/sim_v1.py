@@ -104,7 +104,7 @@ class V1Sim:
 
     def record_status(self, device_id: str, key_id: str, action: str) -> dict[str, Any]:
         key = self.keys[(device_id, key_id)]
-        record = {
+        record: dict[str, Any] = {
             "id": object_id(),
             "timestamp": iso(self.now()),
             "tag": [self.devices[device_id]["tag"]],

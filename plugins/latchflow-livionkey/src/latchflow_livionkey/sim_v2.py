@@ -111,7 +111,7 @@ class V2Sim:
     def seed(self) -> None:
         for gid, name in (("grp-helsinki", "Helsinki centre"), ("grp-espoo", "Espoo")):
             self.groups[gid] = {"id": gid, "name": name, "customerId": "cust-demo", "type": 1}
-        layout = (
+        layout: tuple[tuple[str, str, list[str], str, int], ...] = (
             ("000111", "Kamppi automat", ["grp-helsinki"], "active", 4),
             ("000112", "Kallio automat", ["grp-helsinki"], "active", 2),
             ("000211", "Espoo automat", ["grp-espoo"], "active", 1),

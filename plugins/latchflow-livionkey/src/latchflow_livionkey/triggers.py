@@ -19,7 +19,7 @@ from latchflow_livionkey.schemas import VENDOR_V1, VENDOR_V2, obj, open_obj, pro
 from latchflow_livionkey.v1_client import V1Client
 from latchflow_livionkey.webhooks import v1_key_event
 
-NULLABLE_STR = {"type": ["string", "null"]}
+NULLABLE_STR: JSON = {"type": ["string", "null"]}
 
 
 async def _watched_keys(client: V1Client, config: JSON) -> list[tuple[str, str]]:
@@ -175,7 +175,7 @@ V1_TRIGGERS = [
     ),
 ]
 
-ENVELOPE_FIELDS = {
+ENVELOPE_FIELDS: dict[str, JSON] = {
     "eventId": {"type": "string"},
     "eventType": {"type": "string"},
     "occurredAt": NULLABLE_STR,
@@ -214,7 +214,7 @@ KEY_FILTERS = {
     "keyId": prop("string", "Only this key"),
     "contractId": prop("string", "Only this contract"),
 }
-KEY_FIELDS = {
+KEY_FIELDS: dict[str, JSON] = {
     "state": {"type": "string"},
     "storageType": {"type": "string"},
     "deviceId": NULLABLE_STR,
