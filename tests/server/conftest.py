@@ -13,10 +13,13 @@ from fastapi import FastAPI
 
 from latchflow.core.clock import FakeClock
 from latchflow.core.engine import Engine
+from latchflow.core.registry import load_registry
 from latchflow.core.server import create_app
 from latchflow.core.server.auth import create_api_key
 from latchflow.core.server.state import ServerState
 from latchflow.core.store import Settings
+
+from . import fakeplugin
 
 
 def webhook_flow(flow_id: str = "hooked", **trigger_input: Any) -> dict[str, Any]:
@@ -34,6 +37,9 @@ def webhook_flow(flow_id: str = "hooked", **trigger_input: Any) -> dict[str, Any
 @pytest.fixture(autouse=True)
 def _no_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LATCHFLOW_LOAD_PLUGINS", "")
+    fakeplugin.EFFECTS.clear()
+    fakeplugin.FLAKY.clear()
+    fakeplugin.FEED.clear()
 
 
 @pytest.fixture
@@ -43,7 +49,11 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def engine(tmp_path: Path, clock: FakeClock) -> Iterator[Engine]:
-    engine = Engine(Settings.from_environment(tmp_path / "data"), clock=clock)
+    engine = Engine(
+        Settings.from_environment(tmp_path / "data"),
+        registry=load_registry(extra=[fakeplugin]),
+        clock=clock,
+    )
     yield engine
     engine.store.engine.dispose()
 

@@ -1,0 +1,46 @@
+"""The dispatch contract, run against every backend (the embedded one; PostgreSQL comes later)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from latchflow.core.clock import FakeClock
+from latchflow.core.dispatch import Dispatcher, EmbeddedDispatcher
+from latchflow.core.engine import Engine
+
+from .contract import CONTRACT
+
+BACKENDS: dict[str, Callable[[Engine], Dispatcher]] = {
+    "embedded": lambda engine: EmbeddedDispatcher(engine.executor, engine.clock, workers=4),
+}
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("check", CONTRACT, ids=lambda c: c.__name__)
+async def test_contract(
+    backend: str,
+    check: Callable[[Engine, Dispatcher, FakeClock], Awaitable[None]],
+    engine: Engine,
+    clock: FakeClock,
+) -> None:
+    await check(engine, BACKENDS[backend](engine), clock)
+
+
+async def test_embedded_runs_at_most_workers_at_once(engine: Engine) -> None:
+    engine.install_flow(
+        {
+            "id": "many",
+            "name": "many",
+            "version": 1,
+            "trigger": {"type": "manual"},
+            "steps": [{"id": "c", "action": "test.count"}],
+        }
+    )
+    runs = [engine.start("many", {"n": n}).run_id for n in range(10)]
+    dispatcher = EmbeddedDispatcher(engine.executor, engine.clock, workers=3)
+    dispatcher._launch_due()
+    assert dispatcher.in_flight == 3
+    await dispatcher.drain()
+    assert all(engine.run(r).status == "succeeded" for r in runs)  # type: ignore[union-attr]
