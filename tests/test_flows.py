@@ -150,3 +150,50 @@ def test_cli_schema_and_plugins() -> None:
     assert "core.delay" in schema["properties"]["steps"]["items"]["properties"]["action"]["enum"]
     plugins = json.loads(cli("plugins", "--json").stdout)
     assert {"core.set", "http.request"} <= {a for p in plugins for a in p["actions"]}
+
+
+def test_cli_connections_add_list_remove_never_show_secrets(tmp_path: Path) -> None:
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from support import AcmePlugin;"
+        "import latchflow.core.registry as r; load = r.load_registry;"
+        "r.load_registry = lambda extra=(): load(extra=[AcmePlugin()]);"
+        "import latchflow.core.cli as c; c.load_registry = r.load_registry; c.app()"
+    )
+
+    def acme_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", code, *args, "--data-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    added = acme_cli(
+        "connections",
+        "add",
+        "acme-1",
+        "--vendor",
+        "acme",
+        "--set",
+        "api_key=acme-key",
+        "--set",
+        "api_secret=very-secret-value",
+        "--test",
+    )
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout) == {
+        "id": "acme-1",
+        "vendor": "acme",
+        "name": "acme-1",
+        "config": {"api_key": "acme-key"},
+        "test": {"ok": True},
+    }
+    listed = acme_cli("connections", "list")
+    assert "acme-1" in listed.stdout and "very-secret-value" not in listed.stdout
+    bad = acme_cli("connections", "add", "acme-2", "--vendor", "acme", "--set", "api_key=k")
+    assert (
+        bad.returncode == 1
+        and "$.config.api_secret: 'api_secret' is a required property" in bad.stderr
+    )
+    assert acme_cli("connections", "remove", "acme-1").returncode == 0
+    assert acme_cli("connections", "remove", "acme-1").returncode == 1
