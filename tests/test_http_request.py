@@ -87,5 +87,5 @@ async def test_5xx_is_retryable_with_retry_after_and_4xx_is_fatal(
     with pytest.raises(RetryableError) as caught:
         await send(ctx, {"url": f"{receiver}/busy", "json": {}})
     assert caught.value.retry_after == 7
-    with pytest.raises(FatalError, match="answered 404: .*no such booking"):
+    with pytest.raises(FatalError, match=r"answered 404: .*no such booking"):
         await send(ctx, {"url": f"{receiver}/missing", "json": {}})
