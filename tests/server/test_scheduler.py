@@ -1,0 +1,136 @@
+"""Schedules (one run per tick, catch-up after downtime) and polling (cursor with the runs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from latchflow.core.clock import FakeClock
+from latchflow.core.engine import Engine
+from latchflow.core.models import EventRecord, PollCursor, RunRecord
+from latchflow.core.scheduler import Scheduler
+from latchflow.core.server.state import ServerState
+
+from . import fakeplugin
+
+
+def schedule_flow(catch_up: str = "once", **schedule: Any) -> dict[str, Any]:
+    return {
+        "id": "sched",
+        "name": "Every minute",
+        "version": 1,
+        "trigger": {"type": "schedule", "input": {**schedule, "catch_up": catch_up}},
+        "steps": [{"id": "c", "action": "test.count"}],
+    }
+
+
+def events(engine: Engine, status: str | None = None) -> list[EventRecord]:
+    with engine.store.session() as session:
+        rows = list(session.exec(select(EventRecord)))
+    return [e for e in rows if status is None or e.status == status]
+
+
+def runs(engine: Engine) -> list[RunRecord]:
+    with engine.store.session() as session:
+        return list(session.exec(select(RunRecord)))
+
+
+async def test_two_fires_of_the_same_tick_give_one_run(
+    engine: Engine, state: ServerState, clock: FakeClock
+) -> None:
+    engine.install_flow(schedule_flow(interval_seconds=60))
+    tick = clock.now().replace(second=0)
+    first = state.scheduler.fire("sched", tick)
+    second = Scheduler(engine, state.dispatcher).fire("sched", tick)
+    assert first.created and not second.created and first.run_id == second.run_id
+    assert len(runs(engine)) == 1
+    (duplicate,) = events(engine, "duplicate")
+    assert "schedule:sched:" in (duplicate.reason or "")
+
+
+async def test_fire_due_fires_each_tick_once(
+    engine: Engine, state: ServerState, clock: FakeClock
+) -> None:
+    engine.install_flow(schedule_flow(interval_seconds=60))
+    clock.set(clock.now().replace(second=30))
+    assert state.scheduler.fire_due("sched") == []  # a new schedule starts from now
+    clock.advance(31)  # just past the next minute
+    (accepted,) = state.scheduler.fire_due("sched")
+    assert state.scheduler.fire_due("sched") == []
+    assert Scheduler(engine, state.dispatcher).fire_due("sched") == []
+    await state.dispatcher.drain()
+    assert {f"{accepted.run_id}:c": 1} == fakeplugin.EFFECTS
+    event = events(engine, "accepted")[0]
+    assert event.data["scheduled_for"].endswith(":00+00:00")
+
+
+@pytest.mark.parametrize(("catch_up", "expected"), [("once", 1), ("skip", 0)])
+async def test_missed_fires_after_downtime(
+    engine: Engine, state: ServerState, clock: FakeClock, catch_up: str, expected: int
+) -> None:
+    engine.install_flow(schedule_flow(catch_up, cron="*/5 * * * *", timezone="Europe/Oslo"))
+    clock.set(clock.now().replace(minute=0, second=10))
+    state.scheduler.fire_due("sched")
+    clock.advance(3600)  # down for an hour: 12 ticks missed
+    assert len(state.scheduler.fire_due("sched")) == expected
+    assert len(runs(engine)) == expected
+    clock.advance(300)  # the next tick on time fires either way
+    assert len(state.scheduler.fire_due("sched")) == 1
+
+
+async def test_scheduler_jobs_are_rebuilt_from_the_database(
+    engine: Engine, state: ServerState
+) -> None:
+    engine.install_flow(schedule_flow(interval_seconds=60))
+    poll_flow = {
+        "id": "polled",
+        "name": "Polled doors",
+        "version": 1,
+        "trigger": {"type": "acme.door_opened", "poll": True},
+        "steps": [{"id": "c", "action": "test.count"}],
+    }
+    engine.install_flow(poll_flow)
+    await state.scheduler.start()
+    try:
+        assert set(state.scheduler.jobs()) == {"wake", "schedule:sched", "poll:polled"}
+        await state.dispatcher.start()  # not needed for jobs; checks start/stop together
+        await state.dispatcher.stop()
+    finally:
+        state.scheduler.shutdown()
+
+
+async def test_polling_commits_cursor_with_runs_dedupes_and_filters(
+    engine: Engine, state: ServerState
+) -> None:
+    from latchflow.core.connections import save_connection
+
+    await save_connection(engine, "acme-1", "acme", "Acme", {"api_key": "k"})
+    engine.install_flow(
+        {
+            "id": "front",
+            "name": "Front door",
+            "version": 1,
+            "trigger": {"type": "acme.door_opened", "poll": True, "input": {"door": "front"}},
+            "steps": [{"id": "c", "action": "test.count"}],
+        }
+    )
+    fakeplugin.FEED.append({"id": "old", "door": "front"})
+    assert await state.scheduler.poll_flow("front") == []  # first poll: cursor only
+    fakeplugin.FEED.extend([{"id": "e1", "door": "front"}, {"id": "e2", "door": "back"}])
+    (accepted,) = await state.scheduler.poll_flow("front")
+    assert accepted.created
+    with engine.store.session() as session:
+        cursor = session.get(PollCursor, "front")
+        assert cursor is not None and cursor.cursor == {"poll": {"seen": 3}}
+        cursor.cursor = {"poll": {"seen": 1}}  # as if that commit was lost: e1 comes again...
+        session.add(cursor)
+        session.commit()
+    again = await state.scheduler.poll_flow("front")
+    assert [a.created for a in again] == [False]  # ...and is deduped by its event id
+    assert len(runs(engine)) == 1
+    filtered = events(engine, "filtered")
+    assert filtered and all(
+        "door" in (e.reason or "") or "match" in (e.reason or "") for e in filtered
+    )
