@@ -95,7 +95,6 @@ async def start_sandboxes(
                 vendor.simulator(), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
             )
         )
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         task = asyncio.create_task(server.serve(), name=f"simulator-{vendor.key}")
         for _ in range(500):
             if server.started or task.done():

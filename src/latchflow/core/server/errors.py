@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
@@ -26,7 +28,7 @@ async def rejected_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def responses(*codes: int) -> dict[int | str, dict[str, object]]:
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses a route can answer."""
     from latchflow.core.server.schemas import ErrorBody
 

@@ -29,7 +29,9 @@ from latchflow.core.server.state import ServerState, server_state
 
 router = APIRouter(prefix="/flows", tags=["flows"])
 State = Annotated[ServerState, Depends(server_state)]
-INVALID = {422: {"model": ValidationErrorBody, "description": "The document is invalid"}}
+INVALID: dict[int | str, dict[str, Any]] = {
+    422: {"model": ValidationErrorBody, "description": "The document is invalid"}
+}
 
 
 def trigger_url(request: Request, record: FlowRecord) -> str | None:

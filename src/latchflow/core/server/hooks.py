@@ -29,6 +29,9 @@ from latchflow.core.server.state import MAX_WAIT_SECONDS, ServerState, server_st
 
 router = APIRouter(tags=["trigger URLs"])
 
+OK_200: dict[int | str, dict[str, Any]] = {
+    200: {"model": HookAccepted, "description": "A duplicate, or a finished run"}
+}
 HIDDEN_HEADERS = {"authorization", "cookie", "webhook-signature", "proxy-authorization"}
 
 
@@ -176,8 +179,7 @@ def dedupe_key(record: FlowRecord, state: ServerState, header: str | None, body:
     status_code=202,
     response_model=HookAccepted,
     summary="Start a run of a webhook flow",
-    responses={200: {"model": HookAccepted, "description": "A duplicate, or a finished run"}}
-    | responses(400, 401, 404, 409, 413, 415),
+    responses=OK_200 | responses(400, 401, 404, 409, 413, 415),
     openapi_extra={
         "requestBody": {
             "required": True,
