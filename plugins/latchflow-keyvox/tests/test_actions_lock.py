@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from latchflow_keyvox.testing import Runner, Sim
 
 from latchflow import FatalError, RetryableError
+from latchflow_keyvox.testing import Runner, Sim
 
 
 def window(sim: Sim, start_in: int = 3600, hours: int = 24) -> tuple[int, int]:

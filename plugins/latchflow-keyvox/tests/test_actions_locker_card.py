@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from latchflow_keyvox.testing import Runner, Sim
 
 from latchflow import FatalError
 from latchflow.testing import make_context
+from latchflow_keyvox.testing import Runner, Sim
 
 
 async def locker_id(run: Runner) -> str:

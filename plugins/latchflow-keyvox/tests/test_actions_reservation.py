@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from latchflow_keyvox.testing import Runner, Sim
 
 from latchflow import FatalError
+from latchflow_keyvox.testing import Runner, Sim
 
 
 async def test_booking_lifecycle(sim: Sim, run: Runner) -> None:

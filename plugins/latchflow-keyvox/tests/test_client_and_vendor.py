@@ -7,14 +7,14 @@ import logging
 
 import httpx
 import pytest
-from latchflow_keyvox import assumptions as A
-from latchflow_keyvox.client import KeyvoxClient
-from latchflow_keyvox.signing import body_digest, parse_authorization, signature
-from latchflow_keyvox.testing import Sim
 
 from latchflow import ConfigurationError, FatalError, RetryableError
 from latchflow.core.registry import Registry
 from latchflow.testing import assert_no_secret, conformance_problems, make_connection
+from latchflow_keyvox import assumptions as A
+from latchflow_keyvox.client import KeyvoxClient
+from latchflow_keyvox.signing import body_digest, parse_authorization, signature
+from latchflow_keyvox.testing import Sim
 
 CONFIG = {
     "apiKey": "k1",

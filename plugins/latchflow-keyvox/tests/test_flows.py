@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from latchflow_keyvox.testing import Receiver, Runner, Sim
 
 from latchflow import JSON, Connection, WebhookRequest
 from latchflow.core.expressions import build_scope, is_truthy, render
 from latchflow.core.flows import Flow, validate_flow
 from latchflow.core.registry import Registry
 from latchflow.testing import make_context
+from latchflow_keyvox.testing import Receiver, Runner, Sim
 
 FLOWS = Path(__file__).resolve().parents[3] / "flows"
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import httpx
-from latchflow_keyvox.testing import Runner, Sim
 
 from latchflow.testing import make_connection, make_context
+from latchflow_keyvox.testing import Runner, Sim
 
 
 async def test_replayed_create_pin_step_does_not_create_a_second_pin(sim: Sim, run: Runner) -> None:

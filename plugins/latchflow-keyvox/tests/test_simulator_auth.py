@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+
 from latchflow_keyvox import assumptions as A
 from latchflow_keyvox.signing import compact_json, signed_headers
 from latchflow_keyvox.testing import Sim

@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from latchflow_keyvox.testing import Receiver, Runner, Sim
 
 from latchflow import JSON, Connection, PollResult, WebhookError, WebhookRequest
 from latchflow.core.registry import Registry
+from latchflow_keyvox.testing import Receiver, Runner, Sim
 
 
 def hook(registry: Registry) -> Any:

@@ -11,12 +11,12 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from latchflow_livionkey import standard_webhooks
-from latchflow_livionkey.v2_client import V2Client
-from latchflow_livionkey.v2_signing import generate_key_pair
 
 from latchflow import FakeClock, WebhookError
 from latchflow.testing import make_connection
+from latchflow_livionkey import standard_webhooks
+from latchflow_livionkey.v2_client import V2Client
+from latchflow_livionkey.v2_signing import generate_key_pair
 
 VECTOR_SECRET = "whsec_bGl2aW9uLXRlc3Qtc2VjcmV0LTMyLWJ5dGVzLWxvbmchIQ=="
 VECTOR_BODY = b'{"specVersion":"1","type":"key-status"}'

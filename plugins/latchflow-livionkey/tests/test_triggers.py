@@ -6,10 +6,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from latchflow_livionkey.triggers import poll_key_status
 
 from latchflow import Connection, WebhookError, WebhookRequest
 from latchflow.core.registry import load_registry
+from latchflow_livionkey.triggers import poll_key_status
 
 REGISTRY = load_registry()
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
-from latchflow_livionkey.v1_client import V1Client
 
 from latchflow import ConfigurationError, Connection, FakeClock, FatalError, RetryableError
 from latchflow.testing import make_connection
+from latchflow_livionkey.v1_client import V1Client
 
 
 async def stats(base: str) -> dict[str, int]:

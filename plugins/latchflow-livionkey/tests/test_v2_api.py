@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from latchflow_livionkey.v2_client import V2Client
 
 from latchflow import Connection, FatalError
+from latchflow_livionkey.v2_client import V2Client
 
 
 async def send_raw(

@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from latchflow_unloc.simulator import UnlocWorld, create_app
-from latchflow_unloc.testing import Sim, integrators_config, v2_config
 
 from latchflow import Connection
 from latchflow.testing import make_connection, serve_app
+from latchflow_unloc.simulator import UnlocWorld, create_app
+from latchflow_unloc.testing import Sim, integrators_config, v2_config
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ from typing import Any
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
+
+from latchflow import ConfigurationError, FakeClock, FatalError, RetryableError
+from latchflow.testing import make_connection, make_context
 from latchflow_unloc.client import UnlocClient
 from latchflow_unloc.create_actions import CREATE_KEY
 from latchflow_unloc.key_actions import REVOKE_KEY, REVOKE_KEYS
 from latchflow_unloc.keys import key_input
-
-from latchflow import ConfigurationError, FakeClock, FatalError, RetryableError
-from latchflow.testing import make_connection, make_context
 
 CONFIG = {
     "base_url": "https://unloc.test",

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
-from latchflow_unloc.create_actions import CREATE_KEY, CREATE_KEYS
-from latchflow_unloc.key_actions import GET_JOB
-from latchflow_unloc.testing import APARTMENT, FRONT_DOOR, Sim
 
 from latchflow import Connection, FatalError, Pending
 from latchflow.testing import make_context
+from latchflow_unloc.create_actions import CREATE_KEY, CREATE_KEYS
+from latchflow_unloc.key_actions import GET_JOB
+from latchflow_unloc.testing import APARTMENT, FRONT_DOOR, Sim
 
 
 async def run_until_done(

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from latchflow_unloc.create_actions import CREATE_KEY
-from latchflow_unloc.key_actions import REVOKE_KEYS
-from latchflow_unloc.testing import APARTMENT, FRONT_DOOR, Sim
 
 from latchflow import Connection, Pending
 from latchflow.core.expressions import render
 from latchflow.testing import make_context
+from latchflow_unloc.create_actions import CREATE_KEY
+from latchflow_unloc.key_actions import REVOKE_KEYS
+from latchflow_unloc.testing import APARTMENT, FRONT_DOOR, Sim
 
 FLOWS = Path(__file__).resolve().parents[3] / "flows"
 

@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import pytest
 from jsonschema import Draft202012Validator
-from latchflow_unloc import integrator_actions as ia
-from latchflow_unloc.testing import APARTMENT, Sim, integrators_config
-from latchflow_unloc.vendors import UNLOC_INTEGRATORS
 
 from latchflow import ConfigurationError, Connection, FatalError
 from latchflow.testing import make_connection, make_context
+from latchflow_unloc import integrator_actions as ia
+from latchflow_unloc.testing import APARTMENT, Sim, integrators_config
+from latchflow_unloc.vendors import UNLOC_INTEGRATORS
 
 
 async def test_lock_holders_locks_and_keys(sim: Sim, iconn: Connection) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 
 import pytest
-from latchflow_unloc.assumptions import SIM_CLIENT_SECRET
-from latchflow_unloc.testing import Sim, v2_config
-from latchflow_unloc.vendors import UNLOC
 
 from latchflow import ConfigurationError, Connection
 from latchflow.core.registry import load_registry
 from latchflow.testing import assert_no_secret, conformance_problems, make_connection
+from latchflow_unloc.assumptions import SIM_CLIENT_SECRET
+from latchflow_unloc.testing import Sim, v2_config
+from latchflow_unloc.vendors import UNLOC
 
 
 @pytest.fixture

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
+from latchflow import Connection, RetryableError
+from latchflow.testing import make_context
 from latchflow_unloc.assumptions import SIM_CLIENT_ID, SIM_CLIENT_SECRET, SIM_PROJECT_ID
 from latchflow_unloc.client import UnlocClient
 from latchflow_unloc.key_actions import LIST_KEYS, LIST_LOCKS, REVOKE_KEY
 from latchflow_unloc.testing import FRONT_DOOR, Sim
-
-from latchflow import Connection, RetryableError
-from latchflow.testing import make_context
 
 TOKEN = {
     "grant_type": "client_credentials",

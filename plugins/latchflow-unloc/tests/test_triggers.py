@@ -11,15 +11,15 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from jsonschema import Draft202012Validator
+
+from latchflow import Connection, PollResult, TriggerEvent, WebhookError, WebhookRequest
+from latchflow.testing import make_connection, make_context, serve_app
 from latchflow_unloc.create_actions import CREATE_KEYS
 from latchflow_unloc.key_actions import REVOKE_KEY
 from latchflow_unloc.simulator.model import parse_iso
 from latchflow_unloc.testing import APARTMENT, FRONT_DOOR, GYM, Sim, integrators_config, v2_config
 from latchflow_unloc.triggers import KEY_EXPIRED, KEY_STATE_CHANGED, KEY_USED, LOCK_UNLOCKED
 from latchflow_unloc.vendors import UNLOC, UNLOC_INTEGRATORS
-
-from latchflow import Connection, PollResult, TriggerEvent, WebhookError, WebhookRequest
-from latchflow.testing import make_connection, make_context, serve_app
 
 WEEKDAYS_9_18 = {
     d: {"startHour": 9, "startMinute": 0, "endHour": 18, "endMinute": 0}
