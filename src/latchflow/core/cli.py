@@ -267,6 +267,7 @@ def serve(
     from latchflow.core.serve import serve as run_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every wake-up at INFO
     options = ServeOptions(host, port, data_dir, database_url, flows, sandbox, workers, body_limit)
     asyncio.run(run_server(options))
 
