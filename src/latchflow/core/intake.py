@@ -27,15 +27,15 @@ class Accepted:
     created: bool
 
 
-def accept_event(
+def add_event_and_run(
     session: Session,
     flow: FlowRecord,
     data: JSON,
     now: datetime,
-    dedupe_key: str | None = None,
+    dedupe_key: str | None,
     due_at: datetime | None = None,
-) -> Accepted:
-    """Store an event and its queued run in one commit, or record a duplicate of an earlier one."""
+) -> tuple[str, str]:
+    """Add an accepted event and its queued run to the session (the caller commits)."""
     event_id, run_id = new_id(), new_id()
     session.add(
         EventRecord(
@@ -60,6 +60,19 @@ def accept_event(
             updated_at=now,
         )
     )
+    return event_id, run_id
+
+
+def accept_event(
+    session: Session,
+    flow: FlowRecord,
+    data: JSON,
+    now: datetime,
+    dedupe_key: str | None = None,
+    due_at: datetime | None = None,
+) -> Accepted:
+    """Store an event and its queued run in one commit, or record a duplicate of an earlier one."""
+    event_id, run_id = add_event_and_run(session, flow, data, now, dedupe_key, due_at)
     try:
         session.commit()
     except IntegrityError:
@@ -142,30 +155,7 @@ def accept_batch(
             )
             accepted.append(Accepted(run_id=first.run_id or "", event_id=first.id, created=False))
             continue
-        event_id, run_id = new_id(), new_id()
-        session.add(
-            EventRecord(
-                id=event_id,
-                flow_id=flow.id,
-                trigger=flow.trigger_type,
-                dedupe_key=key,
-                source_key=key,
-                run_id=run_id,
-                data=data,
-                received_at=now,
-            )
-        )
-        session.add(
-            RunRecord(
-                id=run_id,
-                flow_id=flow.id,
-                flow_version=flow.version,
-                event_id=event_id,
-                due_at=now,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        event_id, run_id = add_event_and_run(session, flow, data, now, key)
         existing[key] = EventRecord(
             id=event_id, flow_id=flow.id, trigger="", run_id=run_id, data={}
         )
