@@ -33,6 +33,7 @@ from latchflow.core.errors import (
 from latchflow.core.flows import Flow, Step, json_path
 from latchflow.core.models import EventRecord, RunRecord, StepRecord
 from latchflow.core.registry import Registry
+from latchflow.core.runqueue import enqueue
 from latchflow.core.secrets import redact
 from latchflow.core.store import Store
 from latchflow.core.types import JSON, Action, Pending, RunContext
@@ -270,6 +271,7 @@ class Executor:
             record.status, record.state = "waiting", result.state
             run.status, run.due_at = "waiting", result.check_at
             session.add_all([record, run])
+            enqueue(session, run.id, result.check_at)
             session.commit()
             return Outcome.WAIT
         problems = list(Draft202012Validator(action.output_schema).iter_errors(result))
@@ -337,6 +339,7 @@ class Executor:
         record.status, record.error = "retrying", str(exc)
         run.status, run.due_at = "waiting", self.clock.now() + timedelta(seconds=delay)
         session.add_all([record, run])
+        enqueue(session, run.id, run.due_at)
         session.commit()
         log.info(
             "run %s step %s: retry %d in %.1fs: %s", run.id, step.id, record.attempts, delay, exc
@@ -347,6 +350,7 @@ class Executor:
         run.step_index += 1
         run.status, run.updated_at = "running", self.clock.now()
         session.add(run)
+        enqueue(session, run.id, run.updated_at)
         session.commit()
         return Outcome.CONTINUE
 

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from latchflow.core.models import EventRecord, FlowRecord, PollCursor, RunRecord
+from latchflow.core.runqueue import enqueue
 from latchflow.core.types import JSON
 
 
@@ -60,6 +61,7 @@ def add_event_and_run(
             updated_at=now,
         )
     )
+    enqueue(session, run_id, due_at or now)
     return event_id, run_id
 
 

@@ -10,6 +10,7 @@ from sqlmodel import col, delete, select
 from latchflow.core.errors import ValidationError
 from latchflow.core.executor import ACTIVE
 from latchflow.core.models import EventRecord, RunRecord, StepRecord
+from latchflow.core.runqueue import enqueue
 from latchflow.core.store import Store
 from latchflow.core.types import JSON
 
@@ -107,6 +108,7 @@ def replay_run(store: Store, run_id: str, *, from_start: bool, now: datetime) ->
         run.step_index, run.status, run.error, run.output = start, "queued", None, None
         run.due_at, run.finished_at, run.updated_at = now, None, now
         session.add(run)
+        enqueue(session, run_id, now)
         session.commit()
 
 

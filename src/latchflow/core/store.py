@@ -18,6 +18,7 @@ from sqlmodel import Session, create_engine, select
 from latchflow.core.errors import ConfigurationError, ValidationError
 from latchflow.core.flows import Flow
 from latchflow.core.models import ConnectionRecord, FlowRecord, FlowVersion, utcnow
+from latchflow.core.runqueue import SESSION_KEY, RunQueue, RunsTable
 from latchflow.core.secrets import Sealer, secret_fields
 from latchflow.core.types import JSON, Vendor
 
@@ -75,8 +76,9 @@ def migrate(engine: Engine) -> None:
 class Store:
     """Flows and connections; runs and events are written by the executor and intake."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, queue: RunQueue | None = None) -> None:
         self.settings = settings
+        self.queue: RunQueue = queue or RunsTable()
         if settings.database_url.startswith("sqlite"):
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(settings.database_url)
@@ -85,7 +87,9 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session:
+        with Session(
+            self.engine, expire_on_commit=False, info={SESSION_KEY: self.queue}
+        ) as session:
             yield session
 
     # flows
