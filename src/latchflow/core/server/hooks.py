@@ -12,12 +12,14 @@ import asyncio
 import hmac
 import json
 import time
+from datetime import datetime
 from typing import Annotated, Any
 
 import jmespath
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
-from sqlmodel import select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
 
 from latchflow.core.executor import FINISHED
 from latchflow.core.intake import accept_event
@@ -152,13 +154,28 @@ def verify_signature(
         )
     with state.engine.store.session() as session:
         if session.get(WebhookReceipt, (record.id, webhook_id)) is not None:
-            raise Rejected(
-                409,
-                f"webhook-id {webhook_id!r} was already delivered",
-                "header webhook-id",
-                "give every new delivery a new webhook-id",
-            )
+            raise _replayed(webhook_id)
     return webhook_id
+
+
+def _replayed(webhook_id: str) -> Rejected:
+    return Rejected(
+        409,
+        f"webhook-id {webhook_id!r} was already delivered",
+        "header webhook-id",
+        "give every new delivery a new webhook-id",
+    )
+
+
+def claim_webhook_id(session: Session, flow_id: str, webhook_id: str, now: datetime) -> None:
+    """Write the receipt first in the run's transaction, so that of two simultaneous deliveries
+    of one id (checked before either committed) the second fails here with a 409, not later."""
+    session.add(WebhookReceipt(flow_id=flow_id, webhook_id=webhook_id, received_at=now))
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise _replayed(webhook_id) from exc
 
 
 def dedupe_key(record: FlowRecord, state: ServerState, header: str | None, body: Any) -> str | None:
@@ -213,7 +230,7 @@ async def post_hook(
     }
     with state.engine.store.session() as session:
         if webhook_id is not None:  # committed with the event and run, or not at all
-            session.add(WebhookReceipt(flow_id=record.id, webhook_id=webhook_id, received_at=now))
+            claim_webhook_id(session, record.id, webhook_id, now)
         accepted = accept_event(session, record, data, now, key)
     status_url = str(request.url_for("get_run", run_id=accepted.run_id))
     result: dict[str, Any] = {"run_id": accepted.run_id, "status_url": status_url}

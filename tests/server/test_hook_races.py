@@ -1,0 +1,69 @@
+"""Simultaneous deliveries of one signed webhook: one run, and a clear answer for the others."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import func, select
+
+from latchflow.core.engine import Engine
+from latchflow.core.models import RunRecord, WebhookReceipt
+from latchflow.core.registry import load_registry
+from latchflow.core.server import create_app
+from latchflow.core.server.auth import create_api_key
+from latchflow.core.store import Settings
+from latchflow.testing import serve_app
+
+from .conftest import webhook_flow
+from .test_hooks import signed_headers
+
+DELIVERIES = 30
+
+
+@pytest.fixture
+def two_nodes(tmp_path: Path) -> Iterator[tuple[Engine, str, str, str]]:
+    """Two servers on one database (as two processes would be), each over real HTTP."""
+    settings = Settings.from_environment(tmp_path / "data")
+    engines = [Engine(settings, registry=load_registry()) for _ in range(2)]
+    engines[0].install_flow(webhook_flow())
+    _, key = create_api_key(engines[0].store, "races")
+    apps = [create_app(engine, background=False) for engine in engines]
+    with serve_app(apps[0]) as first, serve_app(apps[1]) as second:
+        yield engines[0], key, first, second
+    for engine in engines:
+        engine.store.engine.dispose()
+
+
+async def test_simultaneous_identical_signed_deliveries_start_one_run(
+    two_nodes: tuple[Engine, str, str, str],
+) -> None:
+    engine, key, first, second = two_nodes
+    async with httpx.AsyncClient(headers={"authorization": f"Bearer {key}"}) as http:
+        secret = (await http.put(f"{first}/api/flows/hooked/signing-secret", json={})).json()
+        record = engine.store.get_flow("hooked")
+        assert record is not None
+        path = f"/hooks/hooked/{record.hook_token}"
+        answers: list[tuple[int, ...]] = []
+        for n in range(DELIVERIES):
+            body = json.dumps({"n": n}).encode()
+            stamp = int(engine.clock.now().timestamp())
+            headers = signed_headers(secret["secret"], body, f"msg_{n}", stamp)
+            responses = await asyncio.gather(
+                *(
+                    http.post(base + path, content=body, headers=headers)
+                    for base in (first, second, first)
+                )
+            )
+            answers.append(tuple(r.status_code for r in responses))
+            for response in responses:
+                if response.status_code == 409:
+                    assert response.json()["where"] == "header webhook-id", response.text
+    assert all(sorted(codes) == [202, 409, 409] for codes in answers), answers
+    with engine.store.session() as session:
+        assert session.exec(select(func.count()).select_from(RunRecord)).one() == DELIVERIES
+        assert session.exec(select(func.count()).select_from(WebhookReceipt)).one() == DELIVERIES
