@@ -1,14 +1,25 @@
-"""JSON Schema building blocks shared by the LivionKey actions and triggers."""
+"""JSON Schema building blocks and the action factory the LivionKey actions and triggers share."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from latchflow import JSON, ConfigurationError, Connection, RunContext, parse_moment
+from latchflow import (
+    JSON,
+    Action,
+    ConfigurationError,
+    Connection,
+    Pending,
+    RetryPolicy,
+    RunContext,
+    parse_moment,
+)
 
 VENDOR_V1 = "livionkey"
 VENDOR_V2 = "livionkey_v2"
+DEFAULT_RETRY = RetryPolicy()
 
 MOMENT: JSON = {
     "type": ["string", "number", "integer"],
@@ -62,3 +73,30 @@ def connection_of(ctx: RunContext, vendor: str) -> Connection:
             f"this step needs a '{vendor}' connection", path=f"$.steps[{ctx.step_id}].connection"
         )
     return connection
+
+
+def action(
+    connection: str,
+    key: str,
+    title: str,
+    description: str,
+    run: Callable[[RunContext, JSON], Awaitable[JSON | Pending]],
+    input_schema: JSON,
+    output_schema: JSON,
+    sample: JSON,
+    idempotent: bool,
+    retry: RetryPolicy = DEFAULT_RETRY,
+) -> Action:
+    """A ``livionkey.<key>`` action on a ``connection`` of that API version."""
+    return Action(
+        key=f"livionkey.{key}",
+        title=title,
+        description=description,
+        input_schema=input_schema,
+        output_schema=output_schema,
+        sample=sample,
+        run=run,
+        connection=connection,
+        idempotent=idempotent,
+        retry=retry,
+    )

@@ -21,6 +21,7 @@ from latchflow import (
     RetryableError,
 )
 from latchflow_livionkey.assumptions import V1_BASE_URL, V1_REFRESH_MARGIN_SECONDS
+from latchflow_livionkey.http import retry_after, send
 
 TOKEN_CACHE_KEY = "livionkey.v1.token"  # noqa: S105 - a cache slot name, not a secret
 
@@ -93,19 +94,17 @@ class V1Client:
 
     async def login(self) -> str:
         config = self.connection.config
-        try:
-            response = await self.connection.http.post(
-                f"{self.base_url}/auth/login",
-                json={"email": config.get("email", ""), "password": config.get("password", "")},
-            )
-        except httpx.TimeoutException as exc:
-            raise RetryableError(f"LivionKey login timed out: {exc}") from exc
-        except httpx.HTTPError as exc:
-            raise RetryableError(f"LivionKey login failed to connect: {exc}") from exc
+        response = await send(
+            self.connection.http,
+            "POST",
+            f"{self.base_url}/auth/login",
+            "LivionKey login",
+            json={"email": config.get("email", ""), "password": config.get("password", "")},
+        )
         if response.status_code == 429:
             raise RetryableError(
                 "LivionKey throttled logins (429): too many login attempts",
-                retry_after=_retry_after(response),
+                retry_after=retry_after(response),
             )
         if response.status_code >= 500:
             raise RetryableError(f"LivionKey login failed with HTTP {response.status_code}")
@@ -159,24 +158,21 @@ class V1Client:
         params: dict[str, Any] | None,
         json_body: Any,
     ) -> httpx.Response:
-        try:
-            return await self.connection.http.request(
-                method,
-                f"{self.base_url}{path}",
-                params={k: v for k, v in (params or {}).items() if v is not None},
-                json=json_body,
-                headers={"Authorization": f"Bearer {token}"},
-            )
-        except httpx.TimeoutException as exc:
-            raise RetryableError(f"LivionKey {method} {path} timed out: {exc}") from exc
-        except httpx.HTTPError as exc:
-            raise RetryableError(f"LivionKey {method} {path} failed to connect: {exc}") from exc
+        return await send(
+            self.connection.http,
+            method,
+            f"{self.base_url}{path}",
+            f"LivionKey {method} {path}",
+            params={k: v for k, v in (params or {}).items() if v is not None},
+            json=json_body,
+            headers={"Authorization": f"Bearer {token}"},
+        )
 
     def _result(self, method: str, path: str, response: httpx.Response) -> Any:
         status = response.status_code
         if status == 429:
             raise RetryableError(
-                f"LivionKey rate-limited {method} {path} (429)", retry_after=_retry_after(response)
+                f"LivionKey rate-limited {method} {path} (429)", retry_after=retry_after(response)
             )
         if status >= 500:
             raise RetryableError(f"LivionKey {method} {path} failed with HTTP {status}")
@@ -209,11 +205,3 @@ class V1BusinessError(FatalError):
     def __init__(self, message: str, vendor_message: str) -> None:
         super().__init__(message)
         self.vendor_message = vendor_message
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

@@ -11,6 +11,7 @@ import httpx
 from latchflow import ConfigurationError, Connection, FatalError, RetryableError
 from latchflow_livionkey import v2_signing
 from latchflow_livionkey.assumptions import V2_BASE_URL, V2_PAGE_LIMIT_MAX
+from latchflow_livionkey.http import retry_after, send
 
 KEY_CACHE_KEY = "livionkey.v2.private_key"
 
@@ -83,14 +84,14 @@ class V2Client:
         # Sign exactly the bytes that go on the wire.
         body = "" if json_body is None else json.dumps(json_body, separators=(",", ":"))
         headers = self.signed_headers(method, url, body)
-        try:
-            response = await self.connection.http.request(
-                method, url, content=body.encode() if body else None, headers=headers
-            )
-        except httpx.TimeoutException as exc:
-            raise RetryableError(f"LivionKey {method} {path} timed out: {exc}") from exc
-        except httpx.HTTPError as exc:
-            raise RetryableError(f"LivionKey {method} {path} failed to connect: {exc}") from exc
+        response = await send(
+            self.connection.http,
+            method,
+            url,
+            f"LivionKey {method} {path}",
+            content=body.encode() if body else None,
+            headers=headers,
+        )
         return self._result(method, path, response)
 
     def _result(self, method: str, path: str, response: httpx.Response) -> Any:
@@ -99,7 +100,7 @@ class V2Client:
         if status == 429:
             raise RetryableError(
                 f"{where} was rate-limited (429); backing off",
-                retry_after=_retry_after(response),
+                retry_after=retry_after(response),
             )
         if status >= 500:
             raise RetryableError(f"{where} failed with HTTP {status}")
@@ -146,11 +147,3 @@ def _query_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
