@@ -20,6 +20,7 @@ from latchflow.core.server.state import ServerState
 from latchflow.core.store import Settings
 
 from . import fakeplugin
+from .pg import fresh_database
 
 
 def webhook_flow(flow_id: str = "hooked", **trigger_input: Any) -> dict[str, Any]:
@@ -51,6 +52,24 @@ def clock() -> FakeClock:
 def engine(tmp_path: Path, clock: FakeClock) -> Iterator[Engine]:
     engine = Engine(
         Settings.from_environment(tmp_path / "data"),
+        registry=load_registry(extra=[fakeplugin]),
+        clock=clock,
+    )
+    yield engine
+    engine.store.engine.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (skips, or fails under LATCHFLOW_REQUIRE_POSTGRES=1)."""
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_engine(tmp_path: Path, clock: FakeClock, pg_url: str) -> Iterator[Engine]:
+    engine = Engine(
+        Settings.from_environment(tmp_path / "data", pg_url),
         registry=load_registry(extra=[fakeplugin]),
         clock=clock,
     )

@@ -9,12 +9,15 @@ import pytest
 from latchflow.core.clock import FakeClock
 from latchflow.core.dispatch import Dispatcher, EmbeddedDispatcher
 from latchflow.core.engine import Engine
+from latchflow.core.pg_dispatch import ProcrastinateDispatcher
 
 from .contract import CONTRACT
 
-BACKENDS: dict[str, Callable[[Engine], Dispatcher]] = {
-    "embedded": lambda engine: EmbeddedDispatcher(engine.executor, engine.clock, workers=4),
+BACKENDS: dict[str, tuple[str, Callable[[Engine], Dispatcher]]] = {
+    "embedded": ("engine", lambda e: EmbeddedDispatcher(e.executor, e.clock, workers=4)),
+    "postgresql": ("pg_engine", lambda e: ProcrastinateDispatcher(e, workers=4, name="contract")),
 }
+"""Each backend: the fixture giving its engine (SQLite or PostgreSQL), and its dispatcher."""
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
@@ -22,10 +25,16 @@ BACKENDS: dict[str, Callable[[Engine], Dispatcher]] = {
 async def test_contract(
     backend: str,
     check: Callable[[Engine, Dispatcher, FakeClock], Awaitable[None]],
-    engine: Engine,
     clock: FakeClock,
+    request: pytest.FixtureRequest,
 ) -> None:
-    await check(engine, BACKENDS[backend](engine), clock)
+    fixture, make = BACKENDS[backend]
+    engine: Engine = request.getfixturevalue(fixture)
+    dispatcher = make(engine)
+    try:
+        await check(engine, dispatcher, clock)
+    finally:
+        await dispatcher.stop(grace_seconds=5)
 
 
 async def test_embedded_runs_at_most_workers_at_once(engine: Engine) -> None:

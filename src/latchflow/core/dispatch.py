@@ -21,6 +21,7 @@ from sqlalchemy import or_, update
 from sqlmodel import col, select
 
 from latchflow.core.clock import Clock
+from latchflow.core.engine import Engine
 from latchflow.core.executor import ACTIVE, Executor
 from latchflow.core.models import RunRecord
 
@@ -33,6 +34,14 @@ IDLE_SECONDS = 5.0
 
 class Dispatcher(Protocol):
     """The narrow interface between run intake, the scheduler and whatever runs the work."""
+
+    fires_schedules: bool
+    """True when the backend fires schedules and polls itself (the embedded clock stays off)."""
+
+    @property
+    def in_flight(self) -> int:
+        """Steps this process is running now."""
+        ...
 
     def notify(self) -> None:
         """A run was queued (or became due) now: look for work without waiting."""
@@ -63,6 +72,8 @@ class EmbeddedDispatcher:
     killed process left behind (this backend assumes it is the only node) so every active run
     resumes from its last checkpoint.
     """
+
+    fires_schedules = False
 
     def __init__(
         self,
@@ -197,3 +208,14 @@ class EmbeddedDispatcher:
         if due is None:
             return self.idle_seconds
         return max(0.0, min(self.idle_seconds, (due - now).total_seconds()))
+
+
+def make_dispatcher(
+    engine: Engine, workers: int = DEFAULT_WORKERS, name: str = "local"
+) -> Dispatcher:
+    """The backend the engine's database calls for: procrastinate on PostgreSQL, else embedded."""
+    if engine.store.engine.dialect.name == "postgresql":
+        from latchflow.core.pg_dispatch import ProcrastinateDispatcher
+
+        return ProcrastinateDispatcher(engine, workers=workers, name=name)
+    return EmbeddedDispatcher(engine.executor, engine.clock, workers=workers)

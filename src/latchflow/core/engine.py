@@ -31,7 +31,7 @@ class Engine:
         self.settings = settings
         self.registry = registry or load_registry()
         self.clock = clock or SystemClock()
-        self.store = Store(settings)
+        self.store = Store(settings, clock=self.clock)
         self.connections = Connections(self.store, self.registry, self.clock, transport)
         self.executor = Executor(self.store, self.registry, self.connections, self.clock, worker_id)
 

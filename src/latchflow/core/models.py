@@ -173,3 +173,15 @@ class WebhookReceipt(SQLModel, table=True):
     flow_id: str = Field(primary_key=True)
     webhook_id: str = Field(primary_key=True)
     received_at: datetime = _created(index=True)
+
+
+class NodeRecord(SQLModel, table=True):
+    """A running ``latchflow serve`` process and its latest heartbeat."""
+
+    __tablename__ = "nodes"
+    id: str = Field(primary_key=True)
+    host: str
+    backend: str
+    started_at: datetime = _created()
+    last_heartbeat: datetime = _created(index=True)
+    jobs_in_flight: int = 0

@@ -13,6 +13,8 @@ from typing import Protocol
 
 from sqlmodel import Session
 
+from latchflow.core.clock import Clock
+
 SESSION_KEY = "latchflow.run_queue"
 """Key of the queue in ``Session.info`` (the store puts it there for every session)."""
 
@@ -34,3 +36,12 @@ def enqueue(session: Session, run_id: str, due_at: datetime) -> None:
     """Queue a run with the queue of the store that opened ``session``."""
     queue: RunQueue = session.info.get(SESSION_KEY) or RunsTable()
     queue.enqueue(session, run_id, due_at)
+
+
+def for_database(url: str, clock: Clock | None = None) -> RunQueue:
+    """The queue a database URL calls for: procrastinate jobs on PostgreSQL, else the runs table."""
+    if url.startswith("postgresql"):
+        from latchflow.core.pg_queue import ProcrastinateJobs
+
+        return ProcrastinateJobs(clock)
+    return RunsTable()

@@ -1,7 +1,8 @@
-"""The clock of the embedded backend: schedule fires, polling triggers and the wake-up of due work.
+"""Schedule fires and polls (both backends), and the embedded backend's clock.
 
-APScheduler 3.x (used in this module only) decides *when* to look; the database decides *what*
-happens. Each schedule fire is stored as an event under the key
+``ScheduleFires`` is what a fire or a poll stores; both the embedded ``Scheduler`` (APScheduler
+3.x, used in this module only, decides *when* to look) and the PostgreSQL backend's periodic
+``cron_tick`` call it. The database decides *what* happens. Each schedule fire is stored as an event under the key
 ``schedule:<flow id>:<tick in UTC>``, so two fires for the same tick give one run, and the last
 tick handled is kept in the flow's ``PollCursor`` row, so fires missed while latchflow was down
 are found and caught up per the flow's ``catch_up`` ("skip" or "once"). Polling triggers commit
@@ -63,7 +64,7 @@ def next_tick(trigger: BaseTrigger, after: datetime) -> datetime | None:
 def ticks_between(
     trigger: BaseTrigger, last: datetime, now: datetime
 ) -> tuple[int, datetime | None]:
-    """How many ticks fall in (last, now] (counting stops at 2: one or "missed some"), the latest."""
+    """How many ticks fall in (last, now] (one, or 2 for "missed some"), and the latest."""
     first = next_tick(trigger, last)
     if first is None or first > now:
         return 0, None
@@ -83,16 +84,159 @@ def tick_key(flow_id: str, tick: datetime) -> str:
     return f"schedule:{flow_id}:{tick.astimezone(UTC).isoformat()}"
 
 
-class Scheduler:
-    """Schedule fires, polls and dispatcher wake-ups for one engine."""
+def late_ticks(trigger: BaseTrigger, last: datetime, now: datetime) -> list[datetime]:
+    """Every tick in (last, now] when the first of them is at most ON_TIME old (a late look, not
+    downtime), else none."""
+    ticks: list[datetime] = []
+    tick = next_tick(trigger, last)
+    if tick is None or now - tick > ON_TIME:
+        return ticks
+    while tick is not None and tick <= now:
+        ticks.append(tick)
+        tick = next_tick(trigger, tick)
+    return ticks
 
-    def __init__(
-        self, engine: Engine, dispatcher: Dispatcher, wake_seconds: float = WAKE_SECONDS
-    ) -> None:
+
+class ScheduleFires:
+    """What a schedule fire or a poll stores; called by whichever backend keeps the time."""
+
+    def __init__(self, engine: Engine, dispatcher: Dispatcher) -> None:
         self.engine = engine
         self.store = engine.store
         self.clock = engine.clock
         self.dispatcher = dispatcher
+
+    @staticmethod
+    def polls(trigger: Trigger, flow: Flow) -> bool:
+        """Whether a flow's trigger is polled: it can be, and webhooks do not deliver it instead."""
+        if trigger.poll is None:
+            return False
+        return not trigger.webhook or bool(flow.document["trigger"].get("poll"))
+
+    def _flows(self, trigger_type: str | None = None) -> list[FlowRecord]:
+        return [
+            r
+            for r in self.store.list_flows()
+            if r.enabled and (trigger_type is None or r.trigger_type == trigger_type)
+        ]
+
+    # schedules
+
+    def fire_due(self, flow_id: str) -> list[Accepted]:
+        """Fire a schedule flow for the ticks that came since it last fired, per its catch_up."""
+        record = self.store.get_flow(flow_id)
+        if record is None or not record.enabled or record.trigger_type != "schedule":
+            return []
+        flow = self.store.flow_version(record.id, record.version)
+        config = flow.trigger_input
+        catch_up = config.get("catch_up") or flow.document["trigger"].get("catch_up") or "once"
+        now = self.clock.now()
+        with self.store.session() as session:
+            row = session.get(PollCursor, flow_id)
+            last_text = (row.cursor or {}).get("last_tick") if row else None
+            if last_text is None:  # a new schedule starts from now; nothing before it was missed
+                accept_batch(session, record, [], now, cursor={"last_tick": now.isoformat()})
+                return []
+            trigger, last = schedule_trigger(config), parse_moment(last_text)
+            late = late_ticks(trigger, last, now)
+            if late:  # looked late (a busy node), not after downtime: every tick fires
+                return self._fire(session, record, late, now, config, late[-1])
+            count, latest = ticks_between(trigger, last, now)
+            if latest is None:
+                return []
+            on_time = count == 1 and now - latest <= ON_TIME
+            fire = on_time or catch_up == "once"
+            if not fire:
+                log.info(
+                    "flow %s: skipping missed fires up to %s (catch_up: skip)", flow_id, latest
+                )
+            return self._fire(session, record, [latest] if fire else [], now, config, latest)
+
+    def fire(self, flow_id: str, tick: datetime) -> Accepted:
+        """Insert the fire for one tick (a repeat of the same tick is recorded as a duplicate)."""
+        record = self.store.get_flow(flow_id)
+        if record is None:
+            raise KeyError(flow_id)
+        flow = self.store.flow_version(record.id, record.version)
+        with self.store.session() as session:
+            (accepted,) = self._fire(
+                session, record, [tick], self.clock.now(), flow.trigger_input, None
+            )
+            return accepted
+
+    def _fire(
+        self,
+        session: Any,
+        record: FlowRecord,
+        ticks: list[datetime],
+        now: datetime,
+        config: JSON,
+        handled: datetime | None,
+    ) -> list[Accepted]:
+        items = []
+        zone = ZoneInfo(config.get("timezone") or "UTC")
+        for tick in ticks:
+            data = {"scheduled_for": tick.astimezone(zone).isoformat(), "fired_at": now.isoformat()}
+            items.append((tick_key(record.id, tick), data))
+        cursor = {"last_tick": handled.isoformat()} if handled is not None else None
+        accepted = accept_batch(session, record, items, now, cursor=cursor)
+        if any(a.created for a in accepted):
+            self.dispatcher.notify()
+        return accepted
+
+    # polling
+
+    async def poll_flow(self, flow_id: str) -> list[Accepted]:
+        """Poll a flow's trigger once; its events and new cursor are committed together."""
+        record = self.store.get_flow(flow_id)
+        if record is None or not record.enabled:
+            return []
+        trigger = self.engine.registry.triggers.get(record.trigger_type)
+        if trigger is None or trigger.poll is None:
+            return []
+        flow = self.store.flow_version(record.id, record.version)
+        try:
+            connection_id = self.engine.connections.resolve(
+                trigger.connection or "", flow.trigger_connection, "$.trigger"
+            )
+            live = await self.engine.connections.get(connection_id)
+            with self.store.session() as session:
+                row = session.get(PollCursor, flow_id)
+                cursor = (row.cursor or {}).get("poll") if row else None
+            result = await trigger.poll(live.connection, flow.trigger_input, cursor)
+        except Exception as exc:
+            log.warning("flow %s: polling %s failed: %s", flow_id, trigger.key, exc)
+            return []
+        items, filtered = [], []
+        for event in result.events:
+            key = f"{event.trigger}:{event.id}"
+            if event.trigger != record.trigger_type:
+                continue
+            if trigger.matches(flow.trigger_input, event.data):
+                items.append((key, event.data))
+            else:
+                filtered.append((key, event.data, "the event does not match the trigger settings"))
+        with self.store.session() as session:
+            accepted = accept_batch(
+                session,
+                record,
+                items,
+                self.clock.now(),
+                cursor={"poll": result.cursor},
+                filtered=filtered,
+            )
+        if any(a.created for a in accepted):
+            self.dispatcher.notify()
+        return accepted
+
+
+class Scheduler(ScheduleFires):
+    """The embedded backend's clock: APScheduler jobs for fires, polls and dispatcher wake-ups."""
+
+    def __init__(
+        self, engine: Engine, dispatcher: Dispatcher, wake_seconds: float = WAKE_SECONDS
+    ) -> None:
+        super().__init__(engine, dispatcher)
         self.wake_seconds = wake_seconds
         self._aps: AsyncIOScheduler | None = None
 
@@ -149,130 +293,11 @@ class Scheduler:
                 **common,
             )
 
-    @staticmethod
-    def polls(trigger: Trigger, flow: Flow) -> bool:
-        """Whether a flow's trigger is polled: it can be, and webhooks do not deliver it instead."""
-        if trigger.poll is None:
-            return False
-        return not trigger.webhook or bool(flow.document["trigger"].get("poll"))
-
     def jobs(self) -> list[str]:
         return [job.id for job in self._aps.get_jobs()] if self._aps else []
-
-    def _flows(self, trigger_type: str | None = None) -> list[FlowRecord]:
-        return [
-            r
-            for r in self.store.list_flows()
-            if r.enabled and (trigger_type is None or r.trigger_type == trigger_type)
-        ]
 
     async def _wake(self) -> None:
         self.dispatcher.notify()
 
     async def _fire_job(self, flow_id: str) -> None:
         self.fire_due(flow_id)
-
-    # schedules
-
-    def fire_due(self, flow_id: str) -> list[Accepted]:
-        """Fire a schedule flow for the ticks that came since it last fired, per its catch_up."""
-        record = self.store.get_flow(flow_id)
-        if record is None or not record.enabled or record.trigger_type != "schedule":
-            return []
-        flow = self.store.flow_version(record.id, record.version)
-        config = flow.trigger_input
-        catch_up = config.get("catch_up") or flow.document["trigger"].get("catch_up") or "once"
-        now = self.clock.now()
-        with self.store.session() as session:
-            row = session.get(PollCursor, flow_id)
-            last_text = (row.cursor or {}).get("last_tick") if row else None
-            if last_text is None:  # a new schedule starts from now; nothing before it was missed
-                accept_batch(session, record, [], now, cursor={"last_tick": now.isoformat()})
-                return []
-            count, latest = ticks_between(schedule_trigger(config), parse_moment(last_text), now)
-            if latest is None:
-                return []
-            on_time = count == 1 and now - latest <= ON_TIME
-            fire = on_time or catch_up == "once"
-            if not fire:
-                log.info(
-                    "flow %s: skipping missed fires up to %s (catch_up: skip)", flow_id, latest
-                )
-            return self._fire(session, record, latest if fire else None, now, config, latest)
-
-    def fire(self, flow_id: str, tick: datetime) -> Accepted:
-        """Insert the fire for one tick (a repeat of the same tick is recorded as a duplicate)."""
-        record = self.store.get_flow(flow_id)
-        if record is None:
-            raise KeyError(flow_id)
-        flow = self.store.flow_version(record.id, record.version)
-        with self.store.session() as session:
-            (accepted,) = self._fire(
-                session, record, tick, self.clock.now(), flow.trigger_input, None
-            )
-            return accepted
-
-    def _fire(
-        self,
-        session: Any,
-        record: FlowRecord,
-        tick: datetime | None,
-        now: datetime,
-        config: JSON,
-        handled: datetime | None,
-    ) -> list[Accepted]:
-        items = []
-        if tick is not None:
-            local = tick.astimezone(ZoneInfo(config.get("timezone") or "UTC"))
-            data = {"scheduled_for": local.isoformat(), "fired_at": now.isoformat()}
-            items.append((tick_key(record.id, tick), data))
-        cursor = {"last_tick": handled.isoformat()} if handled is not None else None
-        accepted = accept_batch(session, record, items, now, cursor=cursor)
-        if any(a.created for a in accepted):
-            self.dispatcher.notify()
-        return accepted
-
-    # polling
-
-    async def poll_flow(self, flow_id: str) -> list[Accepted]:
-        """Poll a flow's trigger once; its events and new cursor are committed together."""
-        record = self.store.get_flow(flow_id)
-        if record is None or not record.enabled:
-            return []
-        trigger = self.engine.registry.triggers.get(record.trigger_type)
-        if trigger is None or trigger.poll is None:
-            return []
-        flow = self.store.flow_version(record.id, record.version)
-        try:
-            connection_id = self.engine.connections.resolve(
-                trigger.connection or "", flow.trigger_connection, "$.trigger"
-            )
-            live = await self.engine.connections.get(connection_id)
-            with self.store.session() as session:
-                row = session.get(PollCursor, flow_id)
-                cursor = (row.cursor or {}).get("poll") if row else None
-            result = await trigger.poll(live.connection, flow.trigger_input, cursor)
-        except Exception as exc:
-            log.warning("flow %s: polling %s failed: %s", flow_id, trigger.key, exc)
-            return []
-        items, filtered = [], []
-        for event in result.events:
-            key = f"{event.trigger}:{event.id}"
-            if event.trigger != record.trigger_type:
-                continue
-            if trigger.matches(flow.trigger_input, event.data):
-                items.append((key, event.data))
-            else:
-                filtered.append((key, event.data, "the event does not match the trigger settings"))
-        with self.store.session() as session:
-            accepted = accept_batch(
-                session,
-                record,
-                items,
-                self.clock.now(),
-                cursor={"poll": result.cursor},
-                filtered=filtered,
-            )
-        if any(a.created for a in accepted):
-            self.dispatcher.notify()
-        return accepted

@@ -12,19 +12,21 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlmodel import Session, create_engine, select
 
+from latchflow.core.clock import Clock
 from latchflow.core.errors import ConfigurationError, ValidationError
 from latchflow.core.flows import Flow
 from latchflow.core.models import ConnectionRecord, FlowRecord, FlowVersion, utcnow
-from latchflow.core.runqueue import SESSION_KEY, RunQueue, RunsTable
+from latchflow.core.runqueue import SESSION_KEY, RunQueue, for_database
 from latchflow.core.secrets import Sealer, secret_fields
 from latchflow.core.types import JSON, Vendor
 
 DATA_DIR_ENV = "LATCHFLOW_DATA_DIR"
 DATABASE_URL_ENV = "LATCHFLOW_DATABASE_URL"
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x6C66_6D69  # PostgreSQL advisory lock key held while migrating
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ def migrate(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # nodes starting together migrate in turn
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
@@ -76,9 +80,11 @@ def migrate(engine: Engine) -> None:
 class Store:
     """Flows and connections; runs and events are written by the executor and intake."""
 
-    def __init__(self, settings: Settings, queue: RunQueue | None = None) -> None:
+    def __init__(
+        self, settings: Settings, queue: RunQueue | None = None, clock: Clock | None = None
+    ) -> None:
         self.settings = settings
-        self.queue: RunQueue = queue or RunsTable()
+        self.queue: RunQueue = queue or for_database(settings.database_url, clock)
         if settings.database_url.startswith("sqlite"):
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(settings.database_url)
