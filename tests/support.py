@@ -96,6 +96,9 @@ class AcmePlugin:
 
         async def connected(ctx: RunContext, data: JSON) -> JSON:
             assert ctx.connection is not None
+            failures = self.failures.get(data["name"])
+            if failures:
+                raise failures.pop(0)
             self.calls.append((data["name"], {"connection": ctx.connection.id}))
             return {"name": data["name"], "token": ctx.connection.config["api_secret"]}
 

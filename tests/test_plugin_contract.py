@@ -29,7 +29,7 @@ def test_the_public_api_is_frozen() -> None:
     assert latchflow.__all__ == [
         "JSON", "Action", "ActionError", "Clock", "ConfigurationError", "Connection", "ErrorDetail",
         "ExpressionError", "FakeClock", "FatalError", "LatchflowError", "Pending", "PluginError",
-        "PollResult", "RetryPolicy", "RetryableError", "RunContext", "RunFiltered", "SkipError",
+        "PollResult", "RateLimitedError", "RetryPolicy", "RetryableError", "RunContext", "RunFiltered", "SkipError",
         "SystemClock", "Trigger", "TriggerEvent", "ValidationError", "Vendor", "WebhookError",
         "WebhookRequest", "hookimpl", "match_fields", "parse_moment", "unix_seconds",
     ]  # fmt: skip

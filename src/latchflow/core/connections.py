@@ -1,10 +1,19 @@
-"""Live connections: one shared httpx client and one concurrency bound per configured account."""
+"""Live connections: per configured account one httpx client, a concurrency bound and a cool-down.
+
+The cool-down is how a vendor's 429 slows that connection and no other. When a call on a
+connection raises ``RateLimitedError``, the connection cools down until ``retry_after`` has
+passed. The executor does not let new calls on it wait inside a worker: it reschedules their
+runs (``due_at``) for the end of the cool-down and frees the worker, so runs on other
+connections keep every worker. Cool-downs live in this process's memory; in a deployment with
+several nodes each node learns of a rate limit from its own first 429.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import httpx
@@ -47,6 +56,7 @@ class Connections:
         self.clock = clock
         self.transport = transport or (lambda _vendor: None)
         self._live: dict[str, LiveConnection] = {}
+        self._cool_until: dict[str, datetime] = {}
         self.http = httpx.AsyncClient(timeout=30.0, limits=HTTP_LIMITS)
 
     def resolve(self, vendor: str, connection_id: str | None, where: str) -> str:
@@ -65,6 +75,29 @@ class Connections:
             f"several {vendor!r} connections exist ({', '.join(candidates)}); name one",
             path=f"{where}.connection",
         )
+
+    def cool_down(self, connection_id: str, seconds: float) -> datetime:
+        """Hold calls on a connection back for ``seconds`` (never shortening a longer cool-down)."""
+        until = self.clock.now() + timedelta(seconds=seconds)
+        current = self._cool_until.get(connection_id)
+        if current is None or until > current:
+            self._cool_until[connection_id] = until
+        return self._cool_until[connection_id]
+
+    def cooling_until(self, connection_id: str) -> datetime | None:
+        """When calls on the connection may go on again, if it is cooling down now."""
+        until = self._cool_until.get(connection_id)
+        if until is None:
+            return None
+        if until <= self.clock.now():
+            del self._cool_until[connection_id]
+            return None
+        return until
+
+    @property
+    def any_cooling(self) -> bool:
+        """Whether some connection has (or recently had) a cool-down: a cheap check first."""
+        return bool(self._cool_until)
 
     async def get(self, connection_id: str) -> LiveConnection:
         record, config = self.store.connection_config(connection_id)

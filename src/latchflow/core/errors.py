@@ -4,6 +4,8 @@
     ├── ActionError                 raised by actions and vendor clients during a step
     │   ├── RetryableError          try the step again later (429, 5xx, timeouts, lock offline);
     │   │                           ``retry_after`` (seconds) overrides the backoff when known
+    │   │   └── RateLimitedError    the vendor rate-limited the connection (429): every call on
+    │   │                           that connection waits, not only this step
     │   ├── FatalError              the run fails; retrying cannot help (bad input, not found)
     │   │   └── ConfigurationError  the connection or settings are wrong (credentials, permissions)
     │   ├── SkipError               this step is skipped, the run goes on
@@ -36,6 +38,14 @@ class RetryableError(ActionError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RateLimitedError(RetryableError):
+    """The vendor refused the call for its rate limit (HTTP 429, throttling).
+
+    Besides retrying this step, the engine cools the whole connection down: its other runs wait
+    until ``retry_after`` (or the step's backoff) has passed, while other connections go on.
+    """
 
 
 class FatalError(ActionError):

@@ -26,6 +26,7 @@ from latchflow.core.errors import (
     ExpressionError,
     FatalError,
     LatchflowError,
+    RateLimitedError,
     RetryableError,
     RunFiltered,
     SkipError,
@@ -168,13 +169,17 @@ class Executor:
                     return self._next(session, run)
             elif record.status in ("succeeded", "skipped"):
                 return self._next(session, run)
-            if record.status != "waiting":  # a pending job's checks are not new attempts
+            resume_at = self._cooling(step)
+            if resume_at is not None:
+                return self._postpone(session, run, record, resume_at)
+            previous = record.status
+            if previous != "waiting":  # a pending job's checks are not new attempts
                 record.attempts += 1
             record.status = "running"
             run.status = "running"
             session.add_all([record, run])
             session.commit()
-            return await self._call(session, run, flow, step, record, where)
+            return await self._call(session, run, flow, step, record, where, previous)
 
     def _scope(self, session: Session, run: RunRecord, flow: Flow) -> JSON:
         event = session.get(EventRecord, run.event_id)
@@ -235,17 +240,29 @@ class Executor:
         step: Step,
         record: StepRecord,
         where: str,
+        previous: str,
     ) -> Outcome:
+        connection_id: str | None = None
         try:
             action = self._action(step, where)
             ctx = await self._context(run, step, record, action, where)
             rendered = self.store.sealer.unseal(record.input_sealed or "null")
             if ctx.connection is not None:
-                live = await self.connections.get(ctx.connection.id)
+                connection_id = ctx.connection.id
+                live = await self.connections.get(connection_id)
                 async with live.slots:
+                    # a 429 may have arrived while this call waited for a slot
+                    resume_at = self.connections.cooling_until(connection_id)
+                    if resume_at is not None:
+                        if previous != "waiting":
+                            record.attempts -= 1
+                        record.status = previous
+                        return self._postpone(session, run, record, resume_at)
                     result = await action.run(ctx, rendered)
             else:
                 result = await action.run(ctx, rendered)
+        except RateLimitedError as exc:
+            return self._retry(session, run, step, record, action, exc, cool=connection_id)
         except RetryableError as exc:
             return self._retry(session, run, step, record, action, exc)
         except httpx.TransportError as exc:
@@ -317,6 +334,32 @@ class Executor:
     def _secrets(self) -> set[str]:
         return self.connections.secret_values()
 
+    def _cooling(self, step: Step) -> datetime | None:
+        """When the step's connection comes out of a rate-limit cool-down, if it is in one."""
+        if not self.connections.any_cooling:
+            return None
+        action = self.registry.actions.get(step.action)
+        if action is None or action.connection is None:
+            return None
+        try:
+            connection_id = self.connections.resolve(action.connection, step.connection, "")
+        except LatchflowError:
+            return None  # the call itself reports it
+        return self.connections.cooling_until(connection_id)
+
+    def _postpone(
+        self, session: Session, run: RunRecord, record: StepRecord, resume_at: datetime
+    ) -> Outcome:
+        """Wait for the connection's cool-down without a worker and without using an attempt."""
+        run.status, run.due_at = "waiting", resume_at
+        session.add_all([record, run])
+        enqueue(session, run.id, resume_at)
+        session.commit()
+        log.info(
+            "run %s step %s: connection cooling down until %s", run.id, record.step_id, resume_at
+        )
+        return Outcome.WAIT
+
     def _retry(
         self,
         session: Session,
@@ -325,17 +368,22 @@ class Executor:
         record: StepRecord,
         action: Action,
         exc: RetryableError,
+        cool: str | None = None,
     ) -> Outcome:
+        """Retry the step later; ``cool`` names a rate-limited connection to hold back as long."""
         policy = step.retry_policy(action.retry)
-        if record.attempts >= policy.max_attempts:
-            return self._fail(
-                session, run, record, step, f"gave up after {record.attempts} attempts: {exc}"
-            )
         delay = (
             exc.retry_after
             if exc.retry_after is not None
             else policy.delay(record.attempts, self.rand())
         )
+        if cool is not None:
+            until = self.connections.cool_down(cool, delay)
+            log.warning("connection %s is rate-limited: its calls wait until %s", cool, until)
+        if record.attempts >= policy.max_attempts:
+            return self._fail(
+                session, run, record, step, f"gave up after {record.attempts} attempts: {exc}"
+            )
         record.status, record.error = "retrying", str(exc)
         run.status, run.due_at = "waiting", self.clock.now() + timedelta(seconds=delay)
         session.add_all([record, run])

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from latchflow import ConfigurationError, Connection, FatalError, RetryableError
+from latchflow import ConfigurationError, Connection, FatalError, RateLimitedError, RetryableError
 from latchflow_keyvox import assumptions as A
 from latchflow_keyvox.signing import compact_json, signed_headers
 
@@ -79,7 +79,7 @@ def _envelope_data(function: str, response: httpx.Response) -> Any:
     status = response.status_code
     if status == 429:
         retry_after = response.headers.get("retry-after", "")
-        raise RetryableError(
+        raise RateLimitedError(
             f"KEYVOX {function}: rate limited (HTTP 429); slowing down",
             retry_after=float(retry_after) if retry_after.isdigit() else None,
         )

@@ -18,6 +18,7 @@ from latchflow import (
     ConfigurationError,
     Connection,
     FatalError,
+    RateLimitedError,
     RetryableError,
 )
 from latchflow_livionkey.assumptions import V1_BASE_URL, V1_REFRESH_MARGIN_SECONDS
@@ -102,7 +103,7 @@ class V1Client:
             json={"email": config.get("email", ""), "password": config.get("password", "")},
         )
         if response.status_code == 429:
-            raise RetryableError(
+            raise RateLimitedError(
                 "LivionKey throttled logins (429): too many login attempts",
                 retry_after=retry_after(response),
             )
@@ -171,7 +172,7 @@ class V1Client:
     def _result(self, method: str, path: str, response: httpx.Response) -> Any:
         status = response.status_code
         if status == 429:
-            raise RetryableError(
+            raise RateLimitedError(
                 f"LivionKey rate-limited {method} {path} (429)", retry_after=retry_after(response)
             )
         if status >= 500:

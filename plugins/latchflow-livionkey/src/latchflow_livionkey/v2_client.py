@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from latchflow import ConfigurationError, Connection, FatalError, RetryableError
+from latchflow import ConfigurationError, Connection, FatalError, RateLimitedError, RetryableError
 from latchflow_livionkey import v2_signing
 from latchflow_livionkey.assumptions import V2_BASE_URL, V2_PAGE_LIMIT_MAX
 from latchflow_livionkey.http import retry_after, send
@@ -98,7 +98,7 @@ class V2Client:
         status = response.status_code
         where = f"LivionKey {method} {path}"
         if status == 429:
-            raise RetryableError(
+            raise RateLimitedError(
                 f"{where} was rate-limited (429); backing off",
                 retry_after=retry_after(response),
             )

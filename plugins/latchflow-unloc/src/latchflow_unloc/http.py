@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from latchflow import ConfigurationError, FatalError, RetryableError
+from latchflow import ConfigurationError, FatalError, RateLimitedError, RetryableError
 
 
 class UnlocHTTPError(FatalError):
@@ -53,7 +53,7 @@ def raise_for_status(response: httpx.Response, what: str) -> None:
     text = problem_text(response)
     where = f"Unloc {what} ({response.request.method} {response.request.url.path})"
     if status == 429:
-        raise RetryableError(
+        raise RateLimitedError(
             f"{where}: rate limited (429): {text}", retry_after=retry_after(response)
         )
     if status >= 500:
