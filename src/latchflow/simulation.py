@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,6 +52,10 @@ class FaultSpec(BaseModel):
     retry_after: int = Field(default=1, ge=0, description="seconds, for kind=rate_limit")
 
 
+Headers = dict[str, str] | Callable[[bytes], dict[str, str]]
+"""Extra headers of a webhook delivery, or a function of the raw body that makes them."""
+
+
 @dataclass
 class Delivery:
     url: str
@@ -80,28 +85,45 @@ class SimState:
                 return fault
         return None
 
-    async def deliver(self, body: Any, headers: dict[str, str] | None = None) -> None:
-        """POST ``body`` as JSON to every registered URL, retrying failures a few times."""
+    async def deliver(
+        self,
+        body: Any,
+        headers: Headers | None = None,
+        *,
+        urls: list[str] | None = None,
+        accepted: Callable[[int], bool] = lambda status: status < 500,
+    ) -> None:
+        """POST ``body`` as JSON to ``urls`` (default: every registered URL), retrying failures.
+
+        ``headers`` may be a function of the raw body, called before every attempt, for
+        signatures that carry a timestamp. An answer ends the retries when ``accepted(status)``.
+        """
         raw = json.dumps(body, separators=(",", ":")).encode()
         async with httpx.AsyncClient(timeout=5.0) as client:
-            for url in list(self.webhook_urls):
+            for url in list(self.webhook_urls if urls is None else urls):
                 delivery = Delivery(url=url, body=body)
                 self.deliveries.append(delivery)
-                await self._deliver_one(client, delivery, raw, headers or {})
+                await self._deliver_one(client, delivery, raw, headers, accepted)
 
     async def _deliver_one(
-        self, client: httpx.AsyncClient, delivery: Delivery, raw: bytes, headers: dict[str, str]
+        self,
+        client: httpx.AsyncClient,
+        delivery: Delivery,
+        raw: bytes,
+        headers: Headers | None,
+        accepted: Callable[[int], bool],
     ) -> None:
         for attempt in range(1, self.webhook_retries + 1):
             delivery.attempts = attempt
+            extra = headers(raw) if callable(headers) else headers or {}
             try:
                 response = await client.post(
                     delivery.url,
                     content=raw,
-                    headers={"content-type": "application/json", **headers},
+                    headers={"content-type": "application/json", **extra},
                 )
                 delivery.status, delivery.error = response.status_code, None
-                if response.status_code < 500:
+                if accepted(response.status_code):
                     return
             except httpx.HTTPError as exc:
                 delivery.error = f"{type(exc).__name__}: {exc}"

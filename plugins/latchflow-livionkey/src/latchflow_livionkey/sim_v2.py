@@ -1,6 +1,8 @@
 """A simulator of LivionKey API V2: signed requests, iLOQ key contracts, automats, groups, webhooks.
 
-The state and rules live here; the routes in ``sim_v2_routes``. Simulator-only routes:
+The state, its views, the automat's side (pincodes entered, keys fetched and returned) and the
+signed webhooks live here; the contract rules in ``sim_v2_contracts``; the routes in
+``sim_v2_routes``. Simulator-only routes:
 
 - ``POST /_sim/v2/service-accounts {"name", "publicKeyPem"?}`` — register a service account's
   public key (without one, a key pair is generated and the private key returned once)
@@ -16,42 +18,24 @@ The state and rules live here; the routes in ``sim_v2_routes``. Simulator-only r
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import json
 import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from latchflow.simulation import Delivery, SimState
+from latchflow.simulation import SimState
 from latchflow_livionkey import standard_webhooks
 from latchflow_livionkey.assumptions import (
-    V2_ORG_DEFAULT_NOTIFICATIONS,
     V2_PAGE_LIMIT_MAX,
-    V2_PINCODE_DIGITS,
 )
-from latchflow_livionkey.sim_common import iso, parse_time, pincode
+from latchflow_livionkey.sim_common import iso, parse_time
 
-NOTIFICATION_TYPES = (
-    "contractKeyFetched",
-    "contractKeyReturned",
-    "contractCreated",
-    "contractStartReminder",
-    "contractEndReminder",
-    "contractKeysNotReturned",
-    "contractUpdated",
-    "contractSignatureRequested",
-)
-LANGUAGES = ("en", "fi", "sv", "de", "no", "fr")
 TYPE_NAMES = {1: "default", 2: "fetch", 3: "return"}
 LOCKERS_PER_AUTOMAT = 8
-NO_KEYS = "no device(s) with requested number of keys available for the handover"
 
 
 class NestError(Exception):
@@ -150,7 +134,7 @@ class V2Sim:
             {"id": "ar-sauna", "name": "Sauna", "realEstatePath": None},
         ]
 
-    # --- views -------------------------------------------------------------------------------
+    # --- views and lookups -------------------------------------------------------------------
     def group_view(self, group: dict[str, Any]) -> dict[str, Any]:
         members = [
             {"id": a["id"], "name": a["name"]}
@@ -194,42 +178,6 @@ class V2Sim:
             raise NestError(404, f"Contract {contract_id} not found")
         return self.contracts[contract_id]
 
-    # --- contracts ---------------------------------------------------------------------------
-    def resolve_contact(self, contact: Any) -> dict[str, Any] | None:
-        if contact is None:
-            return None
-        if not isinstance(contact, dict) or not contact.get("name"):
-            raise NestError(400, "contact.name is required")
-        language = contact.get("language") or "en"
-        if language not in LANGUAGES:
-            raise NestError(400, f"contact.language must be one of {', '.join(LANGUAGES)}")
-        explicit = contact.get("notifications")
-        if isinstance(explicit, dict):  # the flags are ignored; unlisted types/channels are off
-            notifications = {
-                t: {
-                    "sms": bool((explicit.get(t) or {}).get("sms")),
-                    "email": bool((explicit.get(t) or {}).get("email")),
-                }
-                for t in NOTIFICATION_TYPES
-            }
-        else:
-            sms, email = bool(contact.get("sendSms")), bool(contact.get("sendEmail"))
-            notifications = {
-                t: {
-                    "sms": sms and t in V2_ORG_DEFAULT_NOTIFICATIONS,
-                    "email": email and t in V2_ORG_DEFAULT_NOTIFICATIONS,
-                }
-                for t in NOTIFICATION_TYPES
-            }
-        return {
-            "name": contact["name"],
-            "email": contact.get("email"),
-            "phoneNumber": contact.get("phoneNumber"),
-            "language": language,
-            "iloqPersonId": contact.get("iloqPersonId"),
-            "notifications": notifications,
-        }
-
     def free_keys(self, automat_id: str) -> list[dict[str, Any]]:
         return [
             k for k in self.keys.values() if k["automatId"] == automat_id and k["holder"] is None
@@ -248,178 +196,6 @@ class V2Sim:
             for a in self.automats.values()
             if a["lifecycleState"] == "active" and (group_id is None or group_id in a["groupIds"])
         ]
-
-    def pick_keys(self, data: dict[str, Any], count: int) -> list[dict[str, Any]]:
-        """Keys for a handover: by automat, by group (first automat with enough), or by id."""
-        if data.get("keyAutomatId"):
-            automat = self.automat(str(data["keyAutomatId"]))
-            free = self.free_keys(automat["id"]) if automat["lifecycleState"] == "active" else []
-            if len(free) < count:
-                raise NestError(409, NO_KEYS)
-            return free[:count]
-        if data.get("groupId"):
-            for automat in self.active_automats(str(data["groupId"])):
-                free = self.free_keys(automat["id"])
-                if len(free) >= count:
-                    return free[:count]
-            raise NestError(409, NO_KEYS)
-        chosen = []
-        for key_id in data["keyIds"]:
-            key = self.keys.get(str(key_id))
-            if key is None:
-                raise NestError(400, f"key {key_id} does not exist")
-            if key["holder"] is not None or key["automatId"] is None:
-                raise NestError(409, NO_KEYS)
-            chosen.append(key)
-        return chosen
-
-    def return_automat(self, data: dict[str, Any], count: int) -> str:
-        if data.get("keyAutomatId"):
-            candidates = [self.automat(str(data["keyAutomatId"]))]
-        else:
-            candidates = self.active_automats(data.get("groupId"))
-        for automat in candidates:
-            if self.free_lockers(automat["id"]) >= count:
-                return str(automat["id"])
-        raise NestError(409, NO_KEYS)
-
-    def used_pincodes(self) -> set[str]:
-        return {
-            k["storageInfo"]["pincode"]
-            for c in self.contracts.values()
-            for k in c["keys"]
-            if k["storageInfo"]["pincode"]
-        }
-
-    def create_contract(self, body: Any) -> dict[str, Any]:
-        if not isinstance(body, dict) or not isinstance(body.get("input"), dict):
-            raise NestError(400, 'the body must be {"input": {...}}')
-        data = body["input"]
-        kind = data.get("contractType")
-        if kind not in TYPE_NAMES:
-            raise NestError(400, "contractType must be 1 (default), 2 (fetch) or 3 (return)")
-        locations = [k for k in ("groupId", "keyAutomatId", "keyIds") if data.get(k)]
-        if kind == 3:
-            if not data.get("keyIds"):
-                raise NestError(400, "keyIds is required for return contracts")
-        elif len(locations) != 1:
-            raise NestError(400, "give exactly one of groupId, keyAutomatId or keyIds")
-        if kind in (1, 2):
-            rights = data.get("accessRightIds")
-            known = {r["id"] for r in self.access_rights}
-            if not rights:
-                raise NestError(400, "accessRightIds is required for default and fetch contracts")
-            if unknown := [r for r in rights if r not in known]:
-                raise NestError(400, f"unknown accessRightIds: {', '.join(unknown)}")
-        start = parse_time(data.get("start"))
-        end = parse_time(data.get("end"))
-        if kind in (1, 2) and start is None:
-            raise NestError(400, "start is required")
-        if kind == 1 and end is None:
-            raise NestError(400, "end is required for default contracts")
-        start = start or self.now()
-        if end is not None and end <= start:
-            raise NestError(400, "end must be after start")
-        if kind == 3 or data.get("keyIds"):
-            count = len(data["keyIds"])
-        else:
-            count = data.get("numberOfKeys")
-            if not isinstance(count, int) or count < 1:
-                raise NestError(400, "numberOfKeys is required with keyAutomatId or groupId")
-        codes = data.get("pincodes")
-        if codes is not None and len(codes) != count:
-            raise NestError(400, f"pincodes must have one pincode per key ({count})")
-        used = self.used_pincodes()
-        if codes and (clash := [c for c in codes if c in used]):
-            raise NestError(400, f"pincode {clash[0]} is already in use")
-        contact = self.resolve_contact(data.get("contact"))
-        contract_id = str(uuid.uuid4())
-        if kind == 3:
-            device = self.return_automat(data, count)
-            entries = [(str(k), device) for k in data["keyIds"]]
-        else:
-            entries = [(k["id"], k["automatId"]) for k in self.pick_keys(data, count)]
-        keys = []
-        for i, (key_id, device) in enumerate(entries):
-            code = codes[i] if codes else pincode(used, V2_PINCODE_DIGITS)
-            used.add(code)
-            if kind != 3:
-                self.keys[key_id]["holder"] = contract_id
-            keys.append(
-                {
-                    "id": key_id,
-                    "status": None,
-                    "storageInfo": {"deviceId": device, "pincode": code},
-                    "inHistory": False,
-                }
-            )
-        contract = {
-            "id": contract_id,
-            "accessRightIds": data.get("accessRightIds") if kind != 3 else None,
-            "start": iso(start),
-            "end": iso(end),
-            "contact": contact,
-            "keys": keys,
-            "numberOfKeys": data.get("numberOfKeys"),
-            "keyIds": data.get("keyIds"),
-            "keyAutomatId": data.get("keyAutomatId"),
-            "groupId": data.get("groupId"),
-            "contractType": kind,
-        }
-        self.contracts[contract_id] = contract
-        return contract
-
-    def update_contract(self, contract_id: str, body: Any) -> dict[str, Any]:
-        contract = self.contract(contract_id)
-        if not isinstance(body, dict):
-            raise NestError(400, "the body must be a JSON object")
-        start = parse_time(body.get("start")) or parse_time(contract["start"])
-        end = parse_time(body["end"]) if "end" in body else parse_time(contract["end"])
-        if start is not None and end is not None and end <= start:
-            raise NestError(400, "end must be after start")
-        if contract["contractType"] == 1 and end is None:
-            raise NestError(400, "a default contract needs an end")
-        contract["start"], contract["end"] = iso(start), iso(end)
-        if "contact" in body:
-            contract["contact"] = self.resolve_contact(body["contact"])
-        contract.pop("_overdue", None)
-        return contract
-
-    def delete_contract(self, contract_id: str) -> None:
-        contract = self.contract(contract_id)
-        states = [k["status"] for k in contract["keys"]]
-        kind = contract["contractType"]
-        if kind == 1 and "key-fetched" in states:
-            raise NestError(400, "a key of this contract is fetched and not yet returned")
-        done = "key-fetched" if kind == 2 else "key-returned"
-        if kind in (2, 3) and done in states and None in states:
-            raise NestError(
-                400, f"some keys are {done.removeprefix('key-')} while others are still waiting"
-            )
-        for key in contract["keys"]:
-            stored = self.keys.get(key["id"])
-            if stored is not None and stored["holder"] == contract_id:
-                stored["holder"] = None
-        del self.contracts[contract_id]
-
-    def list_contracts(self, ongoing: bool, ended: bool, future: bool) -> list[dict[str, Any]]:
-        now, result = self.now(), []
-        for contract in self.contracts.values():
-            start, end = parse_time(contract["start"]), parse_time(contract["end"])
-            assert start is not None
-            phase = (
-                "future"
-                if start > now
-                else "ended"
-                if end is not None and end <= now
-                else "ongoing"
-            )
-            if (
-                not (ongoing or ended or future)
-                or {"ongoing": ongoing, "ended": ended, "future": future}[phase]
-            ):
-                result.append(self.contract_view(contract))
-        return result
 
     # --- the automat's side ------------------------------------------------------------------
     async def enter_pincode(self, automat_id: str, code: str) -> dict[str, Any]:
@@ -588,30 +364,18 @@ class V2Sim:
             "organizationUnitId": self.org_id,
             "data": data,
         }
-        raw = json.dumps(envelope, separators=(",", ":")).encode()
         msg_id = "msg_" + secrets.token_urlsafe(12)
-        async with httpx.AsyncClient(timeout=5.0) as client:
-            for url in list(self.state.webhook_urls):
-                delivery = Delivery(url=url, body=envelope)
-                self.state.deliveries.append(delivery)
-                for attempt in range(1, self.state.webhook_retries + 1):
-                    delivery.attempts = attempt
-                    # Signed with wall time: the receiver checks freshness against its own clock.
-                    stamp = int(time.time())
-                    headers = {
-                        "content-type": "application/json",
-                        "webhook-id": msg_id,
-                        "webhook-timestamp": str(stamp),
-                        "webhook-signature": standard_webhooks.sign(
-                            self.webhook_secret, msg_id, stamp, raw
-                        ),
-                        "webhook-event-type": kind,
-                    }
-                    try:
-                        response = await client.post(url, content=raw, headers=headers)
-                        delivery.status, delivery.error = response.status_code, None
-                        if 200 <= response.status_code < 300:
-                            break
-                    except httpx.HTTPError as exc:
-                        delivery.error = f"{type(exc).__name__}: {exc}"
-                    await asyncio.sleep(self.state.webhook_retry_delay * attempt)
+
+        def signed(raw: bytes) -> dict[str, str]:
+            # Signed with wall time: the receiver checks freshness against its own clock.
+            stamp = int(time.time())
+            return {
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(stamp),
+                "webhook-signature": standard_webhooks.sign(
+                    self.webhook_secret, msg_id, stamp, raw
+                ),
+                "webhook-event-type": kind,
+            }
+
+        await self.state.deliver(envelope, signed, accepted=lambda status: 200 <= status < 300)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from latchflow.simulation import add_sim_controls
-from latchflow_livionkey import v2_signing
+from latchflow_livionkey import sim_v2_contracts, v2_signing
 from latchflow_livionkey.assumptions import V2_TIMESTAMP_TOLERANCE_SECONDS
 from latchflow_livionkey.sim_common import json_body
 from latchflow_livionkey.sim_v2 import NestError, V2Sim, page
@@ -66,11 +66,11 @@ def create_app() -> FastAPI:
         ended: bool = False,
         future: bool = False,
     ) -> Any:
-        return page(sim.list_contracts(ongoing, ended, future), after, limit)
+        return page(sim_v2_contracts.list_contracts(sim, ongoing, ended, future), after, limit)
 
     @api.post("/iloq/keycontracts", status_code=201)
     async def create_contract(request: Request) -> Any:
-        contract = sim.create_contract(await json_body(request))
+        contract = sim_v2_contracts.create_contract(sim, await json_body(request))
         await sim.contract_updated(contract)
         return sim.contract_view(contract)
 
@@ -80,13 +80,13 @@ def create_app() -> FastAPI:
 
     @api.patch("/iloq/keycontracts/{contract_id}")
     async def update_contract(contract_id: str, request: Request) -> Any:
-        contract = sim.update_contract(contract_id, await json_body(request))
+        contract = sim_v2_contracts.update_contract(sim, contract_id, await json_body(request))
         await sim.contract_updated(contract)
         return sim.contract_view(contract)
 
     @api.delete("/iloq/keycontracts/{contract_id}", status_code=204)
     async def delete_contract(contract_id: str) -> Response:
-        sim.delete_contract(contract_id)
+        sim_v2_contracts.delete_contract(sim, contract_id)
         return Response(status_code=204)
 
     @api.get("/iloq/accessRights")

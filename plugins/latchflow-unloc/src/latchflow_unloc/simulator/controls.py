@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import uuid
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
-from latchflow.simulation import Delivery
 from latchflow_unloc.simulator.common import Problem
 from latchflow_unloc.simulator.model import UnlocWorld, iso
 
@@ -44,28 +40,6 @@ class ForceJob(BaseModel):
     status: str = Field(
         pattern="^(pending|inProgress|succeeded|failedValidation|failedJob|timeout)$"
     )
-
-
-async def deliver(world: UnlocWorld, targets: list[tuple[str, dict[str, Any]]]) -> None:
-    """POST each body to its URL, retrying failures like the shared simulator delivery."""
-    sim = world.sim
-    async with httpx.AsyncClient(timeout=5.0) as client:
-        for url, body in targets:
-            delivery = Delivery(url=url, body=body)
-            sim.deliveries.append(delivery)
-            raw = json.dumps(body, separators=(",", ":")).encode()
-            for attempt in range(1, sim.webhook_retries + 1):
-                delivery.attempts = attempt
-                try:
-                    response = await client.post(
-                        url, content=raw, headers={"content-type": "application/json"}
-                    )
-                    delivery.status, delivery.error = response.status_code, None
-                    if response.status_code < 500:
-                        break
-                except httpx.HTTPError as exc:
-                    delivery.error = f"{type(exc).__name__}: {exc}"
-                await asyncio.sleep(sim.webhook_retry_delay * attempt)
 
 
 def add_unloc_controls(app: FastAPI, world: UnlocWorld) -> None:
@@ -144,5 +118,6 @@ def add_unloc_controls(app: FastAPI, world: UnlocWorld) -> None:
             if h.lock_id == lock_id
         ]
         targets += [(url, v2_body) for url in world.sim.webhook_urls]
-        await deliver(world, targets)
+        for url, body in targets:
+            await world.sim.deliver(body, urls=[url])
         return {"event": v2_body, "delivered": len(targets)}
