@@ -9,7 +9,7 @@ import httpx
 
 from latchflow import ConfigurationError, Connection, FatalError
 from latchflow_unloc.assumptions import DEFAULT_BASE_URL, EXCLUDE_STATES_SEPARATOR, MAX_PAGE_SIZE
-from latchflow_unloc.http import raise_for_status, send
+from latchflow_unloc.http import send_authorised
 from latchflow_unloc.tokens import fetch_token
 
 
@@ -54,25 +54,17 @@ class UnlocClient:
         json: Any = None,
         params: dict[str, Any] | None = None,
     ) -> httpx.Response:
-        """An authorised request; on 401 the token is fetched again once (it may have expired)."""
+        """An authorised request; empty query parameters are left out."""
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
-        response: httpx.Response | None = None
-        for force in (False, True):
-            headers = {"authorization": f"Bearer {await self.token(force=force)}"}
-            response = await send(
-                self.connection.http,
-                method,
-                self.base_url + path,
-                what,
-                json=json,
-                params=clean,
-                headers=headers,
-            )
-            if response.status_code != 401:
-                break
-        assert response is not None
-        raise_for_status(response, what)
-        return response
+        return await send_authorised(
+            self.connection.http,
+            lambda force: self.token(force=force),
+            method,
+            self.base_url + path,
+            what,
+            json=json,
+            params=clean,
+        )
 
     async def get_project(self) -> dict[str, Any]:
         response = await self.request("GET", self.project_path, "get project")

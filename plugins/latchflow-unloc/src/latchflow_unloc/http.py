@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -90,3 +91,24 @@ async def send(
         raise RetryableError(
             f"Unloc {what}: could not reach Unloc ({type(exc).__name__}: {exc})"
         ) from exc
+
+
+async def send_authorised(
+    http: httpx.AsyncClient,
+    token: Callable[[bool], Awaitable[str]],
+    method: str,
+    url: str,
+    what: str,
+    **kwargs: Any,
+) -> httpx.Response:
+    """A request with a bearer token; on 401 the token is fetched again once (it may have
+    expired). Any other failed answer raises the error ``raise_for_status`` picks."""
+    response: httpx.Response | None = None
+    for force in (False, True):
+        headers = {"authorization": f"Bearer {await token(force)}"}
+        response = await send(http, method, url, what, headers=headers, **kwargs)
+        if response.status_code != 401:
+            break
+    assert response is not None
+    raise_for_status(response, what)
+    return response

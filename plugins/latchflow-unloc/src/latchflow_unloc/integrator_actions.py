@@ -8,7 +8,16 @@ from latchflow import Action, ConfigurationError, RunContext
 from latchflow_unloc.integrators import IntegratorsClient
 from latchflow_unloc.keys import check_recurrence, flat_key, iso_utc
 from latchflow_unloc.phone import to_e164
-from latchflow_unloc.schemas import DEFAULT_REGION, KEY_FIELDS, KEY_OUTPUT, LOCK_ID, SAMPLE_KEY, obj
+from latchflow_unloc.schemas import (
+    DEFAULT_REGION,
+    KEY_FIELDS,
+    KEY_OUTPUT,
+    LOCK_ID,
+    LOCK_ITEM,
+    SAMPLE_KEY,
+    list_output,
+    obj,
+)
 
 HOLDER_ID = {
     "type": "string",
@@ -104,14 +113,7 @@ LIST_LOCK_HOLDERS = Action(
     title="List lock holders",
     description="Lists the lock holders the integrator credentials reach.",
     input_schema=obj({}),
-    output_schema={
-        "type": "object",
-        "required": ["lockHolders", "count"],
-        "properties": {
-            "lockHolders": {"type": "array", "items": HOLDER_OUTPUT},
-            "count": {"type": "integer"},
-        },
-    },
+    output_schema=list_output("lockHolders", HOLDER_OUTPUT),
     sample={"lockHolders": [SAMPLE_HOLDER], "count": 1},
     run=list_lock_holders,
     connection="unloc_integrators",
@@ -162,14 +164,7 @@ LIST_LOCKS = Action(
     title="List a lock holder's locks",
     description="Lists the locks of a lock holder with their address and key counts.",
     input_schema=obj({"lockHolderId": HOLDER_ID}),
-    output_schema={
-        "type": "object",
-        "required": ["locks", "count"],
-        "properties": {
-            "locks": {"type": "array", "items": {"type": "object", "required": ["id"]}},
-            "count": {"type": "integer"},
-        },
-    },
+    output_schema=list_output("locks", LOCK_ITEM),
     sample={"locks": [SAMPLE_LOCK], "count": 1},
     run=list_locks,
     connection="unloc_integrators",
@@ -199,14 +194,7 @@ LIST_KEYS = Action(
     input_schema=obj(
         {"lockHolderId": HOLDER_ID, "lockId": {**LOCK_ID, "description": "Only keys of this lock."}}
     ),
-    output_schema={
-        "type": "object",
-        "required": ["keys", "count"],
-        "properties": {
-            "keys": {"type": "array", "items": KEY_OUTPUT},
-            "count": {"type": "integer"},
-        },
-    },
+    output_schema=list_output("keys", KEY_OUTPUT),
     sample={"keys": [SAMPLE_KEY], "count": 1},
     run=list_keys,
     connection="unloc_integrators",

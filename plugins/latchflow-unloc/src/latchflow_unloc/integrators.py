@@ -9,7 +9,7 @@ import httpx
 from latchflow import ConfigurationError, Connection, FatalError
 from latchflow_unloc.assumptions import DEFAULT_BASE_URL
 from latchflow_unloc.client import require
-from latchflow_unloc.http import raise_for_status, send
+from latchflow_unloc.http import send_authorised
 from latchflow_unloc.tokens import fetch_token
 
 
@@ -53,22 +53,14 @@ class IntegratorsClient:
     async def request(
         self, method: str, path: str, what: str, *, json: Any = None
     ) -> httpx.Response:
-        response: httpx.Response | None = None
-        for force in (False, True):
-            headers = {"authorization": f"Bearer {await self.token(force=force)}"}
-            response = await send(
-                self.connection.http,
-                method,
-                f"{self.base_url}/integrators/v1{path}",
-                what,
-                json=json,
-                headers=headers,
-            )
-            if response.status_code != 401:
-                break
-        assert response is not None
-        raise_for_status(response, what)
-        return response
+        return await send_authorised(
+            self.connection.http,
+            lambda force: self.token(force=force),
+            method,
+            f"{self.base_url}/integrators/v1{path}",
+            what,
+            json=json,
+        )
 
     async def list_lock_holders(self) -> list[dict[str, Any]]:
         response = await self.request("GET", "/lock-holders/", "list lock holders")

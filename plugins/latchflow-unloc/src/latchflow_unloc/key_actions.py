@@ -15,8 +15,11 @@ from latchflow_unloc.schemas import (
     KEY_OUTPUT,
     KEY_STATE,
     LOCK_ID,
+    LOCK_ITEM,
+    NULLABLE_STRING,
     PAGE_FIELDS,
     SAMPLE_KEY,
+    list_output,
     obj,
 )
 
@@ -235,18 +238,14 @@ LIST_KEYS = Action(
             **PAGE_FIELDS,
         }
     ),
-    output_schema={
-        "type": "object",
-        "required": ["keys", "count"],
-        "properties": {
-            "keys": {"type": "array", "items": KEY_OUTPUT},
-            "count": {"type": "integer"},
-            "startAfterId": {
-                "type": ["string", "null"],
-                "description": "Give this to read the next page; null when done.",
-            },
+    output_schema=list_output(
+        "keys",
+        KEY_OUTPUT,
+        startAfterId={
+            "type": ["string", "null"],
+            "description": "Give this to read the next page; null when done.",
         },
-    },
+    ),
     sample={"keys": [SAMPLE_KEY], "count": 1, "startAfterId": None},
     run=list_keys,
     connection="unloc",
@@ -266,15 +265,7 @@ LIST_LOCKS = Action(
     title="List locks",
     description="Lists the project's locks with their address and battery level.",
     input_schema=obj(PAGE_FIELDS),
-    output_schema={
-        "type": "object",
-        "required": ["locks", "count"],
-        "properties": {
-            "locks": {"type": "array", "items": {"type": "object", "required": ["id"]}},
-            "count": {"type": "integer"},
-            "startAfterId": {"type": ["string", "null"]},
-        },
-    },
+    output_schema=list_output("locks", LOCK_ITEM, startAfterId=NULLABLE_STRING),
     sample={"locks": [SAMPLE_LOCK], "count": 1, "startAfterId": None},
     run=list_locks,
     connection="unloc",

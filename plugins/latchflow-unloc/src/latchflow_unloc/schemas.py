@@ -68,6 +68,7 @@ WAIT_FIELDS: dict[str, Any] = {
 }
 
 KEY_STATE = {"type": "string", "enum": list(KEY_STATES)}
+LOCK_ITEM = {"type": "object", "required": ["id"]}
 
 KEY_OUTPUT: dict[str, Any] = {
     "type": "object",
@@ -129,3 +130,16 @@ def obj(
     if required:
         schema["required"] = required
     return schema
+
+
+def list_output(name: str, item: dict[str, Any], **more: Any) -> dict[str, Any]:
+    """The output schema of a listing: ``{name: [item...], "count": n}`` plus ``more`` fields."""
+    return {
+        "type": "object",
+        "required": [name, "count"],
+        "properties": {
+            name: {"type": "array", "items": item},
+            "count": {"type": "integer"},
+            **more,
+        },
+    }

@@ -8,15 +8,9 @@ from typing import Any
 
 import httpx
 
-from latchflow_unloc.assumptions import (
-    SIM_CLIENT_ID,
-    SIM_CLIENT_SECRET,
-    SIM_INTEGRATOR_CLIENT_ID,
-    SIM_INTEGRATOR_CLIENT_SECRET,
-    SIM_LOCK_HOLDER_ID,
-    SIM_PROJECT_ID,
-)
 from latchflow_unloc.simulator import UnlocWorld
+from latchflow_unloc.vendors import integrators_config as integrators_config
+from latchflow_unloc.vendors import v2_config as v2_config
 
 FRONT_DOOR = "d6d8812e-48a9-11ee-b8a1-db05e53ca3e5"
 APARTMENT = "0634f1ba-e175-49e8-98bc-32b11505107b"
@@ -43,23 +37,3 @@ class Sim:
         response = await self.http.post(f"{self.url}{path}", json=body)
         response.raise_for_status()
         return dict(response.json())
-
-
-def v2_config(url: str) -> dict[str, Any]:
-    """``unloc`` connection settings for the simulator at ``url`` (its demo credentials)."""
-    return {
-        "base_url": url,
-        "client_id": SIM_CLIENT_ID,
-        "client_secret": SIM_CLIENT_SECRET,
-        "project_id": SIM_PROJECT_ID,
-    }
-
-
-def integrators_config(url: str) -> dict[str, Any]:
-    """``unloc_integrators`` connection settings for the simulator at ``url``."""
-    return {
-        "base_url": url,
-        "client_id": SIM_INTEGRATOR_CLIENT_ID,
-        "client_secret": SIM_INTEGRATOR_CLIENT_SECRET,
-        "lock_holder_ids": [SIM_LOCK_HOLDER_ID],
-    }

@@ -95,18 +95,35 @@ async def test_integrators(connection: Connection) -> dict[str, Any]:
     return {"ok": True, "lockHolders": [h.get("name") for h in holders]}
 
 
-async def sandbox_v2(sim_base_url: str, webhook_url: str) -> dict[str, Any]:
-    """Demo credentials of a running simulator; ``webhook_url`` gets every lock's access events."""
-    config = {
-        "base_url": sim_base_url,
+def v2_config(url: str) -> dict[str, Any]:
+    """``unloc`` connection settings for the simulator at ``url`` (its demo credentials)."""
+    return {
+        "base_url": url,
         "client_id": SIM_CLIENT_ID,
         "client_secret": SIM_CLIENT_SECRET,
         "project_id": SIM_PROJECT_ID,
     }
+
+
+def integrators_config(url: str) -> dict[str, Any]:
+    """``unloc_integrators`` connection settings for the simulator at ``url``."""
+    return {
+        "base_url": url,
+        "client_id": SIM_INTEGRATOR_CLIENT_ID,
+        "client_secret": SIM_INTEGRATOR_CLIENT_SECRET,
+        "lock_holder_ids": [SIM_LOCK_HOLDER_ID],
+    }
+
+
+def sandbox_connection(vendor: str, config: dict[str, Any], http: httpx.AsyncClient) -> Connection:
+    return Connection(id="sandbox", vendor=vendor, config=config, http=http, clock=SystemClock())
+
+
+async def sandbox_v2(sim_base_url: str, webhook_url: str) -> dict[str, Any]:
+    """Demo credentials of a running simulator; ``webhook_url`` gets every lock's access events."""
+    config = v2_config(sim_base_url)
     async with httpx.AsyncClient(timeout=10.0) as http:
-        client = UnlocClient(
-            Connection(id="sandbox", vendor="unloc", config=config, http=http, clock=SystemClock())
-        )
+        client = UnlocClient(sandbox_connection("unloc", config, http))
         for lock in await client.all_locks():
             await client.register_access_webhook(webhook_url, lock["id"])
     return config
@@ -114,22 +131,9 @@ async def sandbox_v2(sim_base_url: str, webhook_url: str) -> dict[str, Any]:
 
 async def sandbox_integrators(sim_base_url: str, webhook_url: str) -> dict[str, Any]:
     """Demo integrator credentials; ``webhook_url`` gets key events of every demo lock."""
-    config = {
-        "base_url": sim_base_url,
-        "client_id": SIM_INTEGRATOR_CLIENT_ID,
-        "client_secret": SIM_INTEGRATOR_CLIENT_SECRET,
-        "lock_holder_ids": [SIM_LOCK_HOLDER_ID],
-    }
+    config = integrators_config(sim_base_url)
     async with httpx.AsyncClient(timeout=10.0) as http:
-        client = IntegratorsClient(
-            Connection(
-                id="sandbox",
-                vendor="unloc_integrators",
-                config=config,
-                http=http,
-                clock=SystemClock(),
-            )
-        )
+        client = IntegratorsClient(sandbox_connection("unloc_integrators", config, http))
         for lock in await client.list_locks(None):
             await client.register_key_event_webhook(None, lock["id"], webhook_url)
     return config

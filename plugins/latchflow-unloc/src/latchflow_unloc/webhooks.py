@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from latchflow import Connection, FatalError, TriggerEvent, WebhookError, WebhookRequest
 from latchflow_unloc.assumptions import VERIFY_ACCESS_EVENTS_BY_LOOKUP
@@ -11,6 +12,7 @@ from latchflow_unloc.http import UnlocHTTPError
 from latchflow_unloc.integrators import IntegratorsClient
 
 REQUIRED = ("id", "action", "keyId", "lockId")
+T = TypeVar("T")
 
 
 def parse(request: WebhookRequest) -> dict[str, Any]:
@@ -43,21 +45,28 @@ def event_data(body: dict[str, Any], user_field: str) -> dict[str, Any]:
     }
 
 
+async def looked_up(lookup: Callable[[], Awaitable[T]], unknown: str) -> T:
+    """The answer of the Unloc call that verifies an event: a 4xx answer refuses the event (403
+    with ``unknown``); any other permanent failure, such as refused credentials, answers 503."""
+    try:
+        return await lookup()
+    except UnlocHTTPError as exc:
+        raise WebhookError(unknown, status_code=403) from exc
+    except FatalError as exc:
+        raise WebhookError(
+            f"could not verify the event with Unloc: {exc}", status_code=503
+        ) from exc
+
+
 async def access_event(request: WebhookRequest, connection: Connection) -> list[TriggerEvent]:
     """A v2 access event. Unloc documents no signature, so the key is looked up instead: a
     forged event naming a key that is not on that lock is refused."""
     body = parse(request)
     if VERIFY_ACCESS_EVENTS_BY_LOOKUP:
-        try:
-            key = await UnlocClient(connection).get_key(body["keyId"])
-        except UnlocHTTPError as exc:
-            raise WebhookError(
-                f"$.keyId: key {body['keyId']} is unknown to Unloc", status_code=403
-            ) from exc
-        except FatalError as exc:
-            raise WebhookError(
-                f"could not verify the event with Unloc: {exc}", status_code=503
-            ) from exc
+        key = await looked_up(
+            lambda: UnlocClient(connection).get_key(body["keyId"]),
+            f"$.keyId: key {body['keyId']} is unknown to Unloc",
+        )
         if key.get("lockId") != body["lockId"]:
             raise WebhookError(
                 f"$.lockId: key {body['keyId']} is not a key for lock {body['lockId']}",
@@ -76,16 +85,10 @@ async def key_event(request: WebhookRequest, connection: Connection) -> list[Tri
     body = parse(request)
     client = IntegratorsClient(connection)
     if VERIFY_ACCESS_EVENTS_BY_LOOKUP and len(client.lock_holder_ids) == 1:
-        try:
-            keys = await client.list_keys(None, body["lockId"])
-        except UnlocHTTPError as exc:
-            raise WebhookError(
-                f"$.lockId: lock {body['lockId']} is unknown to Unloc", status_code=403
-            ) from exc
-        except FatalError as exc:
-            raise WebhookError(
-                f"could not verify the event with Unloc: {exc}", status_code=503
-            ) from exc
+        keys = await looked_up(
+            lambda: client.list_keys(None, body["lockId"]),
+            f"$.lockId: lock {body['lockId']} is unknown to Unloc",
+        )
         if not any(k.get("id") == body["keyId"] for k in keys):
             raise WebhookError(
                 f"$.keyId: key {body['keyId']} is not a key for lock {body['lockId']}",
