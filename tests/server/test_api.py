@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from latchflow.core.engine import Engine
-from latchflow.core.server import catalog_api, flows_api, hooks, runs_api, vendors
+from latchflow.core.server import catalog_api, flows_api, hooks, nodes_api, runs_api, vendors
 from latchflow.core.server.state import ServerState
 from latchflow.testing import assert_no_secret
 
@@ -157,6 +157,7 @@ def test_openapi_lists_every_route_with_request_and_response_schemas(app: FastAP
         ("/api", flows_api.router),
         ("/api", runs_api.router),
         ("/api", catalog_api.router),
+        ("/api", nodes_api.router),
     ]
     routes = {
         (method, prefix + route.path)

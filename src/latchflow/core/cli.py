@@ -241,6 +241,34 @@ def connections_remove(
     console.print(f"removed {connection_id}")
 
 
+@app.command()
+def nodes(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """List the serve processes on this database: heartbeat, jobs in flight, alive or not."""
+    from latchflow.core.nodes import list_nodes
+
+    engine = _engine(data_dir, database_url, registry=Registry())
+    found = list_nodes(engine.store, engine.clock.now())
+    if as_json:
+        _print_json([vars(node) for node in found])
+        return
+    table = Table("node", "host", "backend", "started", "last heartbeat", "in flight", "alive")
+    for node in found:
+        table.add_row(
+            node.id,
+            node.host,
+            node.backend,
+            node.started_at.isoformat(timespec="seconds"),
+            node.last_heartbeat.isoformat(timespec="seconds"),
+            str(node.jobs_in_flight),
+            "yes" if node.alive else "[red]no[/red]",
+        )
+    console.print(table)
+
+
 apikey_app = typer.Typer(help="Manage management API keys.", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
 
@@ -268,6 +296,7 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every wake-up at INFO
+    logging.getLogger("procrastinate").setLevel(logging.WARNING)  # and this, every job
     options = ServeOptions(host, port, data_dir, database_url, flows, sandbox, workers, body_limit)
     asyncio.run(run_server(options))
 

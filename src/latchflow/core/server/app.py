@@ -10,11 +10,12 @@ from importlib import metadata
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from latchflow.core.dispatch import DEFAULT_WORKERS, Dispatcher, EmbeddedDispatcher
+from latchflow.core.dispatch import DEFAULT_WORKERS, Dispatcher, make_dispatcher
 from latchflow.core.engine import Engine
 from latchflow.core.errors import LatchflowError, ValidationError
+from latchflow.core.nodes import NodeHeartbeat, new_node_id
 from latchflow.core.scheduler import Scheduler
-from latchflow.core.server import catalog_api, flows_api, hooks, runs_api, vendors
+from latchflow.core.server import catalog_api, flows_api, hooks, nodes_api, runs_api, vendors
 from latchflow.core.server.auth import require_api_key
 from latchflow.core.server.errors import Rejected, rejected_handler, responses
 from latchflow.core.server.schemas import Health
@@ -48,7 +49,9 @@ def create_app(
 ) -> FastAPI:
     """The app for an engine. With ``background`` the lifespan runs the dispatcher and scheduler;
     without it nothing runs by itself (tests drive ``state.dispatcher.drain()``)."""
-    dispatch = dispatcher or EmbeddedDispatcher(engine.executor, engine.clock, workers=workers)
+    node_id = new_node_id()
+    dispatch = dispatcher or make_dispatcher(engine, workers=workers, name=node_id)
+    heartbeat = NodeHeartbeat(engine.store, dispatch, engine.clock, node_id)
     state = ServerState(
         engine=engine,
         dispatcher=dispatch,
@@ -60,14 +63,17 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if background:
             await state.dispatcher.start()
-            await state.scheduler.start()
-            log.info("dispatcher and scheduler started")
+            if not state.dispatcher.fires_schedules:  # else the backend fires them itself
+                await state.scheduler.start()
+            await heartbeat.start()
+            log.info("node %s: dispatcher and scheduler started", node_id)
         try:
             yield
         finally:
             if background:
                 state.scheduler.shutdown()
                 await state.dispatcher.stop(grace_seconds)
+                await heartbeat.stop()
             await engine.connections.close()
 
     app = FastAPI(
@@ -91,6 +97,7 @@ def create_app(
     api.include_router(flows_api.router)
     api.include_router(runs_api.router)
     api.include_router(catalog_api.router)
+    api.include_router(nodes_api.router)
     app.include_router(api)
     app.include_router(hooks.router)
     app.include_router(vendors.router)

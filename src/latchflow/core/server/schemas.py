@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -235,3 +236,15 @@ class ApiKeyOut(BaseModel):
     id: str
     name: str
     created_at: str
+
+
+class NodeOut(BaseModel):
+    """A ``latchflow serve`` process; ``alive`` is false once its heartbeat is 15 s old."""
+
+    id: str
+    host: str
+    backend: str = Field(description="embedded (SQLite, one node) or procrastinate (PostgreSQL)")
+    started_at: datetime
+    last_heartbeat: datetime
+    jobs_in_flight: int = Field(description="Steps this node was running at its last heartbeat")
+    alive: bool
