@@ -68,28 +68,37 @@ async def find_or_create(ctx: RunContext, data: JSON, function: str, fields: lis
     return result
 
 
-async def create_lock_pin(ctx: RunContext, data: JSON) -> JSON:
-    return await find_or_create(ctx, data, "createLockPin", CREATE_FIELDS)
+def issuing(key: str, function: str, title: str, description: str, fields: list[F]) -> Action:
+    """An action that issues a PIN with ``function`` through ``find_or_create``."""
+
+    async def run(ctx: RunContext, data: JSON) -> JSON:
+        return await find_or_create(ctx, data, function, fields)
+
+    return Action(
+        key=f"{VENDOR}.{key}",
+        title=title,
+        description=description,
+        input_schema=input_schema(fields),
+        output_schema=obj(
+            {**PIN_OUTPUT["properties"], "unitId": STR, "reused": REUSED},
+            ["pinId", "pinCode", "reused"],
+        ),
+        sample={**PIN_SAMPLE, "unitId": "5e901978ef16f912aa9aaaa7", "reused": False},
+        run=run,
+        connection=VENDOR,
+        idempotent=True,
+    )
 
 
-create_lock_pin_action = Action(
-    key=f"{VENDOR}.create_lock_pin",
-    title="Create lock PIN",
-    description=(
-        "Issue a PIN (and QR key) for a unit, valid from startTime to endTime; KEYVOX generates"
-        " 6 digits when pinCode is omitted. Success means accepted: KEYVOX delivers it to the"
-        " lock in 2-minute batches starting 72 hours before startTime. A retried or replayed"
-        " step returns the PIN it issued before instead of issuing another."
-    ),
-    input_schema=input_schema(CREATE_FIELDS),
-    output_schema=obj(
-        {**PIN_OUTPUT["properties"], "unitId": STR, "reused": REUSED},
-        ["pinId", "pinCode", "reused"],
-    ),
-    sample={**PIN_SAMPLE, "unitId": "5e901978ef16f912aa9aaaa7", "reused": False},
-    run=create_lock_pin,
-    connection=VENDOR,
-    idempotent=True,
+create_lock_pin_action = issuing(
+    "create_lock_pin",
+    "createLockPin",
+    "Create lock PIN",
+    "Issue a PIN (and QR key) for a unit, valid from startTime to endTime; KEYVOX generates"
+    " 6 digits when pinCode is omitted. Success means accepted: KEYVOX delivers it to the"
+    " lock in 2-minute batches starting 72 hours before startTime. A retried or replayed"
+    " step returns the PIN it issued before instead of issuing another.",
+    CREATE_FIELDS,
 )
 
 NOTIFY_FIELDS = [
@@ -109,27 +118,13 @@ NOTIFY_FIELDS = [
     ),
 ]
 
-
-async def issue_lock_key(ctx: RunContext, data: JSON) -> JSON:
-    return await find_or_create(ctx, data, "issueLockKey", NOTIFY_FIELDS)
-
-
-issue_lock_key_action = Action(
-    key=f"{VENDOR}.issue_lock_key",
-    title="Issue lock key",
-    description=(
-        "Issue a key (PIN and short QR URL) for a unit and let KEYVOX send it to the holder by"
-        " email or SMS. Replays return the key issued before, so it is sent once."
-    ),
-    input_schema=input_schema(NOTIFY_FIELDS),
-    output_schema=obj(
-        {**PIN_OUTPUT["properties"], "unitId": STR, "reused": REUSED},
-        ["pinId", "pinCode", "reused"],
-    ),
-    sample={**PIN_SAMPLE, "unitId": "5e901978ef16f912aa9aaaa7", "reused": False},
-    run=issue_lock_key,
-    connection=VENDOR,
-    idempotent=True,
+issue_lock_key_action = issuing(
+    "issue_lock_key",
+    "issueLockKey",
+    "Issue lock key",
+    "Issue a key (PIN and short QR URL) for a unit and let KEYVOX send it to the holder by"
+    " email or SMS. Replays return the key issued before, so it is sent once.",
+    NOTIFY_FIELDS,
 )
 
 DISABLE_FIELDS = [
