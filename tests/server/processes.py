@@ -34,17 +34,26 @@ def cli(*args: str, data_dir: Path) -> str:
 
 
 class Server:
-    def __init__(self, data_dir: Path, flows: Path | None, workers: int, port: int) -> None:
+    """``latchflow serve`` in a subprocess; ``sandbox`` loads the installed vendor plugins and
+    starts their simulators (other servers load no plugins)."""
+
+    def __init__(
+        self, data_dir: Path, flows: Path | None, workers: int, port: int, sandbox: bool = False
+    ) -> None:
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         args = [sys.executable, "-m", "latchflow.core.cli", "serve", "--port", str(port)]
         args += ["--data-dir", str(data_dir), "--workers", str(workers)]
         if flows is not None:
             args += ["--flows", str(flows)]
+        env = os.environ | ENV
+        if sandbox:
+            args.append("--sandbox")
+            env.pop("LATCHFLOW_LOAD_PLUGINS")
         self.log = data_dir.parent / f"serve-{port}-{time.monotonic_ns()}.log"
         self._log_file = self.log.open("w")
         self.process = subprocess.Popen(
-            args, env=os.environ | ENV, stdout=self._log_file, stderr=subprocess.STDOUT
+            args, env=env, stdout=self._log_file, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + 30
         while True:
@@ -77,9 +86,13 @@ class Server:
 
 @contextmanager
 def running_server(
-    data_dir: Path, flows: Path | None = None, workers: int = 16, port: int | None = None
+    data_dir: Path,
+    flows: Path | None = None,
+    workers: int = 16,
+    port: int | None = None,
+    sandbox: bool = False,
 ) -> Iterator[Server]:
-    server = Server(data_dir, flows, workers, port or free_port())
+    server = Server(data_dir, flows, workers, port or free_port(), sandbox)
     try:
         yield server
     finally:
@@ -91,14 +104,17 @@ class Receiver:
 
     def __init__(self) -> None:
         self.deliveries: Counter[str] = Counter()
+        self.bodies: list[Any] = []
         self.lock = threading.Lock()
         self.app = FastAPI()
 
         @self.app.post("/effect")
         async def effect(request: Request) -> dict[str, Any]:
             key = request.headers.get("idempotency-key", "")
+            body = await request.json()
             with self.lock:
                 self.deliveries[key] += 1
+                self.bodies.append(body)
                 first = self.deliveries[key] == 1
             return {"key": key, "applied": first}
 

@@ -1,0 +1,177 @@
+"""``latchflow serve --sandbox --flows`` with the example flows, against the vendor simulators.
+
+One server process: every vendor simulator runs inside it and the example flows from flows/
+are installed. The flows' receiver URLs point at a local receiver, and their Unloc poll
+intervals are shortened to one second so the real-time waits stay short; nothing else changes.
+Runs start the way they would in a demo: a booking arriving at the KEYVOX simulator (its
+reservation webhook), a POST to a trigger URL, a guest entering a pincode at a LivionKey automat
+(its signed key-status webhook).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from latchflow.core.registry import load_registry
+from latchflow.testing import make_connection, make_context
+from latchflow_unloc.testing import APARTMENT, FRONT_DOOR, v2_config
+
+from .processes import Receiver, cli, running_server
+from .test_serve_process import wait_for
+
+pytestmark = pytest.mark.slow
+
+FLOWS = Path(__file__).resolve().parents[2] / "flows"
+
+
+def copy_flows(target: Path, receiver_url: str) -> Path:
+    target.mkdir()
+    for path in FLOWS.glob("*.json"):
+        document = json.loads(path.read_text())
+        for step in document["steps"]:
+            if step["action"] == "http.request":
+                step["input"]["url"] = receiver_url
+            if step["action"] == "unloc.create_key":
+                step["input"]["pollInterval"] = 1
+        (target / path.name).write_text(json.dumps(document))
+    return target
+
+
+class Api:
+    def __init__(self, base: str, key: str) -> None:
+        self.http = httpx.Client(base_url=base, headers={"authorization": f"Bearer {key}"})
+
+    def runs(self, flow_id: str) -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = self.http.get("/api/runs", params={"flow_id": flow_id}).json()
+        return runs
+
+    def finished(self, run_id: str, timeout: float = 30) -> dict[str, Any]:
+        detail: dict[str, Any] = wait_for(
+            lambda: (
+                (d := self.http.get(f"/api/runs/{run_id}").json())["status"]
+                in ("succeeded", "failed", "filtered")
+                and d
+            ),
+            timeout,
+            f"run {run_id} to finish",
+        )
+        return detail
+
+    def only_run(self, flow_id: str) -> dict[str, Any]:
+        (run,) = wait_for(lambda: self.runs(flow_id), 20, f"a run of {flow_id}")
+        return self.finished(run["id"])
+
+    def sim_base(self, connection_id: str, field: str, suffix: str = "") -> str:
+        connections = self.http.get("/api/connections").json()
+        (config,) = [c["config"] for c in connections if c["id"] == connection_id]
+        base = str(config[field])
+        return base.removesuffix(suffix) if suffix else base
+
+
+def unloc_keys(base_url: str, lock_id: str) -> list[dict[str, Any]]:
+    """The keys the Unloc simulator holds for a lock, read through the plugin's own action."""
+    registry = load_registry()
+
+    async def read() -> list[dict[str, Any]]:
+        connection = make_connection("unloc", v2_config(base_url), connection_id="check")
+        try:
+            action = registry.actions["unloc.list_keys"]
+            result = await action.run(make_context(connection), {"lockId": lock_id})
+            assert isinstance(result, dict)
+            return list(result["keys"])
+        finally:
+            await connection.http.aclose()
+
+    return asyncio.run(read())
+
+
+def test_example_flows_run_through_serve_against_the_simulators(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LATCHFLOW_LOAD_PLUGINS")  # unloc_keys reads the Unloc plugin's action
+    receiver = Receiver()
+    data = tmp_path / "data"
+    key = cli("apikey", "create", data_dir=data)
+    with receiver.serve() as receiver_base:
+        flows = copy_flows(tmp_path / "flows", f"{receiver_base}/effect")
+        with running_server(data, flows, workers=4, sandbox=True) as server:
+            api = Api(server.base, key)
+            keyvox = api.sim_base("sandbox-keyvox", "baseUrl", "/api/eagle-pms/v1")
+            livion_v2 = api.sim_base("sandbox-livionkey_v2", "base_url", "/v2")
+            unloc = api.sim_base("sandbox-unloc", "base_url")
+
+            # KEYVOX: a booking arrives from a channel; the simulator posts its reservation
+            # webhook to the server, which starts the booking flows of KEYVOX and Unloc
+            now = datetime.fromisoformat(httpx.get(f"{keyvox}/_sim/clock").json()["now"])
+            room = next(
+                u
+                for u in httpx.get(f"{keyvox}/_sim/state").json()["units"]
+                if u["unitName"].startswith("Room")
+            )
+            booking = httpx.post(
+                f"{keyvox}/_sim/bookings",
+                json={
+                    "unitId": room["unitId"],
+                    "checkin": int((now + timedelta(minutes=30)).timestamp()),
+                    "checkout": int((now + timedelta(days=1)).timestamp()),
+                    "orderContact": "Hanako",
+                    "contactTel": "090-1234-5678",
+                },
+            ).json()
+            pin_run = api.only_run("keyvox-booking-pin")
+            assert pin_run["status"] == "succeeded", pin_run
+            pins = httpx.get(f"{keyvox}/_sim/state").json()["pins"]
+            assert [p["pinCode"] for p in pins] == [pin_run["steps"][0]["output"]["pinCode"]]
+            notice = next(b for b in receiver.bodies if b.get("orderId") == booking["orderId"])
+            assert notice["pin"] == pins[0]["pinCode"] and notice["guestName"] == "Hanako"
+
+            key_run = api.only_run("unloc-booking-guest-key")
+            assert key_run["status"] == "succeeded", key_run
+            assert key_run["output"]["state"] == "active"
+            (guest_key,) = unloc_keys(unloc, APARTMENT)
+            assert guest_key["keyId"] == key_run["output"]["keyId"]
+            assert guest_key["state"] == "active" and guest_key["appUserId"] == "+819012345678"
+            assert api.only_run("unloc-staff-weekday-key")["status"] == "filtered"
+
+            # LivionKey V2: a booking system posts to the handover flow's trigger URL
+            flow = api.http.get("/api/flows/livionkey-booking-iloq-handover").json()
+            stay = {
+                "id": "B-42",
+                "automatGroupId": "grp-espoo",
+                "accessRightIds": ["ar-main-door"],
+                "checkIn": (now + timedelta(minutes=30)).isoformat(),
+                "checkOut": (now + timedelta(days=2)).isoformat(),
+                "guestName": "Aino",
+                "email": "aino@example.com",
+                "phone": "040 1234567",
+            }
+            accepted = httpx.post(flow["trigger_url"], json={"booking": stay})
+            assert accepted.status_code == 202, accepted.text
+            handover = api.finished(accepted.json()["run_id"])
+            assert handover["status"] == "succeeded", handover
+            reply = next(b for b in receiver.bodies if b.get("bookingId") == "B-42")
+            assert reply["automatId"] == "000211" and reply["pincode"]
+
+            # the guest enters that pincode at the automat: the simulator hands over the key
+            # and posts its signed key-fetched webhook, which starts two flows
+            entered = httpx.post(
+                f"{livion_v2}/_sim/v2/enter-pincode",
+                json={"automatId": "000211", "pincode": reply["pincode"]},
+            ).json()
+            assert entered == {"success": True, "reason": None}
+            fetched = api.only_run("livionkey-iloq-key-fetched")
+            assert fetched["status"] == "succeeded", fetched
+            assert fetched["event"]["data"]["contractId"] == reply["contractId"]
+            front_door = api.only_run("unloc-livionkey-front-door")
+            assert front_door["status"] == "succeeded", front_door
+            (door_key,) = unloc_keys(unloc, FRONT_DOOR)
+            assert door_key["keyId"] == front_door["output"]["keyId"]
+            assert door_key["appUserId"] == "+358401234567"
+            api.http.close()
