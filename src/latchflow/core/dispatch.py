@@ -113,13 +113,16 @@ class EmbeddedDispatcher:
 
     async def start(self) -> None:
         self._stopping = False
+        self.executor.stopping = False
         released = self.recover()
         if released:
             log.info("resuming %d run(s) left claimed by a previous process", released)
         self._loop_task = asyncio.create_task(self._loop(), name="latchflow-dispatcher")
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Claim nothing new; runs in flight finish their current step (not their later ones)."""
         self._stopping = True
+        self.executor.stopping = True
         self._wake.set()
         if self._loop_task is not None:
             self._loop_task.cancel()
@@ -128,12 +131,23 @@ class EmbeddedDispatcher:
             self._loop_task = None
         pending = list(self._inflight.values())
         if pending:
+            log.info(
+                "stopping: %d run(s) in flight finish their current step (up to %.0f s)",
+                len(pending),
+                grace_seconds,
+            )
             _, late = await asyncio.wait(pending, timeout=grace_seconds)
             for task in late:  # a step still running: its run resumes at that step next start
                 task.cancel()
             if late:
                 await asyncio.wait(late, timeout=5.0)
+                log.warning(
+                    "stopping: %d step(s) did not finish in time; they run again at the next"
+                    " start (same idempotency keys)",
+                    len(late),
+                )
         self.recover()
+        log.info("dispatcher stopped; every active run resumes at the next start")
 
     # the embedded backend
 

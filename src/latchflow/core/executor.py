@@ -42,7 +42,19 @@ from latchflow.core.types import JSON, Action, Pending, RunContext
 log = logging.getLogger("latchflow.run")
 
 ACTIVE = ("queued", "running", "waiting")
+RUNS = RunRecord.__table__  # type: ignore[attr-defined]
 FINISHED = ("succeeded", "failed", "filtered", "cancelled")
+
+
+_VALIDATORS: dict[int, tuple[JSON, Draft202012Validator]] = {}
+
+
+def validator(schema: JSON) -> Draft202012Validator:
+    """A validator for an action's schema, built once (actions' schemas do not change)."""
+    cached = _VALIDATORS.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        cached = _VALIDATORS[id(schema)] = (schema, Draft202012Validator(schema))
+    return cached[1]
 
 
 class Outcome(enum.Enum):
@@ -71,6 +83,8 @@ class Executor:
         self.worker_id = worker_id
         self.lease = timedelta(seconds=lease_seconds)
         self.rand = rand
+        self.stopping = False
+        """Set while the process shuts down: a run stops after its current step."""
         self._flows: dict[tuple[str, int], Flow] = {}
 
     # claiming
@@ -78,27 +92,25 @@ class Executor:
     def claim(self, run_id: str) -> bool:
         """Take a run for this worker unless another holds an unexpired claim on it."""
         now = self.clock.now()
-        with self.store.session() as session:
-            result = session.execute(
-                update(RunRecord)
+        with self.store.engine.begin() as connection:  # Core: no ORM bookkeeping on a hot path
+            result = connection.execute(
+                update(RUNS)
                 .where(
-                    col(RunRecord.id) == run_id,
-                    col(RunRecord.status).in_(ACTIVE),
-                    or_(col(RunRecord.claimed_by).is_(None), col(RunRecord.claimed_until) < now),
+                    RUNS.c.id == run_id,
+                    RUNS.c.status.in_(ACTIVE),
+                    or_(RUNS.c.claimed_by.is_(None), RUNS.c.claimed_until < now),
                 )
                 .values(claimed_by=self.worker_id, claimed_until=now + self.lease)
             )
-            session.commit()
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            return bool(result.rowcount)
 
     def release(self, run_id: str) -> None:
-        with self.store.session() as session:
-            session.execute(
-                update(RunRecord)
-                .where(col(RunRecord.id) == run_id, col(RunRecord.claimed_by) == self.worker_id)
+        with self.store.engine.begin() as connection:
+            connection.execute(
+                update(RUNS)
+                .where(RUNS.c.id == run_id, RUNS.c.claimed_by == self.worker_id)
                 .values(claimed_by=None, claimed_until=None)
             )
-            session.commit()
 
     def due_runs(self, limit: int = 100) -> list[str]:
         """Unclaimed active runs whose time has come, oldest first."""
@@ -134,7 +146,8 @@ class Executor:
             return None
         try:
             while await self.advance(run_id) is Outcome.CONTINUE:
-                pass
+                if self.stopping:
+                    break  # checkpointed: the next start goes on from the next step
         finally:
             self.release(run_id)
         with self.store.session() as session:
@@ -214,7 +227,7 @@ class Executor:
                 session.add(record)
                 return record
         rendered = expressions.render(step.input, scope, f"{where}.input")
-        problems = list(Draft202012Validator(action.input_schema).iter_errors(rendered))
+        problems = list(validator(action.input_schema).iter_errors(rendered))
         if problems:
             first = problems[0]
             raise FatalError(
@@ -291,7 +304,7 @@ class Executor:
             enqueue(session, run.id, result.check_at)
             session.commit()
             return Outcome.WAIT
-        problems = list(Draft202012Validator(action.output_schema).iter_errors(result))
+        problems = list(validator(action.output_schema).iter_errors(result))
         if problems:
             return self._fail(
                 session,

@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,7 +120,23 @@ async def start_sandboxes(
     return servers, problems
 
 
+def exit_cleanly_on_signals() -> None:
+    """Make SIGTERM/SIGINT end ``serve`` with exit code 0 after the graceful shutdown.
+
+    uvicorn handles the signal (stop accepting, finish requests, run the lifespan shutdown:
+    in-flight steps finish) and then raises it again for the handler that was there before it
+    started; without one of ours that is the default, which kills the process.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(
+            sig, lambda number, _frame: log.info("stopped on %s", signal.Signals(number).name)
+        )
+
+
 async def serve(options: ServeOptions) -> None:
+    exit_cleanly_on_signals()
     engine = Engine(Settings.from_environment(options.data_dir, options.database_url))
     simulators: list[uvicorn.Server] = []
     problems: list[str] = []
