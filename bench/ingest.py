@@ -1,7 +1,8 @@
 """Durable webhook ingest: POSTs to a trigger URL of a flow with one cheap step.
 
 Every 202 means the event and its run were committed. Prints one line: accepted (202) per
-second and p50/p99 latency at each concurrency. The server's workers run the queued runs at
+second, p50/p99 latency and the server's CPU time per request (a figure that other load on
+the machine disturbs less) at each concurrency. The server's workers run the queued runs at
 the same time, as they would in production.
 
     .venv/bin/python bench/ingest.py [--duration 10] [--concurrency 1,16,64] [--tool auto|wrk|python]
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from harness import running_server, webhook_flow
+from harness import process_sample, running_server, webhook_flow
 from loadgen import run_load
 
 
@@ -30,7 +31,10 @@ def main() -> None:
         url = node.hook_url("ingest")
         run_load(url, body, concurrency=4, duration=1.0, tool=args.tool)  # warm-up
         for level in levels:
+            cpu_before, _ = process_sample(node.pid)
             result = run_load(url, body, concurrency=level, duration=args.duration, tool=args.tool)
+            cpu = process_sample(node.pid)[0] - cpu_before
+            per_request = 1000 * cpu / result.requests if result.requests else 0.0
             problems = (
                 f" ({result.other} not 202, {result.errors} errors)"
                 if (result.other or result.errors)
@@ -38,7 +42,7 @@ def main() -> None:
             )
             figures.append(
                 f"c={level}: {result.rate:,.0f} 202/s p50 {result.p50_ms:.1f} ms"
-                f" p99 {result.p99_ms:.1f} ms{problems}"
+                f" p99 {result.p99_ms:.1f} ms, server CPU {per_request:.2f} ms/req{problems}"
             )
     print(f"ingest [{result.tool}, {args.duration:g} s each]: " + " | ".join(figures))
 

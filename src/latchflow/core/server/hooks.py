@@ -3,7 +3,8 @@
 Order of checks: the URL (flow, token, trigger type, enabled), then the request (content type,
 size, JSON), then the signature when the flow has a signing secret (timestamp window, replayed
 ids). Every refusal is a JSON error and stores nothing. The event, its run and the webhook id
-receipt are committed in one transaction before the answer.
+receipt are committed in one transaction before the answer; concurrent deliveries share
+transactions (``group_commit``).
 """
 
 from __future__ import annotations
@@ -12,17 +13,15 @@ import asyncio
 import hmac
 import json
 import time
-from datetime import datetime
 from typing import Annotated, Any
 
 import jmespath
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from latchflow.core.executor import FINISHED
-from latchflow.core.intake import accept_event
+from latchflow.core.group_commit import Delivery, WebhookIdReplayed
 from latchflow.core.models import FlowRecord, RunRecord, WebhookReceipt
 from latchflow.core.server import signing
 from latchflow.core.server.errors import Rejected, responses
@@ -167,21 +166,10 @@ def _replayed(webhook_id: str) -> Rejected:
     )
 
 
-def claim_webhook_id(session: Session, flow_id: str, webhook_id: str, now: datetime) -> None:
-    """Write the receipt first in the run's transaction, so that of two simultaneous deliveries
-    of one id (checked before either committed) the second fails here with a 409, not later."""
-    session.add(WebhookReceipt(flow_id=flow_id, webhook_id=webhook_id, received_at=now))
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        session.rollback()
-        raise _replayed(webhook_id) from exc
-
-
 def dedupe_key(record: FlowRecord, state: ServerState, header: str | None, body: Any) -> str | None:
     if header:
         return header
-    flow = state.engine.store.flow_version(record.id, record.version)
+    flow = state.engine.executor.flow(record.id, record.version)  # versions never change
     path = flow.trigger_input.get("idempotency_key_path")
     if not path:
         return None
@@ -228,10 +216,10 @@ async def post_hook(
         "query": {k: v for k, v in request.query_params.items() if k != "wait"},
         "received_at": now.isoformat(),
     }
-    with state.engine.store.session() as session:
-        if webhook_id is not None:  # committed with the event and run, or not at all
-            claim_webhook_id(session, record.id, webhook_id, now)
-        accepted = accept_event(session, record, data, now, key)
+    try:  # the receipt, event and run are committed together (or not at all) before we answer
+        accepted = await state.intake.accept(Delivery(record, data, now, key, webhook_id))
+    except WebhookIdReplayed as exc:
+        raise _replayed(webhook_id or "") from exc
     status_url = str(request.url_for("get_run", run_id=accepted.run_id))
     result: dict[str, Any] = {"run_id": accepted.run_id, "status_url": status_url}
     if not accepted.created:

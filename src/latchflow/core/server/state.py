@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
 from latchflow.core.dispatch import Dispatcher
 from latchflow.core.engine import Engine
+from latchflow.core.group_commit import GroupCommitter
 from latchflow.core.scheduler import Scheduler
 
 DEFAULT_BODY_LIMIT = 1024 * 1024
@@ -20,6 +21,10 @@ class ServerState:
     dispatcher: Dispatcher
     scheduler: Scheduler
     body_limit: int = DEFAULT_BODY_LIMIT
+    intake: GroupCommitter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.intake = GroupCommitter(self.engine.store)
 
     def flows_changed(self) -> None:
         """Rebuild schedules and polls after a flow was created, changed, switched or deleted."""
