@@ -63,6 +63,19 @@ EARLY_TOLERANCE = timedelta(seconds=1)
 FINISHED_JOBS_HOURS = 1
 
 
+class RunWorker(Worker):
+    """procrastinate's worker, looking for work again as soon as a job's outcome is stored.
+
+    A run's next job is inserted while its current job still holds the run's lock, so the
+    NOTIFY for it arrives too early to be taken; without this, the next step would wait for
+    the next poll (``POLL_SECONDS``).
+    """
+
+    async def _process_job(self, context: job_context.JobContext) -> None:
+        await super()._process_job(context)
+        self._new_job_event.set()
+
+
 def conninfo(database_url: str) -> str:
     """The libpq connection string for a SQLAlchemy ``postgresql+psycopg://`` URL."""
     url = make_url(database_url).set(drivername="postgresql")
@@ -276,7 +289,7 @@ class ProcrastinateDispatcher:
             self._open = True
 
     def _make_worker(self, wait: bool, queues: list[str] | None = None) -> Worker:
-        return Worker(
+        return RunWorker(
             self.app,
             queues=queues,
             name=self.name,
