@@ -66,6 +66,21 @@ async def test_fire_due_fires_each_tick_once(
     assert event.data["scheduled_for"].endswith(":00+00:00")
 
 
+@pytest.mark.parametrize("catch_up", ["once", "skip"])
+async def test_a_late_look_fires_every_tick_of_the_last_minute(
+    engine: Engine, state: ServerState, clock: FakeClock, catch_up: str
+) -> None:
+    engine.install_flow(schedule_flow(catch_up, interval_seconds=1))
+    clock.set(clock.now().replace(microsecond=0))
+    state.scheduler.fire_due("sched")
+    clock.advance(3.5)  # a busy node looked 3.5 s later: not downtime, nothing may be skipped
+    fired = state.scheduler.fire_due("sched")
+    assert len(fired) == 3 and all(a.created for a in fired)
+    ticks = sorted(e.data["scheduled_for"] for e in events(engine, "accepted"))
+    assert len(set(ticks)) == 3
+    assert state.scheduler.fire_due("sched") == []
+
+
 @pytest.mark.parametrize(("catch_up", "expected"), [("once", 1), ("skip", 0)])
 async def test_missed_fires_after_downtime(
     engine: Engine, state: ServerState, clock: FakeClock, catch_up: str, expected: int
