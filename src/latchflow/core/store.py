@@ -13,6 +13,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, event, text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine, select
 
 from latchflow.core.clock import Clock
@@ -101,7 +102,17 @@ class Store:
     # flows
 
     def save_flow(self, flow: Flow) -> FlowRecord:
-        """Store a validated flow; a changed document must carry a higher version."""
+        """Store a validated flow; a changed document must carry a higher version.
+
+        Nodes starting together with the same ``--flows`` may save the same flow at once: the
+        one whose commit loses sees the winner's record on its second attempt.
+        """
+        try:
+            return self._save_flow(flow)
+        except IntegrityError:
+            return self._save_flow(flow)
+
+    def _save_flow(self, flow: Flow) -> FlowRecord:
         with self.session() as session:
             record = session.get(FlowRecord, flow.id)
             if record is not None:
