@@ -8,15 +8,18 @@ idempotency key (run id + step id), which plugins pass to the vendor or check be
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 from jsonschema import Draft202012Validator
 from sqlalchemy import or_, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from latchflow.core import expressions
@@ -55,6 +58,26 @@ def validator(schema: JSON) -> Draft202012Validator:
     if cached is None or cached[0] is not schema:
         cached = _VALIDATORS[id(schema)] = (schema, Draft202012Validator(schema))
     return cached[1]
+
+
+class ClaimLost(Exception):
+    """Another worker claimed the run between its loading and its first checkpoint."""
+
+
+@dataclass
+class Progress:
+    """A run being advanced: its rows and its scope, read once and kept across its steps."""
+
+    session: Session
+    run: RunRecord
+    flow: Flow
+    scope: JSON
+    records: dict[str, StepRecord]
+    claim: bool
+    """Claim the run with its first checkpoint and release it with its last (``execute``)."""
+    loaded: tuple[str, int, datetime | None]
+    """Status, step index and due time as loaded: the claim holds only if none has changed."""
+    claimed: bool = False
 
 
 class Outcome(enum.Enum):
@@ -141,18 +164,30 @@ class Executor:
     # running
 
     async def execute(self, run_id: str) -> str | None:
-        """Claim a run and advance it until it finishes or must wait; returns its status."""
-        if not self.claim(run_id):
-            return None
-        try:
-            while await self.advance(run_id) is Outcome.CONTINUE:
-                if self.stopping:
-                    break  # checkpointed: the next start goes on from the next step
-        finally:
-            self.release(run_id)
+        """Claim a run and advance it until it finishes or must wait; returns its status.
+
+        One session for the whole run: the run, its event and its finished outputs are read
+        once. The claim is written with the run's first checkpoint and released with its last;
+        a step's finish is committed together with the next step's start, before that step's
+        action is called.
+        """
         with self.store.session() as session:
-            run = session.get(RunRecord, run_id)
-            return run.status if run else None
+            progress = self._load(session, run_id, claim=True)
+            if progress is None:
+                return None
+            try:
+                while await self._step(progress) is Outcome.CONTINUE:
+                    if self.stopping:  # the next start goes on from the next step
+                        self._commit(progress, last=True)
+                        break
+            except ClaimLost:
+                session.rollback()
+                return None
+            finally:
+                if progress.claimed:  # an error left the run claimed: let it be due again
+                    session.rollback()
+                    self.release(run_id)
+            return progress.run.status
 
     def flow(self, flow_id: str, version: int) -> Flow:
         key = (flow_id, version)
@@ -161,56 +196,111 @@ class Executor:
         return self._flows[key]
 
     async def advance(self, run_id: str) -> Outcome:
-        """Run the next step of a claimed run and checkpoint what happened."""
+        """Run the next step of a run and checkpoint what happened (no claim: the caller's
+        queue keeps a run's steps from overlapping)."""
         with self.store.session() as session:
-            run = session.get(RunRecord, run_id)
-            if run is None or run.status not in ACTIVE:
+            progress = self._load(session, run_id, claim=False)
+            if progress is None:
                 return Outcome.DONE
-            flow = self.flow(run.flow_id, run.flow_version)
-            scope = self._scope(session, run, flow)
-            if run.step_index >= len(flow.steps):
-                return self._succeed(session, run, flow, scope)
-            step = flow.steps[run.step_index]
-            where = f"$.steps[{run.step_index}]"
-            record = session.get(StepRecord, (run.id, step.id))
-            if record is None:
-                try:
-                    record = self._start_step(session, run, step, scope, where)
-                except LatchflowError as exc:
-                    return self._fail(session, run, None, step, str(exc))
-                if record.status == "skipped":
-                    return self._next(session, run)
-            elif record.status in ("succeeded", "skipped"):
-                return self._next(session, run)
-            resume_at = self._cooling(step)
-            if resume_at is not None:
-                return self._postpone(session, run, record, resume_at)
-            previous = record.status
-            if previous != "waiting":  # a pending job's checks are not new attempts
-                record.attempts += 1
-            record.status = "running"
-            run.status = "running"
-            session.add_all([record, run])
-            session.commit()
-            return await self._call(session, run, flow, step, record, where, previous)
+            outcome = await self._step(progress)
+            if outcome is Outcome.CONTINUE:
+                self._commit(progress)
+            return outcome
 
-    def _scope(self, session: Session, run: RunRecord, flow: Flow) -> JSON:
+    def _load(self, session: Session, run_id: str, claim: bool) -> Progress | None:
+        """The run with its event and finished outputs; None if it is not active (or, with
+        ``claim``, if another worker's claim on it has not expired)."""
+        run = session.get(RunRecord, run_id)
+        if run is None or run.status not in ACTIVE:
+            return None
+        now = self.clock.now()
+        held = run.claimed_by is not None and not (run.claimed_until and run.claimed_until < now)
+        if claim and held:
+            return None
+        flow = self.flow(run.flow_id, run.flow_version)
+        records = {
+            r.step_id: r
+            for r in session.exec(select(StepRecord).where(StepRecord.run_id == run.id))
+        }
+        outputs = {
+            step_id: self.store.sealer.unseal(r.output_sealed)
+            for step_id, r in records.items()
+            if r.status == "succeeded" and r.output_sealed
+        }
         event = session.get(EventRecord, run.event_id)
-        outputs = {}
-        for record in session.exec(select(StepRecord).where(StepRecord.run_id == run.id)):
-            if record.status == "succeeded" and record.output_sealed:
-                outputs[record.step_id] = self.store.sealer.unseal(record.output_sealed)
-        return {
+        scope = {
             "trigger": event.data if event else {},
             "steps": outputs,
             "flow": {"id": flow.id, "name": flow.name, "version": flow.version},
             "run": {"id": run.id},
-            "now": self.clock.now().isoformat(),
+            "now": now.isoformat(),
         }
+        loaded = (run.status, run.step_index, run.due_at)
+        return Progress(session, run, flow, scope, records, claim=claim, loaded=loaded)
 
-    def _start_step(
-        self, session: Session, run: RunRecord, step: Step, scope: JSON, where: str
-    ) -> StepRecord:
+    def _commit(self, progress: Progress, last: bool = False) -> None:
+        """Commit the run's pending checkpoint; the first one also claims the run, the ``last``
+        one releases it."""
+        session, run = progress.session, progress.run
+        if progress.claim and not progress.claimed:
+            status, step_index, due_at = progress.loaded
+            until = self.clock.now() + self.lease
+            with session.no_autoflush:  # the claim must see the run as it was loaded
+                result = session.execute(
+                    update(RUNS)
+                    .where(
+                        RUNS.c.id == run.id,
+                        RUNS.c.status == status,
+                        RUNS.c.step_index == step_index,
+                        RUNS.c.due_at == due_at,
+                        or_(RUNS.c.claimed_by.is_(None), RUNS.c.claimed_until < self.clock.now()),
+                    )
+                    .values(claimed_by=self.worker_id, claimed_until=until)
+                )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                raise ClaimLost(run.id)
+            set_committed_value(run, "claimed_by", self.worker_id)
+            set_committed_value(run, "claimed_until", until)
+            progress.claimed = True
+        if last and progress.claimed:
+            run.claimed_by, run.claimed_until = None, None
+            session.add(run)
+        session.commit()
+        if last:
+            progress.claimed = False
+
+    async def _step(self, progress: Progress) -> Outcome:
+        """Run the next step; its start is committed before its action is called."""
+        run, flow, scope = progress.run, progress.flow, progress.scope
+        scope["now"] = self.clock.now().isoformat()
+        if run.step_index >= len(flow.steps):
+            return self._succeed(progress)
+        step = flow.steps[run.step_index]
+        where = f"$.steps[{run.step_index}]"
+        record = progress.records.get(step.id)
+        if record is None:
+            try:
+                record = self._start_step(progress, step, where)
+            except LatchflowError as exc:
+                return self._fail(progress, None, step, str(exc))
+            if record.status == "skipped":
+                return self._next(progress)
+        elif record.status in ("succeeded", "skipped"):
+            return self._next(progress)
+        resume_at = self._cooling(step)
+        if resume_at is not None:
+            return self._postpone(progress, record, resume_at)
+        previous = record.status
+        if previous != "waiting":  # a pending job's checks are not new attempts
+            record.attempts += 1
+        record.status = "running"
+        run.status = "running"
+        progress.session.add_all([record, run])
+        self._commit(progress)  # the attempt is counted before the action is called
+        return await self._call(progress, step, record, where, previous)
+
+    def _start_step(self, progress: Progress, step: Step, where: str) -> StepRecord:
+        run, scope = progress.run, progress.scope
         action = self._action(step, where)
         record = StepRecord(
             run_id=run.id,
@@ -219,12 +309,13 @@ class Executor:
             action=step.action,
             started_at=self.clock.now(),
         )
+        progress.records[step.id] = record
         if step.condition is not None:
             condition = expressions.render(step.condition, scope, f"{where}.if")
             if not expressions.is_truthy(condition):
                 record.status, record.finished_at = "skipped", self.clock.now()
                 record.error = f"'if' was {condition!r}"
-                session.add(record)
+                progress.session.add(record)
                 return record
         rendered = expressions.render(step.input, scope, f"{where}.input")
         problems = list(validator(action.input_schema).iter_errors(rendered))
@@ -236,7 +327,7 @@ class Executor:
             )
         record.input = redact(rendered, self._secrets())
         record.input_sealed = self.store.sealer.seal(rendered)
-        session.add(record)
+        progress.session.add(record)
         return record
 
     def _action(self, step: Step, where: str) -> Action:
@@ -246,15 +337,9 @@ class Executor:
         return action
 
     async def _call(
-        self,
-        session: Session,
-        run: RunRecord,
-        flow: Flow,
-        step: Step,
-        record: StepRecord,
-        where: str,
-        previous: str,
+        self, progress: Progress, step: Step, record: StepRecord, where: str, previous: str
     ) -> Outcome:
+        run, session = progress.run, progress.session
         connection_id: str | None = None
         try:
             action = self._action(step, where)
@@ -270,45 +355,44 @@ class Executor:
                         if previous != "waiting":
                             record.attempts -= 1
                         record.status = previous
-                        return self._postpone(session, run, record, resume_at)
+                        return self._postpone(progress, record, resume_at)
                     result = await action.run(ctx, rendered)
             else:
                 result = await action.run(ctx, rendered)
         except RateLimitedError as exc:
-            return self._retry(session, run, step, record, action, exc, cool=connection_id)
+            return self._retry(progress, step, record, action, exc, cool=connection_id)
         except RetryableError as exc:
-            return self._retry(session, run, step, record, action, exc)
+            return self._retry(progress, step, record, action, exc)
         except httpx.TransportError as exc:
             return self._retry(
-                session, run, step, record, action, RetryableError(str(exc) or type(exc).__name__)
+                progress, step, record, action, RetryableError(str(exc) or type(exc).__name__)
             )
         except SkipError as exc:
             record.status, record.error, record.finished_at = "skipped", str(exc), self.clock.now()
             session.add(record)
-            return self._next(session, run)
+            return self._next(progress)
         except RunFiltered as exc:
             record.status, record.error, record.finished_at = "filtered", str(exc), self.clock.now()
             run.status, run.error, run.finished_at = "filtered", str(exc), self.clock.now()
             session.add_all([record, run])
-            session.commit()
+            self._commit(progress, last=True)
             return Outcome.DONE
         except (LatchflowError, ExpressionError) as exc:
-            return self._fail(session, run, record, step, str(exc))
+            return self._fail(progress, record, step, str(exc))
         except Exception as exc:  # a plugin bug must fail the run, not the worker
             log.exception("step %s of run %s raised", step.id, run.id)
-            return self._fail(session, run, record, step, f"unexpected {type(exc).__name__}: {exc}")
+            return self._fail(progress, record, step, f"unexpected {type(exc).__name__}: {exc}")
         if isinstance(result, Pending):
             record.status, record.state = "waiting", result.state
             run.status, run.due_at = "waiting", result.check_at
             session.add_all([record, run])
             enqueue(session, run.id, result.check_at)
-            session.commit()
+            self._commit(progress, last=True)
             return Outcome.WAIT
         problems = list(validator(action.output_schema).iter_errors(result))
         if problems:
             return self._fail(
-                session,
-                run,
+                progress,
                 record,
                 step,
                 f"action {action.key!r} returned output that does not match its schema:"
@@ -319,7 +403,8 @@ class Executor:
         record.output_sealed = self.store.sealer.seal(result)
         record.state = None
         session.add(record)
-        return self._next(session, run)
+        progress.scope["steps"][step.id] = json.loads(json.dumps(result))  # as a resume reads it
+        return self._next(progress)
 
     async def _context(
         self, run: RunRecord, step: Step, record: StepRecord, action: Action, where: str
@@ -360,14 +445,13 @@ class Executor:
             return None  # the call itself reports it
         return self.connections.cooling_until(connection_id)
 
-    def _postpone(
-        self, session: Session, run: RunRecord, record: StepRecord, resume_at: datetime
-    ) -> Outcome:
+    def _postpone(self, progress: Progress, record: StepRecord, resume_at: datetime) -> Outcome:
         """Wait for the connection's cool-down without a worker and without using an attempt."""
+        run = progress.run
         run.status, run.due_at = "waiting", resume_at
-        session.add_all([record, run])
-        enqueue(session, run.id, resume_at)
-        session.commit()
+        progress.session.add_all([record, run])
+        enqueue(progress.session, run.id, resume_at)
+        self._commit(progress, last=True)
         log.info(
             "run %s step %s: connection cooling down until %s", run.id, record.step_id, resume_at
         )
@@ -375,8 +459,7 @@ class Executor:
 
     def _retry(
         self,
-        session: Session,
-        run: RunRecord,
+        progress: Progress,
         step: Step,
         record: StepRecord,
         action: Action,
@@ -384,6 +467,7 @@ class Executor:
         cool: str | None = None,
     ) -> Outcome:
         """Retry the step later; ``cool`` names a rate-limited connection to hold back as long."""
+        run = progress.run
         policy = step.retry_policy(action.retry)
         delay = (
             exc.retry_after
@@ -395,27 +479,29 @@ class Executor:
             log.warning("connection %s is rate-limited: its calls wait until %s", cool, until)
         if record.attempts >= policy.max_attempts:
             return self._fail(
-                session, run, record, step, f"gave up after {record.attempts} attempts: {exc}"
+                progress, record, step, f"gave up after {record.attempts} attempts: {exc}"
             )
         record.status, record.error = "retrying", str(exc)
         run.status, run.due_at = "waiting", self.clock.now() + timedelta(seconds=delay)
-        session.add_all([record, run])
-        enqueue(session, run.id, run.due_at)
-        session.commit()
+        progress.session.add_all([record, run])
+        enqueue(progress.session, run.id, run.due_at)
+        self._commit(progress, last=True)
         log.info(
             "run %s step %s: retry %d in %.1fs: %s", run.id, step.id, record.attempts, delay, exc
         )
         return Outcome.WAIT
 
-    def _next(self, session: Session, run: RunRecord) -> Outcome:
+    def _next(self, progress: Progress) -> Outcome:
+        """Move on to the next step; committed with whatever the run writes next."""
+        run = progress.run
         run.step_index += 1
         run.status, run.updated_at = "running", self.clock.now()
-        session.add(run)
-        enqueue(session, run.id, run.updated_at)
-        session.commit()
+        progress.session.add(run)
+        enqueue(progress.session, run.id, run.updated_at)
         return Outcome.CONTINUE
 
-    def _succeed(self, session: Session, run: RunRecord, flow: Flow, scope: JSON) -> Outcome:
+    def _succeed(self, progress: Progress) -> Outcome:
+        run, flow, scope = progress.run, progress.flow, progress.scope
         try:
             if flow.output_template is not None:
                 output: Any = expressions.render(flow.output_template, scope, "$.output")
@@ -423,32 +509,24 @@ class Executor:
                 finished = [s.id for s in flow.steps if s.id in scope["steps"]]
                 output = scope["steps"][finished[-1]] if finished else None
         except ExpressionError as exc:
-            return self._fail(session, run, None, None, str(exc))
-        run.status, run.finished_at, run.updated_at = (
-            "succeeded",
-            self.clock.now(),
-            self.clock.now(),
-        )
+            return self._fail(progress, None, None, str(exc))
+        now = self.clock.now()
+        run.status, run.finished_at, run.updated_at = "succeeded", now, now
         run.output = redact(output, self._secrets())
-        session.add(run)
-        session.commit()
+        progress.session.add(run)
+        self._commit(progress, last=True)
         return Outcome.DONE
 
     def _fail(
-        self,
-        session: Session,
-        run: RunRecord,
-        record: StepRecord | None,
-        step: Step | None,
-        message: str,
+        self, progress: Progress, record: StepRecord | None, step: Step | None, message: str
     ) -> Outcome:
-        now = self.clock.now()
+        run, now = progress.run, self.clock.now()
         if record is not None:
             record.status, record.error, record.finished_at = "failed", message, now
-            session.add(record)
+            progress.session.add(record)
         run.status, run.finished_at, run.updated_at = "failed", now, now
         run.error = f"step {step.id!r}: {message}" if step else message
-        session.add(run)
-        session.commit()
+        progress.session.add(run)
+        self._commit(progress, last=True)
         log.warning("run %s failed: %s", run.id, run.error)
         return Outcome.DONE
