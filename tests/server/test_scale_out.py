@@ -237,7 +237,17 @@ def test_kill_9_one_node_the_other_finishes_its_runs(
                 )
             }
             assert succeeded(api, "slow") < RUNS, "every run finished before the kill"
-            wait_for(lambda: succeeded(api, "slow") == RUNS, RECOVERY_BOUND, "the survivor")
+            try:
+                wait_for(lambda: succeeded(api, "slow") == RUNS, RECOVERY_BOUND, "the survivor")
+            except AssertionError as exc:  # say where the runs and their jobs are
+                runs = cluster.query("SELECT status, step_index, count(*) FROM runs GROUP BY 1, 2")
+                jobs = cluster.query(
+                    "SELECT task_name, status, count(*) FROM procrastinate_jobs GROUP BY 1, 2"
+                )
+                workers = cluster.query("SELECT id, last_heartbeat FROM procrastinate_workers")
+                raise AssertionError(
+                    f"{exc}: runs {runs}, jobs {jobs}, workers {workers}"
+                ) from None
             recovered_in = time.monotonic() - killed_at
             assert api.get("/api/runs", params={"status": "failed"}).json() == []
             nodes = wait_for(

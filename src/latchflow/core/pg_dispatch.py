@@ -104,8 +104,7 @@ class ProcrastinateDispatcher:
             periodic_defaults={"max_delay": 60},
         )
         self._register_tasks()
-        self._worker: Worker | None = None
-        self._worker_task: asyncio.Task[None] | None = None
+        self._workers: list[tuple[Worker, asyncio.Task[None]]] = []
         self._in_flight = 0
         self._open = False
 
@@ -122,21 +121,26 @@ class ProcrastinateDispatcher:
         return self._in_flight
 
     async def start(self) -> None:
+        """Start two workers: one for run steps, one for the periodic tasks, so that stalled-job
+        recovery and schedule ticks never wait for a slot behind slow steps."""
         await self._ensure_open()
-        self._worker = self._make_worker(wait=True)
-        self._worker_task = asyncio.create_task(
-            self._worker.run(),  # type: ignore[no-untyped-call]  # procrastinate leaves it untyped
-            name="latchflow-worker",
-        )
+        for queue, concurrency in ((RUNS_QUEUE, self.workers), (HOUSEKEEPING_QUEUE, 2)):
+            worker = self._make_worker(wait=True, queues=[queue], concurrency=concurrency)
+            task = asyncio.create_task(
+                worker.run(),  # type: ignore[no-untyped-call]  # procrastinate leaves it untyped
+                name=f"latchflow-worker-{queue}",
+            )
+            self._workers.append((worker, task))
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop fetching; running steps get ``grace_seconds``, then are aborted (and retried)."""
-        if self._worker is not None and self._worker_task is not None:
-            self._worker.shutdown_graceful_timeout = grace_seconds
-            self._worker.stop()  # type: ignore[no-untyped-call]
+        for worker, _ in self._workers:
+            worker.shutdown_graceful_timeout = grace_seconds
+            worker.stop()  # type: ignore[no-untyped-call]
+        for _, task in self._workers:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._worker_task
-        self._worker, self._worker_task = None, None
+                await task
+        self._workers = []
         if self._open:
             await self.app.close_async()
             self._open = False
@@ -168,7 +172,8 @@ class ProcrastinateDispatcher:
             if not ready:
                 return
             before = self._in_flight
-            await self._make_worker(wait=False, queues=[RUNS_QUEUE]).run()  # type: ignore[no-untyped-call]
+            worker = self._make_worker(wait=False, queues=[RUNS_QUEUE], concurrency=self.workers)
+            await worker.run()  # type: ignore[no-untyped-call]
             if self._in_flight == before:  # another worker holds the run's lock: let it work
                 await asyncio.sleep(0.05)
 
@@ -187,18 +192,16 @@ class ProcrastinateDispatcher:
                 queue=HOUSEKEEPING_QUEUE,
                 lock="latchflow.cron_tick",
                 queueing_lock="latchflow.cron_tick",
-                priority=10,
             )(self.cron_tick)
         )
-        app.periodic(cron="*/2 * * * * *")(
+        app.periodic(cron="* * * * * */2")(  # croniter: seconds are the 6th field
             app.task(
                 name="latchflow.retry_stalled_jobs",
                 queue=HOUSEKEEPING_QUEUE,
                 queueing_lock="latchflow.retry_stalled_jobs",
-                priority=10,
             )(self.retry_stalled_jobs)
         )
-        app.periodic(cron=f"*/{SWEEP_SECONDS} * * * * *")(
+        app.periodic(cron=f"* * * * * */{SWEEP_SECONDS}")(
             app.task(
                 name="latchflow.requeue_orphans",
                 queue=HOUSEKEEPING_QUEUE,
@@ -288,12 +291,12 @@ class ProcrastinateDispatcher:
             await self.app.open_async()
             self._open = True
 
-    def _make_worker(self, wait: bool, queues: list[str] | None = None) -> Worker:
+    def _make_worker(self, wait: bool, queues: list[str], concurrency: int) -> Worker:
         return RunWorker(
             self.app,
             queues=queues,
             name=self.name,
-            concurrency=self.workers,
+            concurrency=concurrency,
             wait=wait,
             listen_notify=wait,
             install_signal_handlers=False,
