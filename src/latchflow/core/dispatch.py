@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import datetime
 from typing import Protocol
 
@@ -30,6 +31,11 @@ log = logging.getLogger("latchflow.dispatch")
 DEFAULT_WORKERS = 16
 IDLE_SECONDS = 5.0
 """Longest the embedded dispatcher sleeps without re-reading the database."""
+BURST_WINDOW = 0.2
+BURST_NOTIFIES = 16
+"""Runs queued within ``BURST_WINDOW`` seconds that make a burst: while one lasts, new runs
+start only while fewer than a quarter of the workers are busy, so the web server's accepts
+keep the event loop (every queued run is stored; the backlog drains when the burst ends)."""
 
 
 class Dispatcher(Protocol):
@@ -93,11 +99,16 @@ class EmbeddedDispatcher:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
+        self._window_start = time.monotonic()
+        self._queued_now = 0
+        self._queued_before = 0
         self._loop_task: asyncio.Task[None] | None = None
 
     # the interface
 
     def notify(self) -> None:
+        self._roll_window()
+        self._queued_now += 1
         self._wake.set()
 
     def wake_at(self, when: datetime) -> None:
@@ -172,6 +183,8 @@ class EmbeddedDispatcher:
             try:
                 full = self._launch_due()
                 timeout = self.idle_seconds if full else self._seconds_to_next_due()
+                if self.bursting:  # look again when the burst may be over
+                    timeout = min(timeout, BURST_WINDOW)
             except Exception:  # a database hiccup must not end dispatching
                 log.exception("dispatcher could not read due runs; retrying")
                 timeout = 1.0
@@ -182,7 +195,7 @@ class EmbeddedDispatcher:
         """Start tasks for due runs while workers are free; True if all workers are busy."""
         if self._stopping:
             return False
-        free = self.workers - len(self._inflight)
+        free = (max(1, self.workers // 4) if self.bursting else self.workers) - len(self._inflight)
         if free <= 0:
             return True
         for run_id in self.executor.due_runs(limit=free + len(self._inflight)):
@@ -193,6 +206,19 @@ class EmbeddedDispatcher:
             if free == 0:
                 return True
         return False
+
+    @property
+    def bursting(self) -> bool:
+        """Runs are being queued fast (a burst of deliveries): accepting them comes first."""
+        self._roll_window()
+        return max(self._queued_now, self._queued_before) >= BURST_NOTIFIES
+
+    def _roll_window(self) -> None:
+        now = time.monotonic()
+        elapsed = now - self._window_start
+        if elapsed >= BURST_WINDOW:
+            self._queued_before = self._queued_now if elapsed < 2 * BURST_WINDOW else 0
+            self._queued_now, self._window_start = 0, now
 
     async def _run(self, run_id: str) -> None:
         try:
