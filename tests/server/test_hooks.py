@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
+import time
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlmodel import func, select
 
 from latchflow.core.engine import Engine
 from latchflow.core.models import EventRecord, RunRecord, WebhookReceipt
 from latchflow.core.server import signing
 from latchflow.core.server.state import ServerState
+from latchflow.testing import serve_app
 
 from .conftest import webhook_flow
 
@@ -199,3 +204,25 @@ def test_signature_matches_the_standard_webhooks_example() -> None:
     assert signing.signature_matches(
         secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, "v1,bogus " + signature
     )
+
+
+def test_a_client_dropping_mid_body_is_refused_quietly(
+    app: FastAPI, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine.install_flow(webhook_flow())
+    errors = logging.getLogger("uvicorn.error")
+    with serve_app(app) as base:
+        errors.addHandler(caplog.handler)  # uvicorn's loggers do not propagate to the root
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(
+                f"POST {hook_url(engine)} HTTP/1.1\r\nHost: {host}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                '{"half": '.encode()
+            )
+            time.sleep(0.2)  # the server reads the headers and half the body, then the close
+        # the server is still healthy and answers the next delivery
+        assert httpx.post(base + hook_url(engine), json={"n": 1}).status_code == 202
+    errors.removeHandler(caplog.handler)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert counts(engine) == (1, 1, 0)

@@ -27,6 +27,22 @@ from latchflow.core.types import JSON, Vendor
 DATA_DIR_ENV = "LATCHFLOW_DATA_DIR"
 DATABASE_URL_ENV = "LATCHFLOW_DATABASE_URL"
 MIGRATIONS = Path(__file__).parent / "migrations"
+SWITCHES = (
+    "id",
+    "version",
+    "name",
+    "trigger_type",
+    "trigger_connection",
+    "enabled",
+    "hook_token",
+    "signing_secret",
+)
+"""The columns of a flow's record that decide what its trigger URL accepts."""
+SWITCHES_SQL = (
+    "SELECT id, version, name, trigger_type, trigger_connection, enabled, hook_token,"
+    " signing_secret FROM flows WHERE id = ?"
+)
+SWITCHES_SQL_PG = SWITCHES_SQL.replace("?", "%s")
 MIGRATION_LOCK = 0x6C66_6D69  # PostgreSQL advisory lock key held while migrating
 
 
@@ -147,6 +163,25 @@ class Store:
     def get_flow(self, flow_id: str) -> FlowRecord | None:
         with self.session() as session:
             return session.get(FlowRecord, flow_id)
+
+    def flow_switches(self, flow_id: str) -> FlowRecord | None:
+        """The flow's record without its timestamps, read on a plain pooled DBAPI connection:
+        the trigger URL's hot path (measured on SQLite: ~35 µs, where a Session's ``get`` takes
+        ~500 µs). The record is detached: read it, do not save it."""
+        sql = SWITCHES_SQL if self.engine.dialect.paramstyle == "qmark" else SWITCHES_SQL_PG
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql, (flow_id,))
+            row = cursor.fetchone()
+            cursor.close()
+        finally:
+            connection.close()
+        if row is None:
+            return None
+        values = dict(zip(SWITCHES, row, strict=True))
+        values["enabled"] = bool(values["enabled"])
+        return FlowRecord.model_construct(**values)
 
     def flow_version(self, flow_id: str, version: int) -> Flow:
         with self.session() as session:

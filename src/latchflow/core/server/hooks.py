@@ -13,12 +13,13 @@ import asyncio
 import hmac
 import json
 import time
-from typing import Annotated, Any
+from typing import Any
 
 import jmespath
-from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
 from sqlmodel import select
+from starlette.requests import ClientDisconnect
 
 from latchflow.core.executor import FINISHED
 from latchflow.core.group_commit import Delivery, WebhookIdReplayed
@@ -26,7 +27,7 @@ from latchflow.core.models import FlowRecord, RunRecord, WebhookReceipt
 from latchflow.core.server import signing
 from latchflow.core.server.errors import Rejected, responses
 from latchflow.core.server.schemas import HookAccepted
-from latchflow.core.server.state import MAX_WAIT_SECONDS, ServerState, server_state
+from latchflow.core.server.state import MAX_WAIT_SECONDS, ServerState
 
 router = APIRouter(tags=["trigger URLs"])
 
@@ -51,16 +52,21 @@ async def read_body(request: Request, limit: int) -> bytes:
             "send a smaller JSON document",
         )
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Rejected(
-                413,
-                f"the body exceeds the limit of {limit} bytes",
-                "body",
-                "send a smaller JSON document",
-            )
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Rejected(
+                    413,
+                    f"the body exceeds the limit of {limit} bytes",
+                    "body",
+                    "send a smaller JSON document",
+                )
+            chunks.append(chunk)
+    except ClientDisconnect as exc:  # nobody is left to read the answer: nothing to log
+        raise Rejected(
+            400, "the client disconnected before the body was complete", "body", "send it again"
+        ) from exc
     return b"".join(chunks)
 
 
@@ -86,7 +92,7 @@ def require_json_content_type(request: Request) -> None:
 
 
 def _flow_for(state: ServerState, flow_id: str, token: str) -> FlowRecord:
-    record = state.engine.store.get_flow(flow_id)
+    record = state.engine.store.flow_switches(flow_id)
     if record is None or not hmac.compare_digest(record.hook_token.encode(), token.encode()):
         raise Rejected(
             404,
@@ -179,6 +185,39 @@ def dedupe_key(record: FlowRecord, state: ServerState, header: str | None, body:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
+WAIT_PARAMETER = {
+    "name": "wait",
+    "in": "query",
+    "required": False,
+    "description": "Wait up to this many seconds for the run",
+    "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
+}
+PARAMETERS = [
+    {"name": "flow_id", "in": "path", "required": True, "schema": {"type": "string"}},
+    {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}},
+    WAIT_PARAMETER,
+    {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}},
+]
+
+
+def wait_seconds(request: Request) -> float | None:
+    raw = request.query_params.get("wait")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= MAX_WAIT_SECONDS:
+        raise Rejected(
+            400,
+            f"wait={raw!r} is not a number of seconds from 0 to {MAX_WAIT_SECONDS:g}",
+            "query wait",
+            "leave it out to be answered at once",
+        )
+    return seconds
+
+
 @router.post(
     "/hooks/{flow_id}/{token}",
     status_code=202,
@@ -186,29 +225,24 @@ def dedupe_key(record: FlowRecord, state: ServerState, header: str | None, body:
     summary="Start a run of a webhook flow",
     responses=OK_200 | responses(400, 401, 404, 409, 413, 415),
     openapi_extra={
+        "parameters": PARAMETERS,
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": {"description": "Any JSON document"}}},
-        }
+        },
     },
 )
-async def post_hook(
-    flow_id: str,
-    token: str,
-    request: Request,
-    state: Annotated[ServerState, Depends(server_state)],
-    wait: Annotated[
-        float | None,
-        Query(ge=0, le=MAX_WAIT_SECONDS, description="Wait up to this many seconds for the run"),
-    ] = None,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> JSONResponse:
-    record = _flow_for(state, flow_id, token)
+async def post_hook(request: Request) -> Response:
+    # the hot path reads the request itself: no parameter injection, no response model
+    state: ServerState = request.app.state.latchflow
+    params = request.path_params
+    record = _flow_for(state, params["flow_id"], params["token"])
     require_json_content_type(request)
+    wait = wait_seconds(request)
     body_bytes = await read_body(request, state.body_limit)
     body = parse_json(body_bytes)
     webhook_id = verify_signature(state, record, request, body_bytes)
-    key = dedupe_key(record, state, idempotency_key, body)
+    key = dedupe_key(record, state, request.headers.get("idempotency-key"), body)
     now = state.engine.clock.now()
     data = {
         "body": body,
@@ -220,7 +254,7 @@ async def post_hook(
         accepted = await state.intake.accept(Delivery(record, data, now, key, webhook_id))
     except WebhookIdReplayed as exc:
         raise _replayed(webhook_id or "") from exc
-    status_url = str(request.url_for("get_run", run_id=accepted.run_id))
+    status_url = f"{request.base_url}api/runs/{accepted.run_id}"
     result: dict[str, Any] = {"run_id": accepted.run_id, "status_url": status_url}
     if not accepted.created:
         return JSONResponse({**result, "duplicate": True}, status_code=200)
