@@ -287,6 +287,7 @@ def serve(
     ] = False,
     workers: Annotated[int, typer.Option(help="Runs advanced at the same time")] = 16,
     body_limit: Annotated[int, typer.Option(help="Largest accepted webhook body, bytes")] = 1048576,
+    access_log: Annotated[bool, typer.Option(help="Log a line for every HTTP request")] = False,
 ) -> None:
     """Run the HTTP API, trigger URLs, scheduler and run workers in one process."""
     import logging
@@ -297,7 +298,9 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every wake-up at INFO
     logging.getLogger("procrastinate").setLevel(logging.WARNING)  # and this, every job
-    options = ServeOptions(host, port, data_dir, database_url, flows, sandbox, workers, body_limit)
+    options = ServeOptions(
+        host, port, data_dir, database_url, flows, sandbox, workers, body_limit, access_log
+    )
     asyncio.run(run_server(options))
 
 

@@ -43,6 +43,7 @@ class ServeOptions:
     sandbox: bool = False
     workers: int = DEFAULT_WORKERS
     body_limit: int = DEFAULT_BODY_LIMIT
+    access_log: bool = False
 
 
 def install_flows(engine: Engine, directory: Path) -> list[str]:
@@ -150,7 +151,13 @@ async def serve(options: ServeOptions) -> None:
         log.warning("%s", problem)
     app = create_app(engine, workers=options.workers, body_limit=options.body_limit)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=options.host, port=options.port, log_level="info")
+        uvicorn.Config(
+            app,
+            host=options.host,
+            port=options.port,
+            log_level="info",
+            access_log=options.access_log,
+        )
     )
     try:
         await server.serve()
