@@ -6,27 +6,40 @@
 ``schedule:<flow id>:<tick in UTC>``, so two fires for the same tick give one run, and the last
 tick handled is kept in the flow's ``PollCursor`` row, so fires missed while latchflow was down
 are found and caught up per the flow's ``catch_up`` ("skip" or "once"). Polling triggers commit
-their new cursor together with the runs a poll creates. Jobs are rebuilt from the database at
-start-up and whenever flows change (``rebuild``).
+their new cursor together with the runs a poll creates.
+
+The embedded ``Scheduler`` keeps each flow's next fire or poll in a heap and one APScheduler job
+at the earliest of them, so 10,000 schedules cost 10,000 small heap entries, not 10,000 jobs. The
+heap is rebuilt from the database (one query) at start-up and whenever flows change
+(``rebuild``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import heapq
 import logging
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Row, and_, insert, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from latchflow.core.dispatch import Dispatcher
 from latchflow.core.engine import Engine
 from latchflow.core.flows import Flow
 from latchflow.core.intake import Accepted, accept_batch
-from latchflow.core.models import FlowRecord, PollCursor
+from latchflow.core.models import FlowRecord, FlowVersion, PollCursor
 from latchflow.core.timeparse import parse_moment
 from latchflow.core.types import JSON, Trigger
 
@@ -38,6 +51,8 @@ ON_TIME = timedelta(seconds=60)
 """A tick handled within this long after its time is a normal fire, not a missed one."""
 WAKE_SECONDS = 5.0
 """How often the scheduler nudges the dispatcher to re-read due work (a safety net)."""
+RETRY_SECONDS = 10.0
+"""When a fire that failed (e.g. the database was busy) is tried again."""
 PROBES = (
     timedelta(minutes=1),
     timedelta(hours=1),
@@ -48,11 +63,19 @@ PROBES = (
 
 
 def schedule_trigger(config: JSON) -> BaseTrigger:
-    """The APScheduler trigger for a ``schedule`` flow's settings."""
-    tz = ZoneInfo(config.get("timezone") or "UTC")
-    if config.get("cron"):
-        return CronTrigger.from_crontab(config["cron"], timezone=tz)
-    return IntervalTrigger(seconds=float(config["interval_seconds"]), start_date=EPOCH, timezone=tz)
+    """The APScheduler trigger for a ``schedule`` flow's settings (one per distinct setting:
+    triggers only compute times, so flows with the same schedule share one)."""
+    cron = config.get("cron") or None
+    interval = None if cron else float(config["interval_seconds"])
+    return _trigger(cron, interval, config.get("timezone") or "UTC")
+
+
+@lru_cache(maxsize=1024)
+def _trigger(cron: str | None, interval: float | None, timezone: str) -> BaseTrigger:
+    tz = ZoneInfo(timezone)
+    if cron:
+        return CronTrigger.from_crontab(cron, timezone=tz)
+    return IntervalTrigger(seconds=interval, start_date=EPOCH, timezone=tz)
 
 
 def next_tick(trigger: BaseTrigger, after: datetime) -> datetime | None:
@@ -97,6 +120,14 @@ def late_ticks(trigger: BaseTrigger, last: datetime, now: datetime) -> list[date
     return ticks
 
 
+def polled(trigger: Trigger, document: JSON) -> bool:
+    """Whether a flow document's trigger is polled: it can be, and webhooks do not deliver it
+    instead."""
+    if trigger.poll is None:
+        return False
+    return not trigger.webhook or bool(document["trigger"].get("poll"))
+
+
 class ScheduleFires:
     """What a schedule fire or a poll stores; called by whichever backend keeps the time."""
 
@@ -108,10 +139,8 @@ class ScheduleFires:
 
     @staticmethod
     def polls(trigger: Trigger, flow: Flow) -> bool:
-        """Whether a flow's trigger is polled: it can be, and webhooks do not deliver it instead."""
-        if trigger.poll is None:
-            return False
-        return not trigger.webhook or bool(flow.document["trigger"].get("poll"))
+        """Whether a flow's trigger is polled (see ``polled``)."""
+        return polled(trigger, flow.document)
 
     def _flows(self, trigger_type: str | None = None) -> list[FlowRecord]:
         return [
@@ -120,6 +149,37 @@ class ScheduleFires:
             if r.enabled and (trigger_type is None or r.trigger_type == trigger_type)
         ]
 
+    def timed_flows(self) -> Iterator[Row[str, str, JSON, str | None, Any]]:
+        """Every enabled schedule or pollable flow as (id, trigger type, current document, cursor
+        row's flow id or None, cursor), in one streamed query."""
+        pollable = [key for key, t in self.engine.registry.triggers.items() if t.poll is not None]
+        query = (
+            select(
+                col(FlowRecord.id),
+                col(FlowRecord.trigger_type),
+                col(FlowVersion.document),
+                col(PollCursor.flow_id),
+                col(PollCursor.cursor),
+            )
+            .join(
+                FlowVersion,
+                and_(
+                    col(FlowVersion.flow_id) == col(FlowRecord.id),
+                    col(FlowVersion.version) == col(FlowRecord.version),
+                ),
+            )
+            .outerjoin(PollCursor, col(PollCursor.flow_id) == col(FlowRecord.id))
+            .where(
+                col(FlowRecord.enabled),
+                or_(
+                    col(FlowRecord.trigger_type) == "schedule",
+                    col(FlowRecord.trigger_type).in_(pollable),
+                ),
+            )
+        )
+        with self.store.session() as session:
+            yield from session.execute(query).yield_per(500)
+
     # schedules
 
     def fire_due(self, flow_id: str) -> list[Accepted]:
@@ -127,8 +187,10 @@ class ScheduleFires:
         record = self.store.get_flow(flow_id)
         if record is None or not record.enabled or record.trigger_type != "schedule":
             return []
-        flow = self.store.flow_version(record.id, record.version)
-        config = flow.trigger_input
+        return self._fire_due(record, self.store.flow_version(record.id, record.version))
+
+    def _fire_due(self, record: FlowRecord, flow: Flow) -> list[Accepted]:
+        flow_id, config = record.id, flow.trigger_input
         catch_up = config.get("catch_up") or flow.document["trigger"].get("catch_up") or "once"
         now = self.clock.now()
         with self.store.session() as session:
@@ -231,7 +293,11 @@ class ScheduleFires:
 
 
 class Scheduler(ScheduleFires):
-    """The embedded backend's clock: APScheduler jobs for fires, polls and dispatcher wake-ups."""
+    """The embedded backend's clock: every flow's next fire or poll in a heap, one APScheduler job
+    at the earliest of them, and one that wakes the dispatcher.
+
+    ``rebuild`` may run in a request's worker thread while the loop fires, so both hold a lock.
+    """
 
     def __init__(
         self, engine: Engine, dispatcher: Dispatcher, wake_seconds: float = WAKE_SECONDS
@@ -239,6 +305,14 @@ class Scheduler(ScheduleFires):
         super().__init__(engine, dispatcher)
         self.wake_seconds = wake_seconds
         self._aps: AsyncIOScheduler | None = None
+        self._lock = threading.Lock()
+        self._next: dict[str, datetime] = {}
+        """When each job (``schedule:<flow id>`` or ``poll:<flow id>``) is next due."""
+        self._heap: list[tuple[datetime, str]] = []
+        """(due, job) pairs; a pair whose time is no longer the job's in ``_next`` is stale."""
+        self._intervals: dict[str, float] = {}
+        self._polling: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # lifecycle
 
@@ -246,6 +320,9 @@ class Scheduler(ScheduleFires):
         """Start APScheduler (needs the running loop), build the jobs, catch up missed fires."""
         self._aps = AsyncIOScheduler(timezone=UTC)
         self._aps.start()
+        self._aps.add_job(
+            self._wake, IntervalTrigger(seconds=self.wake_seconds), id="wake", coalesce=True
+        )
         self.rebuild()
 
     def shutdown(self) -> None:
@@ -253,51 +330,153 @@ class Scheduler(ScheduleFires):
             self._aps.shutdown(wait=False)
             self._aps = None
 
+    def jobs(self) -> list[str]:
+        """The wake-up and every flow's next fire (``schedule:<id>``) or poll (``poll:<id>``)."""
+        return ["wake", *self._next] if self._aps else []
+
     def rebuild(self) -> None:
-        """Replace every job with those the enabled flows in the database call for."""
+        """Recompute every enabled flow's next fire or poll from the database, fire the schedules
+        whose ticks passed while nobody looked (per catch_up), and start new schedules' cursors."""
         if self._aps is None:
             return
-        self._aps.remove_all_jobs()
-        self._aps.add_job(
-            self._wake, IntervalTrigger(seconds=self.wake_seconds), id="wake", coalesce=True
-        )
-        for record in self._flows():
-            try:
-                flow = self.store.flow_version(record.id, record.version)
-                self._add_jobs(record, flow)
-            except Exception as exc:  # one broken flow must not stop the others' schedules
-                log.warning("flow %s is not scheduled: %s", record.id, exc)
-        for record in self._flows("schedule"):  # catch up, or start a new schedule's cursor
-            self.fire_due(record.id)
+        with self._lock:
+            now = self.clock.now()
+            upcoming: dict[str, datetime] = {}
+            intervals: dict[str, float] = {}
+            fresh: list[str] = []  # schedules without a cursor row: start one at now
+            look: list[str] = []  # schedules with a passed tick or a cursor row without a tick
+            for flow_id, trigger_type, document, cursor_row, cursor in self.timed_flows():
+                try:
+                    if trigger_type == "schedule":
+                        trigger = schedule_trigger(document["trigger"].get("input") or {})
+                        last = (cursor or {}).get("last_tick")
+                        tick = next_tick(trigger, parse_moment(last) if last else now)
+                        if last is None and cursor_row is None:
+                            fresh.append(flow_id)
+                        elif last is None or (tick is not None and tick <= now):
+                            look.append(flow_id)
+                            tick = next_tick(trigger, now)
+                        if tick is not None:
+                            upcoming[f"schedule:{flow_id}"] = tick
+                        continue
+                    trigger_def = self.engine.registry.triggers[trigger_type]
+                    if polled(trigger_def, document):
+                        upcoming[f"poll:{flow_id}"] = now
+                        intervals[f"poll:{flow_id}"] = trigger_def.poll_interval
+                except Exception as exc:  # one broken flow must not stop the others' schedules
+                    log.warning("flow %s is not scheduled: %s", flow_id, exc)
+            self._start_cursors(fresh, now)
+            for flow_id in look:
+                self._try(f"schedule:{flow_id}", self.fire_due, flow_id)
+            self._next, self._intervals = upcoming, intervals
+            self._heap = [(when, job) for job, when in upcoming.items()]
+            heapq.heapify(self._heap)
+            self._arm()
 
-    def _add_jobs(self, record: FlowRecord, flow: Flow) -> None:
-        assert self._aps is not None
-        common: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
-        if record.trigger_type == "schedule":
-            self._aps.add_job(
-                self._fire_job,
-                schedule_trigger(flow.trigger_input),
-                args=[record.id],
-                id=f"schedule:{record.id}",
-                **common,
-            )
+    def _start_cursors(self, flow_ids: list[str], now: datetime) -> None:
+        """New schedules start from now (nothing before was missed): their cursors in one commit."""
+        if not flow_ids:
             return
-        trigger = self.engine.registry.triggers.get(record.trigger_type)
-        if trigger is not None and self.polls(trigger, flow):
-            self._aps.add_job(
-                self.poll_flow,
-                IntervalTrigger(seconds=trigger.poll_interval),
-                args=[record.id],
-                id=f"poll:{record.id}",
-                next_run_time=datetime.now(UTC),
-                **common,
-            )
+        rows = [
+            {"flow_id": f, "cursor": {"last_tick": now.isoformat()}, "polled_at": now}
+            for f in flow_ids
+        ]
+        with self.store.session() as session:
+            try:
+                session.execute(insert(PollCursor), rows)
+                session.commit()
+                return
+            except IntegrityError:  # another writer started some of them: one at a time
+                session.rollback()
+        for flow_id in flow_ids:
+            self._try(f"schedule:{flow_id}", self.fire_due, flow_id)
 
-    def jobs(self) -> list[str]:
-        return [job.id for job in self._aps.get_jobs()] if self._aps else []
+    # the clock
+
+    def _arm(self) -> None:
+        """Point the APScheduler job at the earliest due job (called with the lock held).
+
+        The delay is taken from the engine's clock, so an injected clock never spins the loop.
+        """
+        while self._heap and self._next.get(self._heap[0][1]) != self._heap[0][0]:
+            heapq.heappop(self._heap)
+        if self._aps is None:
+            return
+        if not self._heap:
+            if self._aps.get_job("due") is not None:
+                self._aps.remove_job("due")
+            return
+        delay = max(self._heap[0][0] - self.clock.now(), timedelta(0))
+        self._aps.add_job(
+            self._due,
+            DateTrigger(run_date=datetime.now(UTC) + delay),
+            id="due",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    def _set(self, job: str, when: datetime) -> None:
+        self._next[job] = when
+        heapq.heappush(self._heap, (when, job))
+
+    async def _due(self) -> None:
+        """Fire the schedules and start the polls whose time came, then re-arm."""
+        with self._lock:
+            now = self.clock.now()
+            while self._heap and self._heap[0][0] <= now:
+                when, job = heapq.heappop(self._heap)
+                if self._next.get(job) != when:
+                    continue
+                kind, flow_id = job.split(":", 1)
+                if kind == "schedule":
+                    self._fire_schedule(job, flow_id)
+                else:
+                    self._start_poll(job, flow_id, when, now)
+            self._arm()
+
+    def _fire_schedule(self, job: str, flow_id: str) -> None:
+        """Fire a schedule and set its next tick; a flow no longer scheduled leaves the heap."""
+        record = self._try(job, self.store.get_flow, flow_id)
+        if record is False:
+            return
+        if record is None or not record.enabled or record.trigger_type != "schedule":
+            self._next.pop(job, None)
+            return
+        flow = self._try(job, self.store.flow_version, record.id, record.version)
+        if flow is False or self._try(job, self._fire_due, record, flow) is False:
+            return
+        tick = next_tick(schedule_trigger(flow.trigger_input), self.clock.now())
+        if tick is None:
+            self._next.pop(job, None)
+        else:
+            self._set(job, tick)
+
+    def _try(self, job: str, call: Any, *args: Any) -> Any:
+        """``call(*args)``, or False after logging its failure and retrying the job later."""
+        try:
+            return call(*args)
+        except Exception:
+            log.exception("%s failed; trying again in %.0f s", job, RETRY_SECONDS)
+            self._set(job, self.clock.now() + timedelta(seconds=RETRY_SECONDS))
+            return False
+
+    def _start_poll(self, job: str, flow_id: str, when: datetime, now: datetime) -> None:
+        """Start a poll unless the last one is still running; its next poll is one interval on."""
+        interval = timedelta(seconds=self._intervals.get(job, 60.0))
+        following = when + interval
+        self._set(job, following if following > now else now + interval)
+        if flow_id in self._polling:
+            return
+        self._polling.add(flow_id)
+        task = asyncio.get_running_loop().create_task(self._poll(flow_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _poll(self, flow_id: str) -> None:
+        try:
+            await self.poll_flow(flow_id)
+        finally:
+            self._polling.discard(flow_id)
 
     async def _wake(self) -> None:
         self.dispatcher.notify()
-
-    async def _fire_job(self, flow_id: str) -> None:
-        self.fire_due(flow_id)
