@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -112,6 +113,70 @@ async def test_scheduler_jobs_are_rebuilt_from_the_database(
         assert set(state.scheduler.jobs()) == {"wake", "schedule:sched", "poll:polled"}
         await state.dispatcher.start()  # not needed for jobs; checks start/stop together
         await state.dispatcher.stop()
+    finally:
+        state.scheduler.shutdown()
+
+
+async def test_the_clock_fires_a_schedule_when_its_tick_comes_and_stops_when_disabled(
+    engine: Engine, state: ServerState, clock: FakeClock
+) -> None:
+    engine.install_flow(schedule_flow(interval_seconds=1))
+    await state.scheduler.start()
+    try:
+        with engine.store.session() as session:
+            assert session.get(PollCursor, "sched") is not None  # started from now
+        assert runs(engine) == []
+        clock.advance(1)  # the clock job wakes about a second later and sees the tick due
+        for _ in range(60):
+            if runs(engine):
+                break
+            await asyncio.sleep(0.05)
+        assert len(runs(engine)) == 1
+        engine.install_flow({**schedule_flow(interval_seconds=1), "version": 2, "enabled": False})
+        state.flows_changed()
+        assert state.scheduler.jobs() == ["wake"]
+    finally:
+        state.scheduler.shutdown()
+
+
+async def test_the_clock_polls_a_polled_flow_at_start(engine: Engine, state: ServerState) -> None:
+    from latchflow.core.connections import save_connection
+
+    await save_connection(engine, "acme-1", "acme", "Acme", {"api_key": "k"})
+    engine.install_flow(
+        {
+            "id": "front",
+            "name": "Front door",
+            "version": 1,
+            "trigger": {"type": "acme.door_opened", "poll": True, "input": {"door": "front"}},
+            "steps": [{"id": "c", "action": "test.count"}],
+        }
+    )
+    await state.scheduler.start()
+    try:
+        for _ in range(60):
+            with engine.store.session() as session:
+                cursor = session.get(PollCursor, "front")
+            if cursor is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert cursor is not None and cursor.cursor == {"poll": {"seen": 0}}
+    finally:
+        state.scheduler.shutdown()
+
+
+@pytest.mark.parametrize(("catch_up", "expected"), [("once", 1), ("skip", 0)])
+async def test_start_after_downtime_catches_up_per_catch_up(
+    engine: Engine, state: ServerState, clock: FakeClock, catch_up: str, expected: int
+) -> None:
+    engine.install_flow(schedule_flow(catch_up, cron="*/5 * * * *"))
+    await state.scheduler.start()
+    state.scheduler.shutdown()
+    clock.advance(3600)  # down for an hour
+    await state.scheduler.start()
+    try:
+        assert len(runs(engine)) == expected
+        assert "schedule:sched" in state.scheduler.jobs()
     finally:
         state.scheduler.shutdown()
 
