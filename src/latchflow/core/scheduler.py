@@ -51,6 +51,8 @@ ON_TIME = timedelta(seconds=60)
 """A tick handled within this long after its time is a normal fire, not a missed one."""
 WAKE_SECONDS = 5.0
 """How often the scheduler nudges the dispatcher to re-read due work (a safety net)."""
+BATCH = 500
+"""Rows read or written at a time when (re)building the schedule."""
 RETRY_SECONDS = 10.0
 """When a fire that failed (e.g. the database was busy) is tried again."""
 PROBES = (
@@ -178,7 +180,7 @@ class ScheduleFires:
             )
         )
         with self.store.session() as session:
-            yield from session.execute(query).yield_per(500)
+            yield from session.execute(query).yield_per(BATCH)
 
     # schedules
 
@@ -377,13 +379,15 @@ class Scheduler(ScheduleFires):
         """New schedules start from now (nothing before was missed): their cursors in one commit."""
         if not flow_ids:
             return
-        rows = [
-            {"flow_id": f, "cursor": {"last_tick": now.isoformat()}, "polled_at": now}
-            for f in flow_ids
-        ]
+        cursor = {"last_tick": now.isoformat()}
         with self.store.session() as session:
             try:
-                session.execute(insert(PollCursor), rows)
+                for start in range(0, len(flow_ids), BATCH):  # batches keep the peak memory low
+                    rows = [
+                        {"flow_id": f, "cursor": cursor, "polled_at": now}
+                        for f in flow_ids[start : start + BATCH]
+                    ]
+                    session.execute(insert(PollCursor), rows)
                 session.commit()
                 return
             except IntegrityError:  # another writer started some of them: one at a time
