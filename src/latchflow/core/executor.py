@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from latchflow.core import expressions
 from latchflow.core.clock import Clock
-from latchflow.core.connections import Connections
+from latchflow.core.connections import Connections, LiveConnection
 from latchflow.core.errors import (
     ExpressionError,
     FatalError,
@@ -343,11 +343,10 @@ class Executor:
         connection_id: str | None = None
         try:
             action = self._action(step, where)
-            ctx = await self._context(run, step, record, action, where)
+            ctx, live = await self._context(run, step, record, action, where)
             rendered = self.store.sealer.unseal(record.input_sealed or "null")
-            if ctx.connection is not None:
-                connection_id = ctx.connection.id
-                live = await self.connections.get(connection_id)
+            if live is not None:
+                connection_id = live.connection.id
                 async with live.slots:
                     # a 429 may have arrived while this call waited for a slot
                     resume_at = self.connections.cooling_until(connection_id)
@@ -408,12 +407,14 @@ class Executor:
 
     async def _context(
         self, run: RunRecord, step: Step, record: StepRecord, action: Action, where: str
-    ) -> RunContext:
-        connection = None
+    ) -> tuple[RunContext, LiveConnection | None]:
+        """The action's context, and its connection (read once per step) when it has one."""
+        live = None
         if action.connection is not None:
             connection_id = self.connections.resolve(action.connection, step.connection, where)
-            connection = (await self.connections.get(connection_id)).connection
-        return RunContext(
+            live = await self.connections.get(connection_id)
+        connection = live.connection if live is not None else None
+        context = RunContext(
             run_id=run.id,
             flow_id=run.flow_id,
             step_id=step.id,
@@ -428,6 +429,7 @@ class Executor:
             clock=self.clock,
             state=record.state,
         )
+        return context, live
 
     def _secrets(self) -> set[str]:
         return self.connections.secret_values()
