@@ -292,7 +292,7 @@ def serve(
     """Run the HTTP API, trigger URLs, scheduler and run workers in one process."""
     import logging
 
-    from latchflow.core.serve import ServeOptions
+    from latchflow.core.serve import ServeOptions, new_event_loop
     from latchflow.core.serve import serve as run_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -301,7 +301,8 @@ def serve(
     options = ServeOptions(
         host, port, data_dir, database_url, flows, sandbox, workers, body_limit, access_log
     )
-    asyncio.run(run_server(options))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(run_server(options))
 
 
 @apikey_app.command("create")

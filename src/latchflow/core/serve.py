@@ -121,6 +121,15 @@ async def start_sandboxes(
     return servers, problems
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop where it is installed (not on Windows), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def exit_cleanly_on_signals() -> None:
     """Make SIGTERM/SIGINT end ``serve`` with exit code 0 after the graceful shutdown.
 
