@@ -362,17 +362,17 @@ class Scheduler(ScheduleFires):
                             upcoming[f"schedule:{flow_id}"] = tick
                         continue
                     trigger_def = self.engine.registry.triggers[trigger_type]
-                    if polled(trigger_def, document):
-                        upcoming[f"poll:{flow_id}"] = now
+                    if polled(trigger_def, document):  # a new one now, the others keep their pace
+                        upcoming[f"poll:{flow_id}"] = self._next.get(f"poll:{flow_id}", now)
                         intervals[f"poll:{flow_id}"] = trigger_def.poll_interval
                 except Exception as exc:  # one broken flow must not stop the others' schedules
                     log.warning("flow %s is not scheduled: %s", flow_id, exc)
-            self._start_cursors(fresh, now)
-            for flow_id in look:
-                self._try(f"schedule:{flow_id}", self.fire_due, flow_id)
             self._next, self._intervals = upcoming, intervals
             self._heap = [(when, job) for job, when in upcoming.items()]
             heapq.heapify(self._heap)
+            self._start_cursors(fresh, now)
+            for flow_id in look:
+                self._try(f"schedule:{flow_id}", self.fire_due, flow_id)
             self._arm()
 
     def _start_cursors(self, flow_ids: list[str], now: datetime) -> None:
