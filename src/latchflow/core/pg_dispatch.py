@@ -42,10 +42,11 @@ from sqlmodel import col, select
 
 from latchflow.core.engine import Engine
 from latchflow.core.executor import ACTIVE
-from latchflow.core.models import PollCursor, RunRecord
+from latchflow.core.models import RunRecord
 from latchflow.core.pg_queue import ADVANCE_TASK, RUNS_QUEUE
 from latchflow.core.runqueue import enqueue
-from latchflow.core.scheduler import ScheduleFires
+from latchflow.core.scheduler import ScheduleFires, next_tick, polled, schedule_trigger
+from latchflow.core.timeparse import parse_moment
 
 log = logging.getLogger("latchflow.dispatch.pg")
 
@@ -232,26 +233,37 @@ class ProcrastinateDispatcher:
             self._in_flight -= 1
 
     async def cron_tick(self, timestamp: int) -> None:
-        """Fire due schedules and poll due polling triggers (one tick at a time, cluster-wide)."""
-        now = self.clock.now()
-        for record in self.fires._flows():
-            try:
-                if record.trigger_type == "schedule":
-                    self.fires.fire_due(record.id)
-                elif self._poll_due(record.id, record.version, record.trigger_type, now):
-                    await self.fires.poll_flow(record.id)
-            except Exception:  # one flow's failure must not stop the other flows' ticks
-                log.exception("flow %s: tick failed", record.id)
+        """Fire due schedules and poll due polling triggers (one tick at a time, cluster-wide).
 
-    def _poll_due(self, flow_id: str, version: int, trigger_type: str, now: datetime) -> bool:
-        trigger = self.engine.registry.triggers.get(trigger_type)
-        if trigger is None or not self.fires.polls(trigger, self.executor.flow(flow_id, version)):
-            return False
-        with self.store.session() as session:
-            row = session.get(PollCursor, flow_id)
-        if row is None or row.polled_at is None:
-            return True
-        return bool(row.polled_at + timedelta(seconds=trigger.poll_interval) <= now)
+        One query reads every timed flow with its cursor; only flows with something due are
+        touched further, so a tick over thousands of idle schedules stays cheap."""
+        now = self.clock.now()
+        due: list[tuple[str, str]] = []
+        for flow_id, trigger_type, document, _, cursor, polled_at in self.fires.timed_flows():
+            try:
+                if trigger_type == "schedule":
+                    last = (cursor or {}).get("last_tick")
+                    trigger = schedule_trigger(document["trigger"].get("input") or {})
+                    tick = next_tick(trigger, parse_moment(last)) if last else now
+                    if tick is not None and tick <= now:
+                        due.append(("schedule", flow_id))
+                    continue
+                trigger_def = self.engine.registry.triggers[trigger_type]
+                interval = timedelta(seconds=trigger_def.poll_interval)
+                if polled(trigger_def, document) and (
+                    polled_at is None or polled_at + interval <= now
+                ):
+                    due.append(("poll", flow_id))
+            except Exception:  # one broken flow must not stop the other flows' ticks
+                log.exception("flow %s: tick failed", flow_id)
+        for kind, flow_id in due:
+            try:
+                if kind == "schedule":
+                    self.fires.fire_due(flow_id)
+                else:
+                    await self.fires.poll_flow(flow_id)
+            except Exception:
+                log.exception("flow %s: tick failed", flow_id)
 
     async def retry_stalled_jobs(self, timestamp: int) -> None:
         """Put the jobs of nodes whose heartbeat stopped back in the queue (procrastinate how-to)."""

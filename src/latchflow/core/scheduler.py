@@ -151,9 +151,9 @@ class ScheduleFires:
             if r.enabled and (trigger_type is None or r.trigger_type == trigger_type)
         ]
 
-    def timed_flows(self) -> Iterator[Row[str, str, JSON, str | None, Any]]:
+    def timed_flows(self) -> Iterator[Row[str, str, JSON, str | None, Any, datetime | None]]:
         """Every enabled schedule or pollable flow as (id, trigger type, current document, cursor
-        row's flow id or None, cursor), in one streamed query."""
+        row's flow id or None, cursor, last polled), in one streamed query."""
         pollable = [key for key, t in self.engine.registry.triggers.items() if t.poll is not None]
         query = (
             select(
@@ -162,6 +162,7 @@ class ScheduleFires:
                 col(FlowVersion.document),
                 col(PollCursor.flow_id),
                 col(PollCursor.cursor),
+                col(PollCursor.polled_at),
             )
             .join(
                 FlowVersion,
@@ -347,7 +348,7 @@ class Scheduler(ScheduleFires):
             intervals: dict[str, float] = {}
             fresh: list[str] = []  # schedules without a cursor row: start one at now
             look: list[str] = []  # schedules with a passed tick or a cursor row without a tick
-            for flow_id, trigger_type, document, cursor_row, cursor in self.timed_flows():
+            for flow_id, trigger_type, document, cursor_row, cursor, _ in self.timed_flows():
                 try:
                     if trigger_type == "schedule":
                         trigger = schedule_trigger(document["trigger"].get("input") or {})
