@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -31,6 +32,25 @@ def cli(*args: str, data_dir: Path) -> str:
         timeout=60,
     )
     return result.stdout.strip()
+
+
+def write_flow(directory: Path, document: dict[str, Any]) -> Path:
+    """Write a flow document as ``<id>.json`` for ``serve --flows``; returns the directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{document['id']}.json").write_text(json.dumps(document))
+    return directory
+
+
+def wait_for(check: Any, timeout: float, what: str) -> Any:
+    """Call ``check`` until it returns something truthy (returned) or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
 
 
 class Server:

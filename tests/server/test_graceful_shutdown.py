@@ -18,8 +18,7 @@ from fastapi import FastAPI, Request
 
 from latchflow.testing import serve_app
 
-from .processes import cli, running_server
-from .test_serve_process import wait_for, write_flow
+from .processes import cli, running_server, wait_for, write_flow
 
 pytestmark = pytest.mark.slow
 

@@ -23,8 +23,7 @@ from latchflow.core.registry import load_registry
 from latchflow.testing import make_connection, make_context
 from latchflow_unloc.testing import APARTMENT, FRONT_DOOR, v2_config
 
-from .processes import Receiver, cli, running_server
-from .test_serve_process import wait_for
+from .processes import Receiver, cli, running_server, wait_for
 
 pytestmark = pytest.mark.slow
 

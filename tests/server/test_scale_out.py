@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +24,7 @@ from sqlalchemy import create_engine, text
 
 from latchflow.testing import free_port
 
-from .processes import Receiver, Server, cli
+from .processes import Receiver, Server, cli, wait_for, write_flow
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -78,25 +77,8 @@ class Cluster:
             engine.dispose()
 
 
-def write_flow(directory: Path, document: dict[str, Any]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / f"{document['id']}.json").write_text(json.dumps(document))
-    return directory
-
-
 def effect(base: str, path: str = "/effect") -> dict[str, Any]:
     return {"url": f"{base}{path}", "json": {"run": "{{ run.id }}"}, "timeout": 30}
-
-
-def wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
 
 
 def succeeded(api: httpx.Client, flow_id: str) -> int:

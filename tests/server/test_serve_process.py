@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from .processes import Receiver, cli, running_server
+from .processes import Receiver, cli, running_server, wait_for, write_flow
 
 pytestmark = pytest.mark.slow
-
-
-def write_flow(directory: Path, document: dict[str, Any]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{document['id']}.json"
-    path.write_text(json.dumps(document))
-    return directory
-
-
-def wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def test_trigger_url_to_succeeded_run(tmp_path: Path) -> None:
