@@ -41,6 +41,35 @@ async def test_flow_lifecycle(client: httpx.AsyncClient) -> None:
     assert missing.status_code == 404 and missing.json()["error"] == "no flow 'hooked'"
 
 
+async def test_a_deleted_flow_created_again_runs_its_new_document(
+    client: httpx.AsyncClient, state: ServerState
+) -> None:
+    assert (await client.post("/api/flows", json=webhook_flow())).status_code == 201
+    first = (await client.post("/hooks/hooked/" + _token(state), json={"n": 1})).json()
+    await state.dispatcher.drain()
+    assert (await client.delete("/api/flows/hooked")).status_code == 204
+
+    other = webhook_flow()
+    other["steps"][0]["input"] = {"values": {"second": True}}
+    refused = await client.post("/api/flows", json=other)
+    assert refused.status_code == 422, refused.text
+    (problem,) = refused.json()["errors"]
+    assert problem["path"] == "$.version" and "version 2 or higher" in problem["message"]
+    assert (await client.post("/api/flows", json=other | {"version": 2})).status_code == 201
+    second = (await client.post("/hooks/hooked/" + _token(state), json={"n": 2})).json()
+    await state.dispatcher.drain()
+    outputs = [
+        (await client.get(f"/api/runs/{r['run_id']}")).json()["output"] for r in (first, second)
+    ]
+    assert outputs == [{"got": {"n": 1}}, {"second": True}]
+
+
+def _token(state: ServerState) -> str:
+    record = state.engine.store.get_flow("hooked")
+    assert record is not None
+    return record.hook_token
+
+
 async def test_invalid_flow_is_422_with_json_paths(client: httpx.AsyncClient) -> None:
     document = webhook_flow()
     document["steps"][0]["action"] = "core.sett"

@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, create_engine, select
+from sqlmodel import Session, col, create_engine, select
 
 from latchflow.core.clock import Clock
 from latchflow.core.errors import ConfigurationError, ValidationError
@@ -155,8 +155,11 @@ class Store:
             record.trigger_connection = flow.trigger_connection
             record.enabled = bool(flow.document.get("enabled", True))
             record.updated_at = utcnow()
+            if _new_version(session, flow):
+                session.add(
+                    FlowVersion(flow_id=flow.id, version=flow.version, document=flow.document)
+                )
             session.add(record)
-            session.add(FlowVersion(flow_id=flow.id, version=flow.version, document=flow.document))
             session.commit()
             return record
 
@@ -257,3 +260,22 @@ class Store:
                 session.add(record)
             session.commit()
             return len(records)
+
+
+def _new_version(session: Session, flow: Flow) -> bool:
+    """Whether the flow's version is new. A deleted flow's versions are kept (runs and caches
+    refer to them by number), so a number may be used again only for the same document."""
+    kept = session.exec(
+        select(FlowVersion)
+        .where(FlowVersion.flow_id == flow.id, FlowVersion.version >= flow.version)
+        .order_by(col(FlowVersion.version).desc())
+    ).all()
+    same = next((v for v in kept if v.version == flow.version), None)
+    if same is not None and same.document != flow.document:
+        raise ValidationError.at(
+            "$.version",
+            f"flow {flow.id!r} already had version {flow.version} with another document (it was"
+            f" deleted at version {kept[0].version}); save it as version {kept[0].version + 1}"
+            " or higher",
+        )
+    return same is None

@@ -139,8 +139,7 @@ def delete_flow(flow_id: str, state: State) -> Response:
             .where(col(RunRecord.flow_id) == flow_id, col(RunRecord.status).in_(ACTIVE))
             .values(status="cancelled", error="flow deleted", finished_at=now, updated_at=now)
         )
-        for table, column in (
-            (FlowVersion, FlowVersion.flow_id),
+        for table, column in (  # its versions stay: runs and caches refer to them by number
             (PollCursor, PollCursor.flow_id),
             (FlowRecord, FlowRecord.id),
         ):
