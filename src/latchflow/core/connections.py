@@ -56,6 +56,8 @@ class Connections:
         self.clock = clock
         self.transport = transport or (lambda _vendor: None)
         self._live: dict[str, LiveConnection] = {}
+        self._secret_values: frozenset[str] | None = None
+        """``secret_values()`` of the open connections, recomputed when one opens or closes."""
         self._cool_until: dict[str, datetime] = {}
         self.http = httpx.AsyncClient(timeout=30.0, limits=HTTP_LIMITS)
 
@@ -100,10 +102,10 @@ class Connections:
         return bool(self._cool_until)
 
     async def get(self, connection_id: str) -> LiveConnection:
-        record, config = self.store.connection_config(connection_id)
         live = self._live.get(connection_id)
-        if live is not None and live.updated_at == record.updated_at:
+        if live is not None and live.updated_at == self.store.connection_version(connection_id):
             return live
+        record, config = self.store.connection_config(connection_id)
         if live is not None:
             await live.connection.http.aclose()
         vendor = self.registry.vendors.get(record.vendor)
@@ -122,22 +124,27 @@ class Connections:
             updated_at=record.updated_at,
         )
         self._live[connection_id] = live
+        self._secret_values = None
         return live
 
-    def secret_values(self) -> set[str]:
+    def secret_values(self) -> frozenset[str]:
         """The secret settings of the open connections, to redact wherever they might show."""
+        if self._secret_values is not None:
+            return self._secret_values
         values: set[str] = set()
         for live in self._live.values():
             hidden = secret_fields(self.registry.vendors[live.connection.vendor].connection_schema)
             values.update(
                 str(live.connection.config[k]) for k in hidden if live.connection.config.get(k)
             )
-        return values
+        self._secret_values = frozenset(values)
+        return self._secret_values
 
     async def close(self) -> None:
         for live in self._live.values():
             await live.connection.http.aclose()
         self._live.clear()
+        self._secret_values = None
         await self.http.aclose()
 
 

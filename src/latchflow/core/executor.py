@@ -431,7 +431,7 @@ class Executor:
         )
         return context, live
 
-    def _secrets(self) -> set[str]:
+    def _secrets(self) -> frozenset[str]:
         return self.connections.secret_values()
 
     def _cooling(self, step: Step) -> datetime | None:

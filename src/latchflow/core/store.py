@@ -224,6 +224,16 @@ class Store:
             session.commit()
             return record
 
+    def connection_version(self, connection_id: str) -> Any:
+        """The connection's ``updated_at`` (None if it does not exist): one cheap read, no
+        decryption, for caches to check they are current."""
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(col(ConnectionRecord.updated_at)).where(
+                    col(ConnectionRecord.id) == connection_id
+                )
+            ).scalar()
+
     def connection_config(self, connection_id: str) -> tuple[ConnectionRecord, JSON]:
         """The record and its full config, secrets decrypted."""
         with self.session() as session:
