@@ -47,6 +47,12 @@ def status(engine: Engine, run_id: str) -> tuple[str, datetime | None]:
     return run.status, run.due_at
 
 
+def step_shown(engine: Engine, run_id: str) -> tuple[str, str | None]:
+    with engine.store.session() as session:
+        step = session.exec(select(StepRecord).where(StepRecord.run_id == run_id)).one()
+        return step.status, step.error
+
+
 def attempts(engine: Engine, run_id: str) -> int:
     with engine.store.session() as session:
         return session.exec(select(StepRecord.attempts).where(StepRecord.run_id == run_id)).one()
@@ -75,6 +81,8 @@ async def test_a_429_cools_down_its_connection_while_others_keep_running(
     assert calls_on(acme, "busy") == 0
     assert [status(engine, r) for r in held] == [("waiting", cool_end)] * 3
     assert [attempts(engine, r) for r in held] == [0, 0, 0]
+    shown = f"connection cooling down after a rate limit until {cool_end.isoformat()}"
+    assert [step_shown(engine, r) for r in held] == [("retrying", shown)] * 3
     assert dispatcher.in_flight == 0
 
     clock.advance(49)

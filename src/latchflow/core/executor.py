@@ -450,6 +450,11 @@ class Executor:
     def _postpone(self, progress: Progress, record: StepRecord, resume_at: datetime) -> Outcome:
         """Wait for the connection's cool-down without a worker and without using an attempt."""
         run = progress.run
+        if record.status != "waiting":  # a pending vendor job stays pending
+            record.status = "retrying"
+            record.error = (
+                f"connection cooling down after a rate limit until {resume_at.isoformat()}"
+            )
         run.status, run.due_at = "waiting", resume_at
         progress.session.add_all([record, run])
         enqueue(progress.session, run.id, resume_at)
