@@ -41,6 +41,7 @@ def _no_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     fakeplugin.EFFECTS.clear()
     fakeplugin.FLAKY.clear()
     fakeplugin.FEED.clear()
+    fakeplugin.POLL_LIMITS.clear()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from latchflow import (
     ConfigurationError,
     Connection,
     PollResult,
+    RateLimitedError,
     RetryableError,
     RunContext,
     Trigger,
@@ -26,6 +27,8 @@ EFFECTS: Counter[str] = Counter()
 FLAKY: Counter[str] = Counter()
 FEED: list[dict[str, Any]] = []
 """What the acme 'API' reports to polls, oldest first."""
+POLL_LIMITS: list[float] = []
+"""Each poll takes the first of these, if any, and answers 429 with it as Retry-After."""
 
 
 async def test_connection(connection: Connection) -> dict[str, Any]:
@@ -42,6 +45,8 @@ async def webhook(request: WebhookRequest, connection: Connection) -> list[Trigg
 
 
 async def poll(connection: Connection, config: dict[str, Any], cursor: Any) -> PollResult:
+    if POLL_LIMITS:
+        raise RateLimitedError("acme answered 429", retry_after=POLL_LIMITS.pop(0))
     if cursor is None:  # the first poll only establishes where to start
         return PollResult(events=[], cursor={"seen": len(FEED)})
     new = FEED[cursor["seen"] :]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -214,3 +215,33 @@ async def test_polling_commits_cursor_with_runs_dedupes_and_filters(
     assert filtered and all(
         "door" in (e.reason or "") or "match" in (e.reason or "") for e in filtered
     )
+
+
+async def test_a_rate_limited_poll_leaves_the_account_alone_until_retry_after(
+    engine: Engine, state: ServerState, clock: FakeClock
+) -> None:
+    from latchflow.core.connections import save_connection
+
+    await save_connection(engine, "acme-1", "acme", "Acme", {"api_key": "k"})
+    engine.install_flow(
+        {
+            "id": "front",
+            "name": "Front door",
+            "version": 1,
+            "trigger": {"type": "acme.door_opened", "poll": True, "input": {"door": "front"}},
+            "steps": [{"id": "c", "action": "test.count"}],
+        }
+    )
+    assert await state.scheduler.poll_flow("front") == []  # first poll: cursor only
+    fakeplugin.FEED.append({"id": "e1", "door": "front"})
+    fakeplugin.POLL_LIMITS.append(120)
+    assert await state.scheduler.poll_flow("front") == []  # 429: nothing stored
+    assert engine.connections.cooling_until("acme-1") == clock.now() + timedelta(seconds=120)
+    fakeplugin.POLL_LIMITS.append(120)  # a poll now would get another 429...
+    clock.advance(119)
+    assert await state.scheduler.poll_flow("front") == []
+    assert fakeplugin.POLL_LIMITS == [120]  # ...but none was sent during the cool-down
+    fakeplugin.POLL_LIMITS.clear()
+    clock.advance(1)
+    (accepted,) = await state.scheduler.poll_flow("front")
+    assert accepted.created and len(runs(engine)) == 1

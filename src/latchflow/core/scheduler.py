@@ -37,6 +37,7 @@ from sqlmodel import col
 
 from latchflow.core.dispatch import Dispatcher
 from latchflow.core.engine import Engine
+from latchflow.core.errors import RateLimitedError
 from latchflow.core.flows import Flow
 from latchflow.core.intake import Accepted, accept_batch
 from latchflow.core.models import FlowRecord, FlowVersion, PollCursor
@@ -260,16 +261,24 @@ class ScheduleFires:
         if trigger is None or trigger.poll is None:
             return []
         flow = self.store.flow_version(record.id, record.version)
+        connections = self.engine.connections
+        connection_id = None
         try:
-            connection_id = self.engine.connections.resolve(
+            connection_id = connections.resolve(
                 trigger.connection or "", flow.trigger_connection, "$.trigger"
             )
-            live = await self.engine.connections.get(connection_id)
+            cooling = connections.cooling_until(connection_id)
+            if cooling is not None:  # a 429 told us to leave this account alone for now
+                log.info("flow %s: not polling until %s (rate limited)", flow_id, cooling)
+                return []
+            live = await connections.get(connection_id)
             with self.store.session() as session:
                 row = session.get(PollCursor, flow_id)
                 cursor = (row.cursor or {}).get("poll") if row else None
             result = await trigger.poll(live.connection, flow.trigger_input, cursor)
         except Exception as exc:
+            if isinstance(exc, RateLimitedError) and connection_id is not None:
+                connections.cool_down(connection_id, exc.retry_after or trigger.poll_interval)
             log.warning("flow %s: polling %s failed: %s", flow_id, trigger.key, exc)
             return []
         items, filtered = [], []
