@@ -53,7 +53,7 @@ def test_every_hook_has_a_test(hook: str) -> None:
 
 def single(hook: str, item: object) -> object:
     class One:
-        pass
+        """A plugin object that gets one hook implementation set on it."""
 
     def impl(register: Callable[[object], None]) -> None:
         register(item)
@@ -116,7 +116,7 @@ def test_a_misspelled_hook_fails_loudly() -> None:
     class Typo:
         @hookimpl
         def register_action(self, register: Callable[[Action], None]) -> None:
-            pass
+            """Misspelled: the hook is register_actions."""
 
     with pytest.raises(Exception, match="register_action"):
         load_registry(extra=[Typo()])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -79,11 +80,9 @@ class Server:
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"latchflow serve exited:\n{self.log.read_text()}")
-            try:
+            with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
                     return
-            except httpx.TransportError:
-                pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"latchflow serve did not start:\n{self.log.read_text()}")
             time.sleep(0.1)

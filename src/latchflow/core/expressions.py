@@ -19,6 +19,8 @@ the JSON path inside the template and the expression.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
 import math
 import re
@@ -278,10 +280,8 @@ def _zone(function: str, name: str) -> tzinfo:
     if name in ("UTC", "Z", "Etc/UTC"):
         return UTC
     if len(name) <= 64 and _ZONE_KEY.match(name):
-        try:
+        with contextlib.suppress(KeyError, ValueError, OSError):
             return ZoneInfo(name)
-        except (KeyError, ValueError, OSError):
-            pass
     raise ExpressionError(
         f"{function}(): {_show(name)} is not an IANA time zone (e.g. 'Europe/Berlin', 'UTC')"
     )
@@ -578,8 +578,7 @@ def _refuse_legacy_literals(text: str) -> None:
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for _token in Lexer().tokenize(text):
-            pass
+        collections.deque(Lexer().tokenize(text), maxlen=0)  # run the lexer to its end
     if any(issubclass(w.category, DeprecationWarning | PendingDeprecationWarning) for w in caught):
         raise ExpressionError(
             "a `...` literal must be JSON (e.g. `1`, `true`, `\"text\"`); write 'text' for a string"

@@ -6,6 +6,7 @@ in ``connection.cache`` so every action on the connection reuses it until shortl
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -73,12 +74,10 @@ def token_expiry(token: str, expiration_time: str | None) -> datetime:
     The JWT is signed by Livion with a key clients never get, so its signature cannot be
     checked here; the claim is only read to know when to refresh. The server checks it.
     """
-    try:
+    with contextlib.suppress(jwt.PyJWTError):  # not a JWT we can read: use expirationTime
         claims = jwt.decode(token, options={"verify_signature": False})
         if "exp" in claims:
             return datetime.fromtimestamp(int(claims["exp"]), UTC)
-    except jwt.PyJWTError:
-        pass
     if expiration_time:
         return parsedate_to_datetime(expiration_time).astimezone(UTC)
     raise FatalError(
