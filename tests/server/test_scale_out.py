@@ -81,6 +81,15 @@ def effect(base: str, path: str = "/effect") -> dict[str, Any]:
     return {"url": f"{base}{path}", "json": {"run": "{{ run.id }}"}, "timeout": 30}
 
 
+def calls_flow(
+    tmp_path: Path, flow_id: str, trigger: dict[str, Any], **calls: dict[str, Any]
+) -> Path:
+    """A flows directory with one flow whose steps are ``http.request`` calls, in order."""
+    steps = [{"id": k, "action": "http.request", "input": v} for k, v in calls.items()]
+    document = {"id": flow_id, "name": flow_id, "version": 1, "trigger": trigger, "steps": steps}
+    return write_flow(tmp_path / "flows", document)
+
+
 def succeeded(api: httpx.Client, flow_id: str) -> int:
     params: dict[str, str | int] = {"status": "succeeded", "flow_id": flow_id, "limit": 1000}
     return len(api.get("/api/runs", params=params).json())
@@ -115,16 +124,7 @@ def test_two_nodes_run_1000_webhooks_each_effect_once(
 ) -> None:
     receiver = Receiver()
     with receiver.serve() as base:
-        flows = write_flow(
-            tmp_path / "flows",
-            {
-                "id": "hooked",
-                "name": "Hooked",
-                "version": 1,
-                "trigger": {"type": "webhook"},
-                "steps": [{"id": "call", "action": "http.request", "input": effect(base)}],
-            },
-        )
+        flows = calls_flow(tmp_path, "hooked", {"type": "webhook"}, call=effect(base))
         cluster = Cluster(tmp_path, pg_url, flows, monkeypatch)
         with cluster.nodes(2) as nodes, cluster.api(nodes[0]) as api:
             shown = api.get("/api/nodes").json()
@@ -142,15 +142,11 @@ def test_two_nodes_fire_a_per_second_schedule_once_per_tick(
 ) -> None:
     receiver = Receiver()
     with receiver.serve() as base:
-        flows = write_flow(
-            tmp_path / "flows",
-            {
-                "id": "tick",
-                "name": "Every second",
-                "version": 1,
-                "trigger": {"type": "schedule", "input": {"interval_seconds": 1}},
-                "steps": [{"id": "call", "action": "http.request", "input": effect(base)}],
-            },
+        flows = calls_flow(
+            tmp_path,
+            "tick",
+            {"type": "schedule", "input": {"interval_seconds": 1}},
+            call=effect(base),
         )
         cluster = Cluster(tmp_path, pg_url, flows, monkeypatch)
         with cluster.nodes(2):
@@ -190,19 +186,13 @@ def test_kill_9_one_node_the_other_finishes_its_runs(
     receiver = slow_receiver
     RUNS = 60
     with receiver.serve() as base:
-        flows = write_flow(
-            tmp_path / "flows",
-            {
-                "id": "slow",
-                "name": "Slow steps",
-                "version": 1,
-                "trigger": {"type": "webhook"},
-                "steps": [
-                    {"id": "before", "action": "http.request", "input": effect(base)},
-                    {"id": "slow", "action": "http.request", "input": effect(base, "/slow")},
-                    {"id": "after", "action": "http.request", "input": effect(base)},
-                ],
-            },
+        flows = calls_flow(
+            tmp_path,
+            "slow",
+            {"type": "webhook"},
+            before=effect(base),
+            slow=effect(base, "/slow"),
+            after=effect(base),
         )
         cluster = Cluster(tmp_path, pg_url, flows, monkeypatch)
         with cluster.nodes(2, workers=8) as (victim, survivor), cluster.api(survivor) as api:

@@ -10,6 +10,7 @@ import pytest
 from sqlmodel import select
 
 from latchflow.core.clock import FakeClock
+from latchflow.core.connections import save_connection
 from latchflow.core.engine import Engine
 from latchflow.core.models import EventRecord, PollCursor, RunRecord
 from latchflow.core.scheduler import Scheduler
@@ -37,6 +38,20 @@ def events(engine: Engine, status: str | None = None) -> list[EventRecord]:
 def runs(engine: Engine) -> list[RunRecord]:
     with engine.store.session() as session:
         return list(session.exec(select(RunRecord)))
+
+
+async def install_front_door_poll(engine: Engine) -> None:
+    """An acme connection and a flow polling it for the front door's openings."""
+    await save_connection(engine, "acme-1", "acme", "Acme", {"api_key": "k"})
+    engine.install_flow(
+        {
+            "id": "front",
+            "name": "Front door",
+            "version": 1,
+            "trigger": {"type": "acme.door_opened", "poll": True, "input": {"door": "front"}},
+            "steps": [{"id": "c", "action": "test.count"}],
+        }
+    )
 
 
 async def test_two_fires_of_the_same_tick_give_one_run(
@@ -141,18 +156,7 @@ async def test_the_clock_fires_a_schedule_when_its_tick_comes_and_stops_when_dis
 
 
 async def test_the_clock_polls_a_polled_flow_at_start(engine: Engine, state: ServerState) -> None:
-    from latchflow.core.connections import save_connection
-
-    await save_connection(engine, "acme-1", "acme", "Acme", {"api_key": "k"})
-    engine.install_flow(
-        {
-            "id": "front",
-            "name": "Front door",
-            "version": 1,
-            "trigger": {"type": "acme.door_opened", "poll": True, "input": {"door": "front"}},
-            "steps": [{"id": "c", "action": "test.count"}],
-        }
-    )
+    await install_front_door_poll(engine)
     await state.scheduler.start()
     try:
         for _ in range(60):
@@ -185,18 +189,7 @@ async def test_start_after_downtime_catches_up_per_catch_up(
 async def test_polling_commits_cursor_with_runs_dedupes_and_filters(
     engine: Engine, state: ServerState
 ) -> None:
-    from latchflow.core.connections import save_connection
-
-    await save_connection(engine, "acme-1", "acme", "Acme", {"api_key": "k"})
-    engine.install_flow(
-        {
-            "id": "front",
-            "name": "Front door",
-            "version": 1,
-            "trigger": {"type": "acme.door_opened", "poll": True, "input": {"door": "front"}},
-            "steps": [{"id": "c", "action": "test.count"}],
-        }
-    )
+    await install_front_door_poll(engine)
     fakeplugin.FEED.append({"id": "old", "door": "front"})
     assert await state.scheduler.poll_flow("front") == []  # first poll: cursor only
     fakeplugin.FEED.extend([{"id": "e1", "door": "front"}, {"id": "e2", "door": "back"}])
@@ -220,18 +213,7 @@ async def test_polling_commits_cursor_with_runs_dedupes_and_filters(
 async def test_a_rate_limited_poll_leaves_the_account_alone_until_retry_after(
     engine: Engine, state: ServerState, clock: FakeClock
 ) -> None:
-    from latchflow.core.connections import save_connection
-
-    await save_connection(engine, "acme-1", "acme", "Acme", {"api_key": "k"})
-    engine.install_flow(
-        {
-            "id": "front",
-            "name": "Front door",
-            "version": 1,
-            "trigger": {"type": "acme.door_opened", "poll": True, "input": {"door": "front"}},
-            "steps": [{"id": "c", "action": "test.count"}],
-        }
-    )
+    await install_front_door_poll(engine)
     assert await state.scheduler.poll_flow("front") == []  # first poll: cursor only
     fakeplugin.FEED.append({"id": "e1", "door": "front"})
     fakeplugin.POLL_LIMITS.append(120)

@@ -107,21 +107,10 @@ def record_dropped(
     source_key: str | None = None,
 ) -> str:
     """Keep an event that started no run, with the reason ("why didn't this run")."""
-    event_id = new_id()
-    session.add(
-        EventRecord(
-            id=event_id,
-            flow_id=flow.id,
-            trigger=flow.trigger_type,
-            source_key=source_key,
-            status=status,
-            reason=reason,
-            data=data,
-            received_at=now,
-        )
-    )
+    record = _dropped(flow, data, now, status, reason, source_key)
+    session.add(record)
     session.commit()
-    return event_id
+    return record.id
 
 
 def accept_batch(

@@ -157,32 +157,36 @@ ACTIONS: list[Action] = [
         },
         idempotent=True,
     ),
-    operation(
-        "unlock_door",
-        "unlock",
-        "Unlock door",
-        "Unlock a lock remotely. A lock that cannot be reached (E1012: battery or Wi-Fi) is"
-        " retried later.",
-        [LOCK_ID],
-        OK_OUTPUT,
-        {"ok": True, "lockId": "000D6F0013112273"},
-        done("lockId"),
-        idempotent=True,
-        retry=LOCK_RETRY,
-        fixed={"flag": "1"},
-    ),
-    operation(
-        "lock_door",
-        "unlock",
-        "Lock door",
-        "Lock a lock remotely (KEYVOX unlock with flag 0). Unreachable locks are retried later.",
-        [LOCK_ID],
-        OK_OUTPUT,
-        {"ok": True, "lockId": "000D6F0013112273"},
-        done("lockId"),
-        idempotent=True,
-        retry=LOCK_RETRY,
-        fixed={"flag": "0"},
+    *(
+        operation(
+            key,
+            "unlock",
+            title,
+            description,
+            [LOCK_ID],
+            OK_OUTPUT,
+            {"ok": True, "lockId": "000D6F0013112273"},
+            done("lockId"),
+            idempotent=True,
+            retry=LOCK_RETRY,
+            fixed={"flag": flag},
+        )
+        for key, title, description, flag in (
+            (
+                "unlock_door",
+                "Unlock door",
+                "Unlock a lock remotely. A lock that cannot be reached (E1012: battery or Wi-Fi)"
+                " is retried later.",
+                "1",
+            ),
+            (
+                "lock_door",
+                "Lock door",
+                "Lock a lock remotely (KEYVOX unlock with flag 0). Unreachable locks are retried"
+                " later.",
+                "0",
+            ),
+        )
     ),
     operation(
         "get_lock_status",
