@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -56,15 +56,22 @@ def wait_for(check: Any, timeout: float, what: str) -> Any:
 
 class Server:
     """``latchflow serve`` in a subprocess; ``sandbox`` loads the installed vendor plugins and
-    starts their simulators (other servers load no plugins)."""
+    starts their simulators (other servers load no plugins). ``options`` are more ``serve``
+    options."""
 
     def __init__(
-        self, data_dir: Path, flows: Path | None, workers: int, port: int, sandbox: bool = False
+        self,
+        data_dir: Path,
+        flows: Path | None,
+        workers: int,
+        port: int,
+        sandbox: bool = False,
+        options: Sequence[str] = (),
     ) -> None:
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         args = [sys.executable, "-m", "latchflow.core.cli", "serve", "--port", str(port)]
-        args += ["--data-dir", str(data_dir), "--workers", str(workers)]
+        args += ["--data-dir", str(data_dir), "--workers", str(workers), *options]
         if flows is not None:
             args += ["--flows", str(flows)]
         env = os.environ | ENV
@@ -110,8 +117,9 @@ def running_server(
     workers: int = 16,
     port: int | None = None,
     sandbox: bool = False,
+    options: Sequence[str] = (),
 ) -> Iterator[Server]:
-    server = Server(data_dir, flows, workers, port or free_port(), sandbox)
+    server = Server(data_dir, flows, workers, port or free_port(), sandbox, options)
     try:
         yield server
     finally:

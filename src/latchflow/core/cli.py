@@ -288,8 +288,15 @@ def serve(
     workers: Annotated[int, typer.Option(help="Runs advanced at the same time")] = 16,
     body_limit: Annotated[int, typer.Option(help="Largest accepted webhook body, bytes")] = 1048576,
     access_log: Annotated[bool, typer.Option(help="Log a line for every HTTP request")] = False,
+    run_process: Annotated[
+        bool | None,
+        typer.Option(
+            help="Advance runs in a child process (default: with SQLite on more than one CPU)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Run the HTTP API, trigger URLs, scheduler and run workers in one process."""
+    """Run the HTTP API, trigger URLs, scheduler and run workers."""
     import logging
 
     from latchflow.core.serve import ServeOptions, new_event_loop
@@ -299,7 +306,16 @@ def serve(
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every wake-up at INFO
     logging.getLogger("procrastinate").setLevel(logging.WARNING)  # and this, every job
     options = ServeOptions(
-        host, port, data_dir, database_url, flows, sandbox, workers, body_limit, access_log
+        host,
+        port,
+        data_dir,
+        database_url,
+        flows,
+        sandbox,
+        workers,
+        body_limit,
+        access_log,
+        run_process,
     )
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(run_server(options))

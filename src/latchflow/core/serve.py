@@ -2,7 +2,8 @@
 
 ``--flows DIR`` installs or refreshes every ``*.json`` flow there (problems are reported, not
 fatal). ``--sandbox`` starts every installed vendor's simulator on a loopback port in this
-process and saves a ``sandbox-<vendor>`` connection pointing at it.
+process and saves a ``sandbox-<vendor>`` connection pointing at it. With SQLite on more than one
+CPU, runs are advanced by a child process (``run_process``) unless ``--no-run-process``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from latchflow.core.dispatch import DEFAULT_WORKERS
 from latchflow.core.engine import Engine
 from latchflow.core.errors import LatchflowError, ValidationError
 from latchflow.core.flows import load_document
+from latchflow.core.run_process import RunProcess, wanted
 from latchflow.core.server import create_app
 from latchflow.core.server.state import DEFAULT_BODY_LIMIT
 from latchflow.core.store import Settings
@@ -44,6 +46,8 @@ class ServeOptions:
     workers: int = DEFAULT_WORKERS
     body_limit: int = DEFAULT_BODY_LIMIT
     access_log: bool = False
+    run_process: bool | None = None
+    """Advance runs in a child process; None: when the database and the machine allow it."""
 
 
 def install_flows(engine: Engine, directory: Path) -> list[str]:
@@ -158,7 +162,14 @@ async def serve(options: ServeOptions) -> None:
         problems += install_flows(engine, options.flows)
     for problem in problems:
         log.warning("%s", problem)
-    app = create_app(engine, workers=options.workers, body_limit=options.body_limit)
+    dispatcher = (
+        RunProcess(engine, options.workers)
+        if wanted(engine.settings, options.run_process)
+        else None
+    )
+    app = create_app(
+        engine, workers=options.workers, body_limit=options.body_limit, dispatcher=dispatcher
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app,

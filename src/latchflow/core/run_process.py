@@ -1,0 +1,290 @@
+"""Runs advanced by a child process, so the server's process keeps its core for accepting.
+
+With SQLite on a machine with more than one CPU, ``serve`` hands runs to one child process
+(``python -m latchflow.core.run_process``) that runs the embedded dispatcher against the same
+database; the server's process accepts webhooks, fires schedules and answers the API. One
+Python process can use only one core, so this is what lets both halves work at once.
+
+- The child starts with the first queued run (an idle server has none); the server wakes it
+  with a byte on its stdin, and it reports its steps in flight as lines on its stdout.
+- It is the only process advancing the database's runs: it holds an exclusive lock on
+  ``<database file>.runs.lock`` before it releases stale claims and starts, so a new child
+  never takes runs from an old one that is still finishing its steps.
+- It stops when its stdin closes (the server stopped, or was killed) or on SIGTERM: runs in
+  flight finish their current step, as in a graceful shutdown. It ignores SIGINT, which a
+  terminal sends to the whole process group; the server closes the pipe instead.
+- It runs at a lower CPU priority: when both processes are busy, accepting comes first.
+- If it exits unexpectedly, the server starts another one a second later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import or_
+from sqlalchemy.engine import make_url
+from sqlmodel import col, select
+
+from latchflow.core.dispatch import DEFAULT_WORKERS, EmbeddedDispatcher
+from latchflow.core.engine import Engine
+from latchflow.core.errors import ConfigurationError
+from latchflow.core.executor import ACTIVE
+from latchflow.core.models import RunRecord
+from latchflow.core.store import Settings
+
+log = logging.getLogger("latchflow.run_process")
+
+NICENESS = 10
+RESTART_SECONDS = 1.0
+LOCK_POLL_SECONDS = 0.2
+
+
+def lock_path(settings: Settings) -> Path | None:
+    """The lock file of a SQLite database file; None for other databases (and in-memory)."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(f"{url.database}.runs.lock")
+
+
+def wanted(settings: Settings, choice: bool | None) -> bool:
+    """Whether ``serve`` should advance runs in a child process (``None``: decide)."""
+    usable = lock_path(settings) is not None and os.name == "posix"
+    if choice and not usable:
+        raise ConfigurationError(
+            "--run-process needs a SQLite database file on a POSIX system; on PostgreSQL, start"
+            " more nodes instead"
+        )
+    if choice is None:
+        return usable and (os.cpu_count() or 1) > 1
+    return choice
+
+
+class RunProcess:
+    """The server's side: a ``Dispatcher`` whose runs are advanced by the child process."""
+
+    fires_schedules = False
+
+    def __init__(
+        self, engine: Engine, workers: int = DEFAULT_WORKERS, grace_seconds: float = 10.0
+    ) -> None:
+        self.engine = engine
+        self.settings = engine.settings
+        self.workers = workers
+        self.grace_seconds = grace_seconds
+        self._process: asyncio.subprocess.Process | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._in_flight = 0
+        self._wake_pending = False
+        self._stopping = False
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def notify(self) -> None:
+        if self._wake_pending or self._stopping or self._loop is None:
+            return
+        self._wake_pending = True  # one byte per loop iteration, however many runs were queued
+        self._loop.call_soon(self._wake)
+
+    def wake_at(self, when: datetime) -> None:
+        self.notify()  # the child re-reads the stored due times on every wake
+
+    async def drain(self) -> None:
+        """Wait until no run is due or being advanced (the child's progress is in the database)."""
+        self.notify()
+        while self._busy():  # noqa: ASYNC110 - nothing in this process to wait on
+            await asyncio.sleep(0.05)
+
+    def _busy(self) -> bool:
+        now = self.engine.clock.now()
+        with self.engine.store.session() as session:
+            busy = session.exec(
+                select(RunRecord.id)
+                .where(
+                    col(RunRecord.status).in_(ACTIVE),
+                    or_(col(RunRecord.due_at) <= now, col(RunRecord.claimed_until) > now),
+                )
+                .limit(1)
+            ).first()
+        return busy is not None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        if self.engine.executor.next_due() is not None:
+            self.notify()
+
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        self._stopping = True
+        process = self._process
+        if process is not None and process.stdin is not None:
+            process.stdin.close()  # the child finishes its current steps and exits
+            try:
+                await asyncio.wait_for(process.wait(), grace_seconds + 10)
+            except TimeoutError:
+                log.warning("the run process did not stop in time; killing it")
+                process.kill()
+                await process.wait()
+        if self._supervisor is not None:
+            await self._supervisor
+            self._supervisor = None
+
+    def _wake(self) -> None:
+        self._wake_pending = False
+        if self._supervisor is None:
+            self._supervisor = asyncio.create_task(self._supervise(), name="run-process")
+            return  # the child reads the database when it starts
+        process = self._process
+        if process is None or process.stdin is None or process.stdin.is_closing():
+            return
+        if not process.stdin.transport.get_write_buffer_size():  # else a wake is still on its way
+            process.stdin.write(b"\n")
+
+    async def _supervise(self) -> None:
+        """Keep one child running until the server stops."""
+        while not self._stopping:
+            process = await asyncio.create_subprocess_exec(
+                *self._command(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+            )
+            self._process = process
+            assert process.stdin is not None and process.stdout is not None
+            if self._stopping:  # stop() came while it was starting
+                process.stdin.close()
+            async for line in process.stdout:
+                with contextlib.suppress(ValueError):
+                    self._in_flight = int(line)
+            code = await process.wait()
+            self._in_flight = 0
+            if not self._stopping:
+                log.error(
+                    "the run process exited with code %s; starting another in %.0f s",
+                    code,
+                    RESTART_SECONDS,
+                )
+                await asyncio.sleep(RESTART_SECONDS)
+
+    def _command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "latchflow.core.run_process",
+            "--data-dir",
+            str(self.settings.data_dir),
+            "--database-url",
+            self.settings.database_url,
+            "--workers",
+            str(self.workers),
+            "--grace",
+            str(self.grace_seconds),
+        ]
+
+
+# the child's side
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[int]:
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        yield descriptor
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
+async def _take_lock(descriptor: int, path: Path, stop: asyncio.Event) -> bool:
+    """Wait for the database's run lock; False if told to stop first."""
+    import fcntl  # POSIX only, as is the run process
+
+    waiting = False
+    while not stop.is_set():
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if not waiting:
+                log.info("waiting for the other process advancing runs (%s) to finish", path)
+                waiting = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), LOCK_POLL_SECONDS)
+    return False
+
+
+async def _read_wakes(dispatcher: EmbeddedDispatcher, engine: Engine, stop: asyncio.Event) -> None:
+    """Wake the dispatcher for every line from the server; set ``stop`` at end of input."""
+    reader = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while await reader.read(4096):
+        dispatcher.wake_at(engine.clock.now())
+    stop.set()
+
+
+async def _report(dispatcher: EmbeddedDispatcher) -> None:
+    """Write the steps in flight to stdout whenever the number changes."""
+    reported = -1
+    while True:
+        if dispatcher.in_flight != reported:
+            reported = dispatcher.in_flight
+            try:
+                sys.stdout.write(f"{reported}\n")
+                sys.stdout.flush()
+            except BrokenPipeError:  # the server is gone; its closed stdin stops us too
+                return
+        await asyncio.sleep(1.0)
+
+
+async def run_child(settings: Settings, workers: int, grace_seconds: float) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    engine = Engine(settings)
+    dispatcher = EmbeddedDispatcher(engine.executor, engine.clock, workers=workers)
+    reading = asyncio.create_task(_read_wakes(dispatcher, engine, stop))
+    path = lock_path(settings)
+    assert path is not None
+    with _locked(path) as descriptor:
+        if await _take_lock(descriptor, path, stop):
+            await dispatcher.start()
+            reporting = asyncio.create_task(_report(dispatcher))
+            await stop.wait()
+            reporting.cancel()
+            await dispatcher.stop(grace_seconds)
+    reading.cancel()
+    await engine.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Advance runs for a latchflow server.")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
+    parser.add_argument("--grace", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s [runs] %(message)s",
+        stream=sys.stderr,
+    )
+    os.nice(NICENESS)
+    from latchflow.core.serve import new_event_loop
+
+    settings = Settings.from_environment(args.data_dir, args.database_url)
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(run_child(settings, args.workers, args.grace))
+
+
+if __name__ == "__main__":
+    main()

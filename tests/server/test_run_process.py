@@ -1,0 +1,144 @@
+"""With SQLite on more than one CPU, ``serve`` advances runs in a child process: it starts with
+the first run, ends with the server (even a killed one), is replaced when it dies, and only one
+such process advances a database's runs at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from latchflow.core.engine import Engine
+from latchflow.core.run_process import RunProcess
+from latchflow.core.store import Settings
+
+from .processes import Server, cli, running_server, wait_for, write_flow
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="the run process needs 2 CPUs"),
+]
+
+FLOW = {
+    "id": "echo",
+    "name": "Echo",
+    "version": 1,
+    "trigger": {"type": "webhook"},
+    "steps": [
+        {"id": "set", "action": "core.set", "input": {"values": {"n": "{{ trigger.body.n }}"}}}
+    ],
+}
+
+
+def run_processes(pid: int) -> list[int]:
+    """The run processes among a process's children."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    found = []
+    for child in children:
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:  # it just exited
+            continue
+        if b"latchflow.core.run_process" in command:
+            found.append(int(child))
+    return found
+
+
+def gone(pid: int) -> bool:
+    """True once the process has exited (a zombie nobody reaped counts as exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def trigger_url(server: Server, key: str) -> str:
+    response = httpx.get(
+        f"{server.base}/api/flows/echo", headers={"authorization": f"Bearer {key}"}
+    )
+    return str(response.json()["trigger_url"])
+
+
+def run_to_the_end(url: str, n: int) -> None:
+    response = httpx.post(f"{url}?wait=20", json={"n": n}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "succeeded"
+    assert response.json()["output"] == {"n": n}
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Path, Path, str]:
+    data = tmp_path / "data"
+    key = cli("apikey", "create", data_dir=data)
+    return data, write_flow(tmp_path / "flows", FLOW), key
+
+
+def test_the_run_process_starts_with_the_first_run_and_ends_with_a_killed_server(
+    setup: tuple[Path, Path, str],
+) -> None:
+    data, flows, key = setup
+    with running_server(data, flows) as server:
+        assert run_processes(server.process.pid) == []  # nothing to run yet
+        run_to_the_end(trigger_url(server, key), 1)
+        (child,) = run_processes(server.process.pid)
+        server.kill()
+        wait_for(lambda: gone(child), 20, "the run process to end after its server was killed")
+
+
+def test_a_run_process_that_dies_is_replaced(setup: tuple[Path, Path, str]) -> None:
+    data, flows, key = setup
+    with running_server(data, flows) as server:
+        url = trigger_url(server, key)
+        run_to_the_end(url, 1)
+        (child,) = run_processes(server.process.pid)
+        os.kill(child, signal.SIGKILL)
+        wait_for(
+            lambda: [c for c in run_processes(server.process.pid) if c != child],
+            20,
+            "a new run process",
+        )
+        run_to_the_end(url, 2)
+    assert "the run process exited with code -9; starting another" in server.log.read_text()
+
+
+def test_two_servers_on_one_database_advance_runs_in_one_process_at_a_time(
+    setup: tuple[Path, Path, str],
+) -> None:
+    data, flows, key = setup
+    with running_server(data, flows) as first, running_server(data) as second:
+        run_to_the_end(trigger_url(first, key), 1)
+        # the second server's run process waits; the first one's runs what the second accepts
+        run_to_the_end(trigger_url(second, key), 2)
+        wait_for(
+            lambda: "waiting for the other process advancing runs" in second.log.read_text(),
+            10,
+            "the second run process to wait for the first",
+        )
+        first.stop()
+        run_to_the_end(trigger_url(second, key), 3)
+
+
+def test_no_run_process_runs_in_the_server_process(setup: tuple[Path, Path, str]) -> None:
+    data, flows, key = setup
+    with running_server(data, flows, options=["--no-run-process"]) as server:
+        run_to_the_end(trigger_url(server, key), 1)
+        assert run_processes(server.process.pid) == []
+
+
+async def test_drain_waits_for_the_child_to_finish_what_is_due(tmp_path: Path) -> None:
+    engine = Engine(Settings.from_environment(tmp_path))
+    engine.install_flow(FLOW)
+    dispatcher = RunProcess(engine, workers=2)
+    await dispatcher.start()
+    try:
+        runs = [engine.start("echo", {"body": {"n": n}}).run_id for n in range(5)]
+        await asyncio.wait_for(dispatcher.drain(), 30)
+        assert [getattr(engine.run(r), "status", None) for r in runs] == ["succeeded"] * 5
+    finally:
+        await dispatcher.stop()
+        await engine.close()
