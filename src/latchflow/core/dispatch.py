@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from datetime import datetime
 from typing import Protocol
 
@@ -31,6 +32,8 @@ log = logging.getLogger("latchflow.dispatch")
 DEFAULT_WORKERS = 16
 IDLE_SECONDS = 5.0
 """Longest the embedded dispatcher sleeps without re-reading the database."""
+BACKLOG = 256
+"""Due runs read at once: under load, finished runs are replaced from memory, not by a query."""
 BURST_WINDOW = 0.2
 BURST_NOTIFIES = 16
 """Runs queued within ``BURST_WINDOW`` seconds that make a burst: while one lasts, new runs
@@ -97,6 +100,7 @@ class EmbeddedDispatcher:
         self.idle_seconds = idle_seconds
         self._slots = asyncio.Semaphore(workers)
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._backlog: deque[str] = deque()
         self._wake = asyncio.Event()
         self._stopping = False
         self._window_start = time.monotonic()
@@ -125,6 +129,7 @@ class EmbeddedDispatcher:
     async def start(self) -> None:
         self._stopping = False
         self.executor.stopping = False
+        self._backlog.clear()
         released = self.recover()
         if released:
             log.info("resuming %d run(s) left claimed by a previous process", released)
@@ -198,7 +203,10 @@ class EmbeddedDispatcher:
         free = (max(1, self.workers // 4) if self.bursting else self.workers) - len(self._inflight)
         if free <= 0:
             return True
-        for run_id in self.executor.due_runs(limit=free + len(self._inflight)):
+        if not self._backlog:
+            self._backlog.extend(self.executor.due_runs(limit=BACKLOG + len(self._inflight)))
+        while self._backlog:
+            run_id = self._backlog.popleft()
             if run_id in self._inflight:
                 continue
             self._inflight[run_id] = asyncio.create_task(self._run(run_id), name=f"run-{run_id}")

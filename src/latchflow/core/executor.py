@@ -296,8 +296,15 @@ class Executor:
         record.status = "running"
         run.status = "running"
         progress.session.add_all([record, run])
-        self._commit(progress)  # the attempt is counted before the action is called
+        if not self._local(step):
+            self._commit(progress)  # the attempt is counted before the action is called
         return await self._call(progress, step, record, where, previous)
+
+    def _local(self, step: Step) -> bool:
+        """An idempotent action without a connection (``core.set``) reaches nothing outside:
+        its start needs no checkpoint of its own; a crash at worst runs it again."""
+        action = self.registry.actions.get(step.action)
+        return action is not None and action.idempotent and action.connection is None
 
     def _start_step(self, progress: Progress, step: Step, where: str) -> StepRecord:
         run, scope = progress.run, progress.scope
