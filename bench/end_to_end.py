@@ -7,6 +7,7 @@ reads the runs from the database. Prints one line: runs succeeded per second (fr
 accept to the last success) and accept→succeeded latency p50/p99.
 
     .venv/bin/python bench/end_to_end.py [--duration 10] [--concurrency 16] [--workers 64]
+        [--no-run-process]
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ def main() -> None:
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument("--tool", default="auto", choices=["auto", "wrk", "python"])
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
+    parser.add_argument(
+        "--no-run-process", action="store_true", help="run the runs in the server's process"
+    )
     args = parser.parse_args()
     simulator = start_asgi(SIMULATOR)
     try:
@@ -97,7 +101,11 @@ def main() -> None:
         add += ["--set", f"apiSecret={assumptions.SIM_DEMO_API_SECRET}"]
         add += ["--set", f"baseUrl={simulator.base}{assumptions.SIM_PREFIXES[1]}"]
         with running_server(
-            args.database_url, flows=[flow(lock_id)], workers=args.workers, before_start=[add]
+            args.database_url,
+            flows=[flow(lock_id)],
+            workers=args.workers,
+            before_start=[add],
+            serve_options=["--no-run-process"] if args.no_run_process else [],
         ) as node:
             url = node.hook_url("e2e")
             body = json.dumps({"guest": "Ada Lovelace"}).encode()
@@ -108,7 +116,8 @@ def main() -> None:
     finally:
         simulator.stop()
     done = [r for r in runs if r.status == "succeeded" and r.finished_at is not None]
-    others = len(runs) - len(done)
+    unfinished = sum(r.status in ("queued", "running", "waiting") for r in runs)
+    failed = len(runs) - len(done) - unfinished
     latencies = [(r.finished_at - r.created_at).total_seconds() * 1000 for r in done]  # type: ignore[operator]
     span = (
         (max(r.finished_at for r in done) - min(r.created_at for r in done)).total_seconds()  # type: ignore[type-var]
@@ -119,7 +128,8 @@ def main() -> None:
     print(
         f"end_to_end [{load.tool}, c={args.concurrency}, workers={args.workers},"
         f" {args.duration:g} s]: {load.rate:,.0f} 202/s accepted,"
-        f" {rate:,.0f} runs succeeded/s ({len(done)} runs, {others} not succeeded),"
+        f" {rate:,.0f} runs succeeded/s ({len(done)} runs; {failed} failed, {unfinished}"
+        f" unfinished after the {args.drain_timeout:g} s drain),"
         f" accept→succeeded p50 {percentile(latencies, 0.5):.0f} ms"
         f" p99 {percentile(latencies, 0.99):.0f} ms"
     )

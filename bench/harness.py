@@ -146,12 +146,13 @@ def start_server(
     port: int | None = None,
     before_start: Sequence[Sequence[str]] = (),
     startup_seconds: float = 120.0,
+    serve_options: Sequence[str] = (),
 ) -> Node:
     """Start ``latchflow serve`` on a free loopback port and wait for ``/healthz``.
 
     ``flows`` are flow documents installed at start-up (``--flows``); ``before_start`` are
-    ``latchflow`` commands run first against the same data (e.g. ``connections add ...``). The
-    node gets a management API key. Without ``database_url`` it uses SQLite in its data dir.
+    ``latchflow`` commands run first against the same data (e.g. ``connections add ...``);
+    ``serve_options`` are more ``serve`` options. The node gets a management API key. Without ``database_url`` it uses SQLite in its data dir.
     """
     owns = data_dir is None
     directory = data_dir or Path(tempfile.mkdtemp(prefix="latchflow-bench-"))
@@ -165,6 +166,7 @@ def start_server(
     chosen = port or free_port()
     command = [sys.executable, "-m", "latchflow.core.cli", "serve", "--port", str(chosen)]
     command += ["--data-dir", str(directory), "--database-url", url, "--workers", str(workers)]
+    command += serve_options
     if flows:
         command += ["--flows", str(write_flows(directory / "flows", flows))]
     log = directory / f"serve-{chosen}.log"

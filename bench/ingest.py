@@ -1,11 +1,13 @@
 """Durable webhook ingest: POSTs to a trigger URL of a flow with one cheap step.
 
 Every 202 means the event and its run were committed. Prints one line: accepted (202) per
-second, p50/p99 latency and the server's CPU time per request (a figure that other load on
-the machine disturbs less) at each concurrency. The server's workers run the queued runs at
-the same time, as they would in production.
+second, p50/p99 latency and the server process's CPU time per request (a figure that other
+load on the machine disturbs less) at each concurrency. The queued runs are run at the same
+time, as they would be in production (by the run process, or by the server's own workers with
+``--no-run-process``).
 
     .venv/bin/python bench/ingest.py [--duration 10] [--concurrency 1,16,64] [--tool auto|wrk|python]
+        [--no-run-process]
 """
 
 from __future__ import annotations
@@ -23,11 +25,17 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,16,64", help="comma list of connections")
     parser.add_argument("--tool", default="auto", choices=["auto", "wrk", "python"])
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
+    parser.add_argument(
+        "--no-run-process", action="store_true", help="run the runs in the server's process"
+    )
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     body = json.dumps({"booking": {"id": "b-1", "guest": "Ada"}, "n": 1}).encode()
     figures = []
-    with running_server(args.database_url, flows=[webhook_flow("ingest")]) as node:
+    options = ["--no-run-process"] if args.no_run_process else []
+    with running_server(
+        args.database_url, flows=[webhook_flow("ingest")], serve_options=options
+    ) as node:
         url = node.hook_url("ingest")
         run_load(url, body, concurrency=4, duration=1.0, tool=args.tool)  # warm-up
         for level in levels:
