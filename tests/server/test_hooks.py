@@ -16,6 +16,7 @@ from sqlmodel import func, select
 from latchflow.core.engine import Engine
 from latchflow.core.models import EventRecord, RunRecord, WebhookReceipt
 from latchflow.core.server import signing
+from latchflow.core.server.auth import create_api_key
 from latchflow.core.server.state import ServerState
 from latchflow.testing import serve_app
 
@@ -226,3 +227,46 @@ def test_a_client_dropping_mid_body_is_refused_quietly(
     errors.removeHandler(caplog.handler)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert counts(engine) == (1, 1, 0)
+
+
+def test_a_failure_while_storing_is_a_logged_json_500_that_stores_nothing(
+    app: FastAPI, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine.install_flow(webhook_flow())
+    errors = logging.getLogger("uvicorn.error")
+
+    def rename_runs(old: str, new: str) -> None:
+        with engine.store.engine.begin() as db:
+            db.exec_driver_sql(f"ALTER TABLE {old} RENAME TO {new}")
+
+    with serve_app(app) as base:
+        errors.addHandler(caplog.handler)  # uvicorn's loggers do not propagate to the root
+        rename_runs("runs", "runs_elsewhere")  # the database fails every write of a run
+        failed = httpx.post(base + hook_url(engine), json={"n": 1})
+        rename_runs("runs_elsewhere", "runs")
+        again = httpx.post(base + hook_url(engine), json={"n": 2})
+    errors.removeHandler(caplog.handler)
+    assert failed.status_code == 500
+    assert failed.headers["content-type"] == "application/json"
+    assert set(failed.json()) == {"error", "where", "hint"}
+    logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(logged) == 1 and "no such table: runs" in str(logged[0].exc_info)
+    assert again.status_code == 202
+    assert counts(engine) == (1, 1, 0)
+
+
+async def test_behind_a_root_path_the_status_url_keeps_it(app: FastAPI, engine: Engine) -> None:
+    engine.install_flow(webhook_flow())
+    _, key = create_api_key(engine.store, "proxied")
+    transport = httpx.ASGITransport(app=app, root_path="/latchflow")
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="https://automation.example",
+        headers={"authorization": f"Bearer {key}"},
+    ) as client:
+        response = await client.post("/latchflow" + hook_url(engine), json={"n": 1})
+        assert response.status_code == 202
+        body = response.json()
+        status_url = body["status_url"]
+        assert status_url == f"https://automation.example/latchflow/api/runs/{body['run_id']}"
+        assert (await client.get(status_url)).json()["status"] == "queued"

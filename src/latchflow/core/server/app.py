@@ -9,6 +9,7 @@ from importlib import metadata
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from latchflow.core.dispatch import DEFAULT_WORKERS, Dispatcher, make_dispatcher
 from latchflow.core.engine import Engine
@@ -22,6 +23,20 @@ from latchflow.core.server.schemas import Health
 from latchflow.core.server.state import DEFAULT_BODY_LIMIT, ServerState
 
 log = logging.getLogger("latchflow.server")
+
+
+class LatchflowApp(FastAPI):
+    """FastAPI, with trigger URLs answered before its middleware and routing (``hooks.answer``):
+    they are the hot path, and the framework's layers cost as much as the handler."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.root_path:  # as FastAPI sets it, so the trigger URL sees the same scope
+            scope["root_path"] = self.root_path
+        target = hooks.trigger_url_parts(scope)
+        if target is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await hooks.answer(self.state.latchflow, *target, scope, receive, send)
 
 
 async def validation_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -76,7 +91,7 @@ def create_app(
                 await heartbeat.stop()
             await engine.connections.close()
 
-    app = FastAPI(
+    app = LatchflowApp(
         title="latchflow",
         version=_version(),
         description="Low-code automation for smart locks, smart lockers and key automats.",

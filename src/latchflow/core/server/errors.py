@@ -20,12 +20,14 @@ class Rejected(Exception):
         self.where = where
         self.hint = hint
 
+    def problem(self) -> dict[str, str | None]:
+        """The JSON body of the refusal: what was wrong, where, and what to do."""
+        return {"error": self.error, "where": self.where, "hint": self.hint}
+
 
 async def rejected_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Rejected)
-    return JSONResponse(
-        {"error": exc.error, "where": exc.where, "hint": exc.hint}, status_code=exc.status_code
-    )
+    return JSONResponse(exc.problem(), status_code=exc.status_code)
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
