@@ -6,6 +6,7 @@ import json
 import logging
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,9 +16,11 @@ from sqlmodel import func, select
 
 from latchflow.core.engine import Engine
 from latchflow.core.models import EventRecord, RunRecord, WebhookReceipt
-from latchflow.core.server import signing
+from latchflow.core.registry import load_registry
+from latchflow.core.server import create_app, signing
 from latchflow.core.server.auth import create_api_key
 from latchflow.core.server.state import ServerState
+from latchflow.core.store import Settings
 from latchflow.testing import serve_app
 
 from .conftest import webhook_flow
@@ -270,3 +273,56 @@ async def test_behind_a_root_path_the_status_url_keeps_it(app: FastAPI, engine: 
         status_url = body["status_url"]
         assert status_url == f"https://automation.example/latchflow/api/runs/{body['run_id']}"
         assert (await client.get(status_url)).json()["status"] == "queued"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_changes_made_through_another_node_count_at_once(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    settings = Settings.from_environment(tmp_path / "data", url)
+    engines = [Engine(settings, registry=load_registry()) for _ in range(2)]
+    engines[0].install_flow(webhook_flow())
+    _, key = create_api_key(engines[0].store, "nodes")
+    hooks_node, api_node = (
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(engine, background=False)),
+            base_url="http://testserver",
+            headers={"authorization": f"Bearer {key}"},
+        )
+        for engine in engines
+    )
+    try:
+        old = hook_url(engines[0])
+        assert (await hooks_node.post(old, json={})).status_code == 202
+        rotated = await api_node.post("/api/flows/hooked/rotate-token")
+        new = rotated.json()["trigger_url"].removeprefix("http://testserver")
+        assert (await hooks_node.post(old, json={})).status_code == 404
+        assert (await hooks_node.post(new, json={})).status_code == 202
+        await api_node.post("/api/flows/hooked/disable")
+        assert (await hooks_node.post(new, json={})).status_code == 409
+        await api_node.post("/api/flows/hooked/enable")
+        assert (await hooks_node.post(new, json={})).status_code == 202
+        await api_node.delete("/api/flows/hooked")
+        assert (await hooks_node.post(new, json={})).status_code == 404
+    finally:
+        for client in (hooks_node, api_node):
+            await client.aclose()
+        for engine in engines:
+            engine.store.engine.dispose()
+
+
+async def test_trigger_urls_work_again_after_the_database_dropped_its_connections(
+    pg_engine: Engine,
+) -> None:
+    pg_engine.install_flow(webhook_flow())
+    transport = httpx.ASGITransport(app=create_app(pg_engine, background=False))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        assert (await client.post(hook_url(pg_engine), json={"n": 1})).status_code == 202
+        with pg_engine.store.engine.connect() as db:  # as a restarted server would drop them
+            db.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        assert (await client.post(hook_url(pg_engine), json={"n": 2})).status_code == 202
+    assert counts(pg_engine)[1] == 2
