@@ -12,17 +12,17 @@ import json
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 from jsonschema import Draft202012Validator
 from sqlalchemy import or_, update
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
-from latchflow.core import expressions
+from latchflow.core import checkpoints, expressions
+from latchflow.core.checkpoints import RUNS, RunRow, StepRow
 from latchflow.core.clock import Clock
 from latchflow.core.connections import Connections, LiveConnection
 from latchflow.core.errors import (
@@ -35,9 +35,8 @@ from latchflow.core.errors import (
     SkipError,
 )
 from latchflow.core.flows import Flow, Step, json_path
-from latchflow.core.models import EventRecord, RunRecord, StepRecord
+from latchflow.core.models import RunRecord
 from latchflow.core.registry import Registry
-from latchflow.core.runqueue import enqueue
 from latchflow.core.secrets import redact
 from latchflow.core.store import Store
 from latchflow.core.types import JSON, Action, Pending, RunContext
@@ -45,7 +44,6 @@ from latchflow.core.types import JSON, Action, Pending, RunContext
 log = logging.getLogger("latchflow.run")
 
 ACTIVE = ("queued", "running", "waiting")
-RUNS = RunRecord.__table__  # type: ignore[attr-defined]
 FINISHED = ("succeeded", "failed", "filtered", "cancelled")
 
 
@@ -68,16 +66,23 @@ class ClaimLost(Exception):
 class Progress:
     """A run being advanced: its rows and its scope, read once and kept across its steps."""
 
-    session: Session
-    run: RunRecord
+    run: RunRow
     flow: Flow
     scope: JSON
-    records: dict[str, StepRecord]
+    records: dict[str, StepRow]
     claim: bool
     """Claim the run with its first checkpoint and release it with its last (``execute``)."""
     loaded: tuple[str, int, datetime | None]
     """Status, step index and due time as loaded: the claim holds only if none has changed."""
     claimed: bool = False
+    changed: dict[str, StepRow] = field(default_factory=dict)
+    """Steps to write with the next checkpoint."""
+    queue_at: datetime | None = None
+    """When the next checkpoint queues the run to be advanced again."""
+
+    def touch(self, *records: StepRow) -> None:
+        for record in records:
+            self.changed[record.step_id] = record
 
 
 class Outcome(enum.Enum):
@@ -166,28 +171,24 @@ class Executor:
     async def execute(self, run_id: str) -> str | None:
         """Claim a run and advance it until it finishes or must wait; returns its status.
 
-        One session for the whole run: the run, its event and its finished outputs are read
-        once. The claim is written with the run's first checkpoint and released with its last;
-        a step's finish is committed together with the next step's start, before that step's
-        action is called.
+        The run, its event and its finished outputs are read once. The claim is written with
+        the run's first checkpoint and released with its last; a step's finish is committed
+        together with the next step's start, before that step's action is called.
         """
-        with self.store.session() as session:
-            progress = self._load(session, run_id, claim=True)
-            if progress is None:
-                return None
-            try:
-                while await self._step(progress) is Outcome.CONTINUE:
-                    if self.stopping:  # the next start goes on from the next step
-                        self._commit(progress, last=True)
-                        break
-            except ClaimLost:
-                session.rollback()
-                return None
-            finally:
-                if progress.claimed:  # an error left the run claimed: let it be due again
-                    session.rollback()
-                    self.release(run_id)
-            return progress.run.status
+        progress = self._load(run_id, claim=True)
+        if progress is None:
+            return None
+        try:
+            while await self._step(progress) is Outcome.CONTINUE:
+                if self.stopping:  # the next start goes on from the next step
+                    self._commit(progress, last=True)
+                    break
+        except ClaimLost:
+            return None
+        finally:
+            if progress.claimed:  # an error left the run claimed: let it be due again
+                self.release(run_id)
+        return progress.run.status
 
     def flow(self, flow_id: str, version: int) -> Flow:
         key = (flow_id, version)
@@ -198,76 +199,62 @@ class Executor:
     async def advance(self, run_id: str) -> Outcome:
         """Run the next step of a run and checkpoint what happened (no claim: the caller's
         queue keeps a run's steps from overlapping)."""
-        with self.store.session() as session:
-            progress = self._load(session, run_id, claim=False)
-            if progress is None:
-                return Outcome.DONE
-            outcome = await self._step(progress)
-            if outcome is Outcome.CONTINUE:
-                self._commit(progress)
-            return outcome
+        progress = self._load(run_id, claim=False)
+        if progress is None:
+            return Outcome.DONE
+        outcome = await self._step(progress)
+        if outcome is Outcome.CONTINUE:
+            self._commit(progress)
+        return outcome
 
-    def _load(self, session: Session, run_id: str, claim: bool) -> Progress | None:
+    def _load(self, run_id: str, claim: bool) -> Progress | None:
         """The run with its event and finished outputs; None if it is not active (or, with
         ``claim``, if another worker's claim on it has not expired)."""
-        run = session.get(RunRecord, run_id)
-        if run is None or run.status not in ACTIVE:
+        with self.store.engine.connect() as connection:
+            rows = checkpoints.load(connection, run_id)
+        if rows is None or rows[0].status not in ACTIVE:
             return None
+        run, trigger, records = rows
         now = self.clock.now()
         held = run.claimed_by is not None and not (run.claimed_until and run.claimed_until < now)
         if claim and held:
             return None
         flow = self.flow(run.flow_id, run.flow_version)
-        records = {
-            r.step_id: r
-            for r in session.exec(select(StepRecord).where(StepRecord.run_id == run.id))
-        }
         outputs = {
             step_id: self.store.sealer.unseal(r.output_sealed)
             for step_id, r in records.items()
             if r.status == "succeeded" and r.output_sealed
         }
-        event = session.get(EventRecord, run.event_id)
         scope = {
-            "trigger": event.data if event else {},
+            "trigger": trigger,
             "steps": outputs,
             "flow": {"id": flow.id, "name": flow.name, "version": flow.version},
             "run": {"id": run.id},
             "now": now.isoformat(),
         }
         loaded = (run.status, run.step_index, run.due_at)
-        return Progress(session, run, flow, scope, records, claim=claim, loaded=loaded)
+        return Progress(run, flow, scope, records, claim=claim, loaded=loaded)
 
     def _commit(self, progress: Progress, last: bool = False) -> None:
         """Commit the run's pending checkpoint; the first one also claims the run, the ``last``
         one releases it."""
-        session, run = progress.session, progress.run
+        run, now = progress.run, self.clock.now()
+        claim = None
         if progress.claim and not progress.claimed:
-            status, step_index, due_at = progress.loaded
-            until = self.clock.now() + self.lease
-            with session.no_autoflush:  # the claim must see the run as it was loaded
-                result = session.execute(
-                    update(RUNS)
-                    .where(
-                        RUNS.c.id == run.id,
-                        RUNS.c.status == status,
-                        RUNS.c.step_index == step_index,
-                        RUNS.c.due_at == due_at,
-                        or_(RUNS.c.claimed_by.is_(None), RUNS.c.claimed_until < self.clock.now()),
-                    )
-                    .values(claimed_by=self.worker_id, claimed_until=until)
-                )
-            if not result.rowcount:  # type: ignore[attr-defined]
-                raise ClaimLost(run.id)
-            set_committed_value(run, "claimed_by", self.worker_id)
-            set_committed_value(run, "claimed_until", until)
-            progress.claimed = True
-        if last and progress.claimed:
-            run.claimed_by, run.claimed_until = None, None
-            session.add(run)
-        session.commit()
+            claim = (*progress.loaded, now)
+            run.claimed_by, run.claimed_until = self.worker_id, now + self.lease
         if last:
-            progress.claimed = False
+            run.claimed_by, run.claimed_until = None, None
+        with self.store.engine.begin() as connection:
+            if not checkpoints.write(connection, run, list(progress.changed.values()), claim):
+                raise ClaimLost(run.id)
+            if progress.queue_at is not None:
+                self.store.queue.enqueue(connection, run.id, progress.queue_at)
+        for record in progress.changed.values():
+            record.stored = True
+        progress.changed.clear()
+        progress.queue_at = None
+        progress.claimed = not last and (progress.claimed or claim is not None)
 
     async def _step(self, progress: Progress) -> Outcome:
         """Run the next step; its start is committed before its action is called."""
@@ -295,7 +282,7 @@ class Executor:
             record.attempts += 1
         record.status = "running"
         run.status = "running"
-        progress.session.add_all([record, run])
+        progress.touch(record)
         if not self._local(step):
             self._commit(progress)  # the attempt is counted before the action is called
         return await self._call(progress, step, record, where, previous)
@@ -306,10 +293,10 @@ class Executor:
         action = self.registry.actions.get(step.action)
         return action is not None and action.idempotent and action.connection is None
 
-    def _start_step(self, progress: Progress, step: Step, where: str) -> StepRecord:
+    def _start_step(self, progress: Progress, step: Step, where: str) -> StepRow:
         run, scope = progress.run, progress.scope
         action = self._action(step, where)
-        record = StepRecord(
+        record = StepRow(
             run_id=run.id,
             step_id=step.id,
             position=run.step_index,
@@ -322,7 +309,7 @@ class Executor:
             if not expressions.is_truthy(condition):
                 record.status, record.finished_at = "skipped", self.clock.now()
                 record.error = f"'if' was {condition!r}"
-                progress.session.add(record)
+                progress.touch(record)
                 return record
         rendered = expressions.render(step.input, scope, f"{where}.input")
         problems = list(validator(action.input_schema).iter_errors(rendered))
@@ -334,7 +321,7 @@ class Executor:
             )
         record.input = redact(rendered, self._secrets())
         record.input_sealed = self.store.sealer.seal(rendered)
-        progress.session.add(record)
+        progress.touch(record)
         return record
 
     def _action(self, step: Step, where: str) -> Action:
@@ -344,9 +331,9 @@ class Executor:
         return action
 
     async def _call(
-        self, progress: Progress, step: Step, record: StepRecord, where: str, previous: str
+        self, progress: Progress, step: Step, record: StepRow, where: str, previous: str
     ) -> Outcome:
-        run, session = progress.run, progress.session
+        run = progress.run
         connection_id: str | None = None
         try:
             action = self._action(step, where)
@@ -375,12 +362,12 @@ class Executor:
             )
         except SkipError as exc:
             record.status, record.error, record.finished_at = "skipped", str(exc), self.clock.now()
-            session.add(record)
+            progress.touch(record)
             return self._next(progress)
         except RunFiltered as exc:
             record.status, record.error, record.finished_at = "filtered", str(exc), self.clock.now()
             run.status, run.error, run.finished_at = "filtered", str(exc), self.clock.now()
-            session.add_all([record, run])
+            progress.touch(record)
             self._commit(progress, last=True)
             return Outcome.DONE
         except (LatchflowError, ExpressionError) as exc:
@@ -391,8 +378,8 @@ class Executor:
         if isinstance(result, Pending):
             record.status, record.state = "waiting", result.state
             run.status, run.due_at = "waiting", result.check_at
-            session.add_all([record, run])
-            enqueue(session, run.id, result.check_at)
+            progress.touch(record)
+            progress.queue_at = result.check_at
             self._commit(progress, last=True)
             return Outcome.WAIT
         problems = list(validator(action.output_schema).iter_errors(result))
@@ -408,12 +395,12 @@ class Executor:
         record.output = redact(result, self._secrets())
         record.output_sealed = self.store.sealer.seal(result)
         record.state = None
-        session.add(record)
+        progress.touch(record)
         progress.scope["steps"][step.id] = json.loads(json.dumps(result))  # as a resume reads it
         return self._next(progress)
 
     async def _context(
-        self, run: RunRecord, step: Step, record: StepRecord, action: Action, where: str
+        self, run: RunRow, step: Step, record: StepRow, action: Action, where: str
     ) -> tuple[RunContext, LiveConnection | None]:
         """The action's context, and its connection (read once per step) when it has one."""
         live = None
@@ -454,7 +441,7 @@ class Executor:
             return None  # the call itself reports it
         return self.connections.cooling_until(connection_id)
 
-    def _postpone(self, progress: Progress, record: StepRecord, resume_at: datetime) -> Outcome:
+    def _postpone(self, progress: Progress, record: StepRow, resume_at: datetime) -> Outcome:
         """Wait for the connection's cool-down without a worker and without using an attempt."""
         run = progress.run
         if record.status != "waiting":  # a pending vendor job stays pending
@@ -463,8 +450,8 @@ class Executor:
                 f"connection cooling down after a rate limit until {resume_at.isoformat()}"
             )
         run.status, run.due_at = "waiting", resume_at
-        progress.session.add_all([record, run])
-        enqueue(progress.session, run.id, resume_at)
+        progress.touch(record)
+        progress.queue_at = resume_at
         self._commit(progress, last=True)
         log.info(
             "run %s step %s: connection cooling down until %s", run.id, record.step_id, resume_at
@@ -475,7 +462,7 @@ class Executor:
         self,
         progress: Progress,
         step: Step,
-        record: StepRecord,
+        record: StepRow,
         action: Action,
         exc: RetryableError,
         cool: str | None = None,
@@ -497,8 +484,8 @@ class Executor:
             )
         record.status, record.error = "retrying", str(exc)
         run.status, run.due_at = "waiting", self.clock.now() + timedelta(seconds=delay)
-        progress.session.add_all([record, run])
-        enqueue(progress.session, run.id, run.due_at)
+        progress.touch(record)
+        progress.queue_at = run.due_at
         self._commit(progress, last=True)
         log.info(
             "run %s step %s: retry %d in %.1fs: %s", run.id, step.id, record.attempts, delay, exc
@@ -510,8 +497,7 @@ class Executor:
         run = progress.run
         run.step_index += 1
         run.status, run.updated_at = "running", self.clock.now()
-        progress.session.add(run)
-        enqueue(progress.session, run.id, run.updated_at)
+        progress.queue_at = run.updated_at
         return Outcome.CONTINUE
 
     def _succeed(self, progress: Progress) -> Outcome:
@@ -527,20 +513,18 @@ class Executor:
         now = self.clock.now()
         run.status, run.finished_at, run.updated_at = "succeeded", now, now
         run.output = redact(output, self._secrets())
-        progress.session.add(run)
         self._commit(progress, last=True)
         return Outcome.DONE
 
     def _fail(
-        self, progress: Progress, record: StepRecord | None, step: Step | None, message: str
+        self, progress: Progress, record: StepRow | None, step: Step | None, message: str
     ) -> Outcome:
         run, now = progress.run, self.clock.now()
         if record is not None:
             record.status, record.error, record.finished_at = "failed", message, now
-            progress.session.add(record)
+            progress.touch(record)
         run.status, run.finished_at, run.updated_at = "failed", now, now
         run.error = f"step {step.id!r}: {message}" if step else message
-        progress.session.add(run)
         self._commit(progress, last=True)
         log.warning("run %s failed: %s", run.id, run.error)
         return Outcome.DONE

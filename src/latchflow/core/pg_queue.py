@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlmodel import Session
 
 from latchflow.core.clock import Clock, SystemClock
@@ -32,7 +32,7 @@ class ProcrastinateJobs:
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
 
-    def enqueue(self, session: Session, run_id: str, due_at: datetime) -> None:
+    def enqueue(self, session: Session | Connection, run_id: str, due_at: datetime) -> None:
         # A job due now is left unscheduled, so a node whose clock runs ahead of the database's
         # does not leave it waiting for the next poll.
         later = due_at if due_at > self.clock.now() else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+from sqlalchemy import Connection
 from sqlmodel import Session
 
 from latchflow.core.clock import Clock
@@ -20,7 +21,7 @@ SESSION_KEY = "latchflow.run_queue"
 
 
 class RunQueue(Protocol):
-    def enqueue(self, session: Session, run_id: str, due_at: datetime) -> None:
+    def enqueue(self, session: Session | Connection, run_id: str, due_at: datetime) -> None:
         """Queue ``run_id`` to be advanced at ``due_at``, in ``session``'s transaction."""
         ...
 
@@ -28,7 +29,7 @@ class RunQueue(Protocol):
 class RunsTable:
     """The embedded queue: a run's row (status, ``due_at``) is already its queue entry."""
 
-    def enqueue(self, session: Session, run_id: str, due_at: datetime) -> None:
+    def enqueue(self, session: Session | Connection, run_id: str, due_at: datetime) -> None:
         return None
 
 
