@@ -68,27 +68,39 @@ CHANGING = RUN_COLUMNS[4:]
 STEP_COLUMNS = tuple(f.name for f in fields(StepRow) if f.name != "stored")
 STEP_CHANGING = STEP_COLUMNS[2:]
 
-_LOAD_RUN = select(*(RUNS.c[name] for name in RUN_COLUMNS), EVENTS.c.data).outerjoin(
-    EVENTS, EVENTS.c.id == RUNS.c.event_id
+_LOAD_RUN = (
+    select(*(RUNS.c[name] for name in RUN_COLUMNS), EVENTS.c.data)
+    .outerjoin(EVENTS, EVENTS.c.id == RUNS.c.event_id)
+    .where(RUNS.c.id == bindparam("run_id"))
 )
-_LOAD_STEPS = select(*(STEPS.c[name] for name in STEP_COLUMNS))
+_LOAD_STEPS = select(*(STEPS.c[name] for name in STEP_COLUMNS)).where(
+    STEPS.c.run_id == bindparam("run_id")
+)
 _INSERT_STEPS = STEPS.insert()
 _UPDATE_STEPS = STEPS.update().where(
     STEPS.c.run_id == bindparam("_run_id"), STEPS.c.step_id == bindparam("_step_id")
 )
 _UPDATE_RUN = RUNS.update().where(RUNS.c.id == bindparam("_id"))
+_CLAIM_RUN = RUNS.update().where(
+    RUNS.c.id == bindparam("_id"),
+    RUNS.c.status == bindparam("_status"),
+    RUNS.c.step_index == bindparam("_step_index"),
+    RUNS.c.due_at.is_not_distinct_from(bindparam("_due_at")),
+    or_(RUNS.c.claimed_by.is_(None), RUNS.c.claimed_until < bindparam("_now")),
+)
+"""Statements built once: each keeps its compiled form in SQLAlchemy's cache."""
 
 
 def load(connection: Connection, run_id: str) -> tuple[RunRow, JSON, dict[str, StepRow]] | None:
     """The run, its trigger event's data and its step rows; None if there is no such run."""
-    row = connection.execute(_LOAD_RUN.where(RUNS.c.id == run_id)).first()
+    row = connection.execute(_LOAD_RUN, {"run_id": run_id}).first()
     if row is None:
         return None
     *values, data = row
     run = RunRow(*values)
     steps = {
         r.step_id: StepRow(**r._mapping, stored=True)
-        for r in connection.execute(_LOAD_STEPS.where(STEPS.c.run_id == run_id))
+        for r in connection.execute(_LOAD_STEPS, {"run_id": run_id})
     }
     return run, data if data is not None else {}, steps
 
@@ -111,15 +123,15 @@ def write(
     else:
         status, step_index, due_at, now = claim
         result = connection.execute(
-            RUNS.update()
-            .where(
-                RUNS.c.id == run.id,
-                RUNS.c.status == status,
-                RUNS.c.step_index == step_index,
-                RUNS.c.due_at == due_at,
-                or_(RUNS.c.claimed_by.is_(None), RUNS.c.claimed_until < now),
-            )
-            .values(values)
+            _CLAIM_RUN,
+            {
+                "_id": run.id,
+                "_status": status,
+                "_step_index": step_index,
+                "_due_at": due_at,
+                "_now": now,
+                **values,
+            },
         )
         if not result.rowcount:
             return False

@@ -43,7 +43,7 @@ SWITCHES_SQL = (
     "SELECT id, version, name, trigger_type, trigger_connection, enabled, hook_token,"
     " signing_secret FROM flows WHERE id = ?"
 )
-SWITCHES_SQL_PG = SWITCHES_SQL.replace("?", "%s")
+CONNECTION_VERSION_SQL = "SELECT updated_at FROM connections WHERE id = ?"
 MIGRATION_LOCK = 0x6C66_6D69  # PostgreSQL advisory lock key held while migrating
 
 
@@ -108,7 +108,7 @@ class Store:
         self.engine = make_engine(settings.database_url)
         self.sealer = Sealer.from_environment(settings.data_dir)
         migrate(self.engine)
-        self._switches = SwitchReader(self.engine)
+        self._reader = QuickReader(self.engine)
         self._switch_records: dict[str, tuple[tuple[Any, ...], FlowRecord]] = {}
 
     @contextmanager
@@ -176,7 +176,7 @@ class Store:
         ~30 µs and a Session's ``get`` ~500 µs), so a change by any process counts at once;
         only the Python object is reused while the row read is the same (building it takes
         longer than the read). The record is shared: read it, do not change or save it."""
-        row = self._switches.read(flow_id)
+        row = self._reader.row(SWITCHES_SQL, flow_id)
         if row is None:
             self._switch_records.pop(flow_id, None)
             return None
@@ -228,14 +228,10 @@ class Store:
             return record
 
     def connection_version(self, connection_id: str) -> Any:
-        """The connection's ``updated_at`` (None if it does not exist): one cheap read, no
-        decryption, for caches to check they are current."""
-        with self.engine.connect() as connection:
-            return connection.execute(
-                select(col(ConnectionRecord.updated_at)).where(
-                    col(ConnectionRecord.id) == connection_id
-                )
-            ).scalar()
+        """The connection's ``updated_at`` as the database returns it (None if there is no such
+        connection): one quick read, no decryption, for caches to check they are current."""
+        row = self._reader.row(CONNECTION_VERSION_SQL, connection_id)
+        return row[0] if row else None
 
     def connection_config(self, connection_id: str) -> tuple[ConnectionRecord, JSON]:
         """The record and its full config, secrets decrypted."""
@@ -275,29 +271,32 @@ class Store:
             return len(records)
 
 
-class SwitchReader:
-    """A DBAPI connection of its own for ``Store.flow_switches``, in autocommit so every read
-    sees the latest commit. It is detached from the pool, closed when the engine is disposed,
-    and opened again when a read fails on it (a restarted database server)."""
+class QuickReader:
+    """A DBAPI connection of its own for reads on hot paths (a flow's switches, a connection's
+    version), in autocommit so every read sees the latest commit. It is detached from the pool,
+    closed when the engine is disposed, and opened again when a read fails on it (a restarted
+    database server)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.sql = SWITCHES_SQL if engine.dialect.paramstyle == "qmark" else SWITCHES_SQL_PG
+        self.qmark = engine.dialect.paramstyle == "qmark"
         self._lock = threading.Lock()
         self._connection: Any = None
         event.listen(engine, "engine_disposed", self._disposed)
 
-    def read(self, flow_id: str) -> tuple[Any, ...] | None:
-        """The ``SWITCHES`` columns of the flow's row, or None."""
+    def row(self, sql: str, key: str) -> tuple[Any, ...] | None:
+        """The first row of ``sql`` (one ``?`` parameter, given ``key``), or None."""
+        if not self.qmark:
+            sql = sql.replace("?", "%s")
         errors: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         with self._lock:
             try:
-                return self._fetch(flow_id)
+                return self._fetch(sql, key)
             except errors:
                 self._close()
-            return self._fetch(flow_id)
+            return self._fetch(sql, key)
 
-    def _fetch(self, flow_id: str) -> tuple[Any, ...] | None:
+    def _fetch(self, sql: str, key: str) -> tuple[Any, ...] | None:
         if self._connection is None:
             pooled = self.engine.raw_connection()
             pooled.detach()  # ours alone; the pool opens another in its place
@@ -307,7 +306,7 @@ class SwitchReader:
             self._connection = connection
         cursor = self._connection.cursor()
         try:
-            cursor.execute(self.sql, (flow_id,))
+            cursor.execute(sql, (key,))
             rows = cursor.fetchall()
         finally:
             cursor.close()
