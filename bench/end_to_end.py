@@ -81,6 +81,21 @@ def wait_for_runs(database_url: str, timeout: float) -> list[RunRecord]:
         engine.dispose()
 
 
+def split_at_last_accept(runs: list[RunRecord], done: list[RunRecord]) -> tuple[float, float]:
+    """Runs succeeded per second while webhooks were still being accepted, and after."""
+    if not done:
+        return 0.0, 0.0
+    first = min(r.created_at for r in runs)
+    last = max(r.created_at for r in runs)
+    end = max(r.finished_at for r in done)  # type: ignore[type-var]
+    during = sum(r.finished_at <= last for r in done)  # type: ignore[operator]
+    accepting, draining = (last - first).total_seconds(), (end - last).total_seconds()
+    return (
+        during / accepting if accepting > 0 else 0.0,
+        (len(done) - during) / draining if draining > 0 else 0.0,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of offered load")
@@ -125,10 +140,12 @@ def main() -> None:
         else 0.0
     )
     rate = len(done) / span if span else 0.0
+    during, after = split_at_last_accept(runs, done)
     print(
         f"end_to_end [{load.tool}, c={args.concurrency}, workers={args.workers},"
         f" {args.duration:g} s]: {load.rate:,.0f} 202/s accepted,"
-        f" {rate:,.0f} runs succeeded/s ({len(done)} runs; {failed} failed, {unfinished}"
+        f" {rate:,.0f} runs succeeded/s ({during:,.0f}/s while accepting, {after:,.0f}/s after;"
+        f" {len(done)} runs; {failed} failed, {unfinished}"
         f" unfinished after the {args.drain_timeout:g} s drain),"
         f" accept→succeeded p50 {percentile(latencies, 0.5):.0f} ms"
         f" p99 {percentile(latencies, 0.99):.0f} ms"

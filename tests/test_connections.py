@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from httpx_aiohttp import AiohttpTransport
 
-from latchflow.core.connections import save_connection
+from latchflow.core.connections import pooled_transport, save_connection
 from latchflow.core.engine import Engine
 from latchflow.core.errors import ConfigurationError, ValidationError
 from latchflow.core.registry import Registry
@@ -88,3 +89,13 @@ async def test_keys_rotate_and_a_wrong_key_is_a_clear_error(
 def test_the_key_file_is_created_private(tmp_path: Path, registry: Registry) -> None:
     Engine(Settings.from_environment(tmp_path), registry=registry).store.engine.dispose()
     assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_vendor_calls_use_httpx_own_pool_where_the_environment_sets_a_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert isinstance(pooled_transport(), AiohttpTransport)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert pooled_transport() is None  # httpx then routes through the proxy itself
