@@ -60,12 +60,14 @@ async def test_retry_after_reschedules_the_step_to_that_time(
     assert run is not None and run.status == "waiting"
     assert run.due_at == clock.now() + timedelta(seconds=30)
     assert acme.calls == []
-    assert run_id not in engine.executor.due_runs()
+    assert engine.executor.claim_due() == []
     clock.advance(29)
-    assert run_id not in engine.executor.due_runs()
+    assert engine.executor.claim_due() == []
     clock.advance(1)
-    assert engine.executor.due_runs() == [run_id]
-    assert await engine.executor.execute(run_id) == "succeeded"
+    assert engine.executor.claim_due() == [run_id]
+    assert engine.executor.claim_due() == []  # claimed: no other worker takes it
+    assert await engine.executor.execute(run_id, claimed=True) == "succeeded"
+    assert engine.run(run_id).claimed_by is None  # type: ignore[union-attr]
     detail = run_detail(engine.store, run_id)
     assert detail["steps"][0]["attempts"] == 2
     assert [c[0] for c in acme.calls] == ["a", "b"]
@@ -167,7 +169,7 @@ async def test_durable_delay_waits_until_its_moment(
     run_id = await run_flow(engine, document)
     assert acme.calls == []
     clock.advance(3599)
-    assert engine.executor.due_runs() == []
+    assert engine.executor.claim_due() == []
     clock.advance(1)
     assert await engine.executor.execute(run_id) == "succeeded"
     assert [c[0] for c in acme.calls] == ["after"]
@@ -207,5 +209,5 @@ async def test_cannot_replay_an_active_run(
 async def test_a_claimed_run_is_not_run_by_a_second_worker(engine: Engine) -> None:
     record = engine.install_flow(flow(steps("a")))
     accepted = engine.start(record.id, {})
-    assert engine.executor.claim(accepted.run_id)
+    assert engine.executor.claim_due() == [accepted.run_id]
     assert await engine.executor.execute(accepted.run_id) is None

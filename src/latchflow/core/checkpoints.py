@@ -1,20 +1,21 @@
 """A run's rows as the executor keeps them: read once, written back at each checkpoint.
 
-Plain dataclasses and prebuilt SQLAlchemy Core statements instead of ORM objects: a
-checkpoint is one update of the run, an insert of its new steps and an update of its changed
-ones, with none of the ORM's unit-of-work bookkeeping (which cost more than the rest of a
-step together).
+Plain dataclasses and prebuilt SQLAlchemy Core statements instead of ORM objects (whose
+unit-of-work bookkeeping cost more than the rest of a step together), and checkpoints of
+concurrent runs written together: one transaction, one statement per kind of row.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, or_, select
+from sqlalchemy import Connection, Engine, bindparam, or_, select
 
 from latchflow.core.models import EventRecord, RunRecord, StepRecord
+from latchflow.core.runqueue import RunQueue
 from latchflow.core.types import JSON
 
 RUNS = RunRecord.__table__  # type: ignore[attr-defined]
@@ -105,47 +106,123 @@ def load(connection: Connection, run_id: str) -> tuple[RunRow, JSON, dict[str, S
     return run, data if data is not None else {}, steps
 
 
-def write(
-    connection: Connection,
-    run: RunRow,
-    steps: list[StepRow],
-    claim: tuple[str, int, datetime | None, datetime] | None = None,
-) -> bool:
-    """Write the run and its changed steps in ``connection``'s transaction.
+@dataclass(frozen=True)
+class Checkpoint:
+    """One run's writes as they were when its checkpoint was made."""
 
-    With ``claim`` (status, step index and due time as loaded, and now), the run is written
-    only if it is still as loaded and no other worker holds an unexpired claim on it; False
-    (and nothing written) if it is not.
-    """
-    values = {name: getattr(run, name) for name in CHANGING}
-    if claim is None:
-        connection.execute(_UPDATE_RUN, {"_id": run.id, **values})
-    else:
-        status, step_index, due_at, now = claim
-        result = connection.execute(
-            _CLAIM_RUN,
-            {
-                "_id": run.id,
-                "_status": status,
-                "_step_index": step_index,
-                "_due_at": due_at,
-                "_now": now,
-                **values,
-            },
+    run_id: str
+    run: dict[str, Any]
+    new_steps: list[dict[str, Any]]
+    changed_steps: list[dict[str, Any]]
+    queue_at: datetime | None = None
+    """When to queue the run to be advanced again, if it should be."""
+    claim: tuple[str, int, datetime | None, datetime] | None = None
+    """Status, step index and due time as loaded, and now: write only if the run is still as
+    loaded and no other worker holds an unexpired claim on it (this checkpoint claims it)."""
+
+    @classmethod
+    def of(
+        cls,
+        run: RunRow,
+        steps: list[StepRow],
+        queue_at: datetime | None = None,
+        claim: tuple[str, int, datetime | None, datetime] | None = None,
+    ) -> Checkpoint:
+        return cls(
+            run.id,
+            {name: getattr(run, name) for name in CHANGING},
+            [_step_values(s) for s in steps if not s.stored],
+            [
+                {"_run_id": s.run_id, "_step_id": s.step_id, **_step_values(s, STEP_CHANGING)}
+                for s in steps
+                if s.stored
+            ],
+            queue_at,
+            claim,
         )
-        if not result.rowcount:
-            return False
-    new = [_step_values(s) for s in steps if not s.stored]
-    if new:
-        connection.execute(_INSERT_STEPS, new)
-    changed = [
-        {"_run_id": s.run_id, "_step_id": s.step_id, **_step_values(s, STEP_CHANGING)}
-        for s in steps
-        if s.stored
-    ]
-    if changed:
-        connection.execute(_UPDATE_STEPS, changed)
-    return True
+
+
+class CheckpointWriter:
+    """Concurrent runs' checkpoints share one transaction (group commit).
+
+    A run awaits the commit of the batch its checkpoint joined, so it still calls its next
+    action only after its checkpoint is durable; the batch spends one transaction and one
+    statement per kind of row on many runs. If a batch fails, each checkpoint in it is written
+    on its own, so one run's bad row fails only that run.
+    """
+
+    def __init__(self, engine: Engine, queue: RunQueue) -> None:
+        self.engine = engine
+        self.queue = queue
+        self._pending: list[tuple[Checkpoint, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def commit(self, checkpoint: Checkpoint) -> bool:
+        """Write the checkpoint; False if its claim failed (and nothing of it was written)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((checkpoint, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_while_pending(), name="checkpoints")
+        return await future
+
+    async def _write_while_pending(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            outcomes = self._write([c for c, _ in batch])
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+            await asyncio.sleep(0)  # let the runs that were waiting for a slot catch up
+
+    def _write(self, batch: list[Checkpoint]) -> list[bool | BaseException]:
+        try:
+            with self.engine.begin() as connection:
+                return list(self._write_batch(connection, batch))
+        except Exception as exc:
+            if len(batch) == 1:
+                return [exc]
+        outcomes: list[bool | BaseException] = []
+        for checkpoint in batch:
+            outcomes.extend(self._write([checkpoint]))
+        return outcomes
+
+    def _write_batch(self, connection: Connection, batch: list[Checkpoint]) -> list[bool]:
+        written = [c.claim is None or _claim(connection, c) for c in batch]
+        kept = [c for c, ok in zip(batch, written, strict=True) if ok]
+        plain = [{"_id": c.run_id, **c.run} for c in kept if c.claim is None]
+        for statement, rows in (
+            (_UPDATE_RUN, plain),
+            (_INSERT_STEPS, [row for c in kept for row in c.new_steps]),
+            (_UPDATE_STEPS, [row for c in kept for row in c.changed_steps]),
+        ):
+            if rows:
+                connection.execute(statement, rows)
+        for c in kept:
+            if c.queue_at is not None:
+                self.queue.enqueue(connection, c.run_id, c.queue_at)
+        return written
+
+
+def _claim(connection: Connection, checkpoint: Checkpoint) -> bool:
+    """Write the run of a claiming checkpoint if the claim holds; whether it did."""
+    assert checkpoint.claim is not None
+    status, step_index, due_at, now = checkpoint.claim
+    result = connection.execute(
+        _CLAIM_RUN,
+        {
+            "_id": checkpoint.run_id,
+            "_status": status,
+            "_step_index": step_index,
+            "_due_at": due_at,
+            "_now": now,
+            **checkpoint.run,
+        },
+    )
+    return bool(result.rowcount)
 
 
 def _step_values(step: StepRow, names: tuple[str, ...] = STEP_COLUMNS) -> dict[str, Any]:

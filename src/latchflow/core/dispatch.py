@@ -32,8 +32,9 @@ log = logging.getLogger("latchflow.dispatch")
 DEFAULT_WORKERS = 16
 IDLE_SECONDS = 5.0
 """Longest the embedded dispatcher sleeps without re-reading the database."""
-BACKLOG = 256
-"""Due runs read at once: under load, finished runs are replaced from memory, not by a query."""
+BACKLOG = 64
+"""Due runs claimed at once: under load, finished runs are replaced from memory, not by a
+query. Few enough that none waits in the backlog anywhere near its claim's lease."""
 BURST_WINDOW = 0.2
 BURST_NOTIFIES = 16
 """Runs queued within ``BURST_WINDOW`` seconds that make a burst: while one lasts, new runs
@@ -204,10 +205,11 @@ class EmbeddedDispatcher:
         if free <= 0:
             return True
         if not self._backlog:
-            self._backlog.extend(self.executor.due_runs(limit=BACKLOG + len(self._inflight)))
+            self._backlog.extend(self.executor.claim_due(limit=BACKLOG))
         while self._backlog:
             run_id = self._backlog.popleft()
-            if run_id in self._inflight:
+            if run_id in self._inflight:  # due again as its task ends: look again after that
+                self.executor.release(run_id)
                 continue
             self._inflight[run_id] = asyncio.create_task(self._run(run_id), name=f"run-{run_id}")
             free -= 1
@@ -231,7 +233,7 @@ class EmbeddedDispatcher:
     async def _run(self, run_id: str) -> None:
         try:
             async with self._slots:
-                await self.executor.execute(run_id)
+                await self.executor.execute(run_id, claimed=True)
         except Exception:
             log.exception("run %s could not be advanced", run_id)
         finally:

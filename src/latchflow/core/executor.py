@@ -22,7 +22,7 @@ from sqlalchemy import or_, update
 from sqlmodel import col, select
 
 from latchflow.core import checkpoints, expressions
-from latchflow.core.checkpoints import RUNS, RunRow, StepRow
+from latchflow.core.checkpoints import RUNS, Checkpoint, CheckpointWriter, RunRow, StepRow
 from latchflow.core.clock import Clock
 from latchflow.core.connections import Connections, LiveConnection
 from latchflow.core.errors import (
@@ -79,6 +79,8 @@ class Progress:
     """Steps to write with the next checkpoint."""
     queue_at: datetime | None = None
     """When the next checkpoint queues the run to be advanced again."""
+    inputs: dict[str, Any] = field(default_factory=dict)
+    """Inputs rendered by this process, so its first call need not decrypt them."""
 
     def touch(self, *records: StepRow) -> None:
         for record in records:
@@ -114,23 +116,9 @@ class Executor:
         self.stopping = False
         """Set while the process shuts down: a run stops after its current step."""
         self._flows: dict[tuple[str, int], Flow] = {}
+        self.writer = CheckpointWriter(store.engine, store.queue)
 
     # claiming
-
-    def claim(self, run_id: str) -> bool:
-        """Take a run for this worker unless another holds an unexpired claim on it."""
-        now = self.clock.now()
-        with self.store.engine.begin() as connection:  # Core: no ORM bookkeeping on a hot path
-            result = connection.execute(
-                update(RUNS)
-                .where(
-                    RUNS.c.id == run_id,
-                    RUNS.c.status.in_(ACTIVE),
-                    or_(RUNS.c.claimed_by.is_(None), RUNS.c.claimed_until < now),
-                )
-                .values(claimed_by=self.worker_id, claimed_until=now + self.lease)
-            )
-            return bool(result.rowcount)
 
     def release(self, run_id: str) -> None:
         with self.store.engine.begin() as connection:
@@ -140,21 +128,25 @@ class Executor:
                 .values(claimed_by=None, claimed_until=None)
             )
 
-    def due_runs(self, limit: int = 100) -> list[str]:
-        """Unclaimed active runs whose time has come, oldest first."""
+    def claim_due(self, limit: int = 100) -> list[str]:
+        """Claim up to ``limit`` unclaimed active runs whose time has come, oldest first, for
+        ``execute(run_id, claimed=True)``. One statement: two workers never claim the same run."""
         now = self.clock.now()
-        with self.store.session() as session:
-            rows = session.exec(
-                select(RunRecord.id)
-                .where(
-                    col(RunRecord.status).in_(ACTIVE),
-                    col(RunRecord.due_at) <= now,
-                    or_(col(RunRecord.claimed_by).is_(None), col(RunRecord.claimed_until) < now),
-                )
-                .order_by(col(RunRecord.due_at))
-                .limit(limit)
-            )
-            return list(rows)
+        free = or_(RUNS.c.claimed_by.is_(None), RUNS.c.claimed_until < now)
+        due = (
+            select(RUNS.c.id)
+            .where(RUNS.c.status.in_(ACTIVE), RUNS.c.due_at <= now, free)
+            .order_by(RUNS.c.due_at)
+            .limit(limit)
+        )
+        with self.store.engine.begin() as connection:
+            rows = connection.execute(
+                update(RUNS)
+                .where(RUNS.c.id.in_(due), free)
+                .values(claimed_by=self.worker_id, claimed_until=now + self.lease)
+                .returning(RUNS.c.id, RUNS.c.due_at)
+            ).all()
+        return [run_id for run_id, _ in sorted(rows, key=lambda row: row[1])]
 
     def next_due(self) -> datetime | None:
         """When the earliest waiting run falls due."""
@@ -168,20 +160,24 @@ class Executor:
 
     # running
 
-    async def execute(self, run_id: str) -> str | None:
-        """Claim a run and advance it until it finishes or must wait; returns its status.
+    async def execute(self, run_id: str, claimed: bool = False) -> str | None:
+        """Advance a run until it finishes or must wait; returns its status (None if it is not
+        active, or another worker holds it).
 
-        The run, its event and its finished outputs are read once. The claim is written with
-        the run's first checkpoint and released with its last; a step's finish is committed
-        together with the next step's start, before that step's action is called.
+        The run, its event and its finished outputs are read once. Unless ``claimed`` (by
+        ``claim_due``), the claim is written with the run's first checkpoint; it is released
+        with the last. A step's finish is committed together with the next step's start,
+        before that step's action is called.
         """
-        progress = self._load(run_id, claim=True)
+        progress = self._load(run_id, claim=True, claimed=claimed)
         if progress is None:
+            if claimed:
+                self.release(run_id)
             return None
         try:
             while await self._step(progress) is Outcome.CONTINUE:
                 if self.stopping:  # the next start goes on from the next step
-                    self._commit(progress, last=True)
+                    await self._commit(progress, last=True)
                     break
         except ClaimLost:
             return None
@@ -204,12 +200,13 @@ class Executor:
             return Outcome.DONE
         outcome = await self._step(progress)
         if outcome is Outcome.CONTINUE:
-            self._commit(progress)
+            await self._commit(progress)
         return outcome
 
-    def _load(self, run_id: str, claim: bool) -> Progress | None:
+    def _load(self, run_id: str, claim: bool, claimed: bool = False) -> Progress | None:
         """The run with its event and finished outputs; None if it is not active (or, with
-        ``claim``, if another worker's claim on it has not expired)."""
+        ``claim``, if another worker's claim on it has not expired; this worker's own when
+        ``claimed``)."""
         with self.store.engine.connect() as connection:
             rows = checkpoints.load(connection, run_id)
         if rows is None or rows[0].status not in ACTIVE:
@@ -217,7 +214,7 @@ class Executor:
         run, trigger, records = rows
         now = self.clock.now()
         held = run.claimed_by is not None and not (run.claimed_until and run.claimed_until < now)
-        if claim and held:
+        if claim and held and not claimed:
             return None
         flow = self.flow(run.flow_id, run.flow_version)
         outputs = {
@@ -233,9 +230,9 @@ class Executor:
             "now": now.isoformat(),
         }
         loaded = (run.status, run.step_index, run.due_at)
-        return Progress(run, flow, scope, records, claim=claim, loaded=loaded)
+        return Progress(run, flow, scope, records, claim=claim, loaded=loaded, claimed=claimed)
 
-    def _commit(self, progress: Progress, last: bool = False) -> None:
+    async def _commit(self, progress: Progress, last: bool = False) -> None:
         """Commit the run's pending checkpoint; the first one also claims the run, the ``last``
         one releases it."""
         run, now = progress.run, self.clock.now()
@@ -245,11 +242,9 @@ class Executor:
             run.claimed_by, run.claimed_until = self.worker_id, now + self.lease
         if last:
             run.claimed_by, run.claimed_until = None, None
-        with self.store.engine.begin() as connection:
-            if not checkpoints.write(connection, run, list(progress.changed.values()), claim):
-                raise ClaimLost(run.id)
-            if progress.queue_at is not None:
-                self.store.queue.enqueue(connection, run.id, progress.queue_at)
+        changed = list(progress.changed.values())
+        if not await self.writer.commit(Checkpoint.of(run, changed, progress.queue_at, claim)):
+            raise ClaimLost(run.id)
         for record in progress.changed.values():
             record.stored = True
         progress.changed.clear()
@@ -261,7 +256,7 @@ class Executor:
         run, flow, scope = progress.run, progress.flow, progress.scope
         scope["now"] = self.clock.now().isoformat()
         if run.step_index >= len(flow.steps):
-            return self._succeed(progress)
+            return await self._succeed(progress)
         step = flow.steps[run.step_index]
         where = f"$.steps[{run.step_index}]"
         record = progress.records.get(step.id)
@@ -269,14 +264,14 @@ class Executor:
             try:
                 record = self._start_step(progress, step, where)
             except LatchflowError as exc:
-                return self._fail(progress, None, step, str(exc))
+                return await self._fail(progress, None, step, str(exc))
             if record.status == "skipped":
                 return self._next(progress)
         elif record.status in ("succeeded", "skipped"):
             return self._next(progress)
         resume_at = self._cooling(step)
         if resume_at is not None:
-            return self._postpone(progress, record, resume_at)
+            return await self._postpone(progress, record, resume_at)
         previous = record.status
         if previous != "waiting":  # a pending job's checks are not new attempts
             record.attempts += 1
@@ -284,7 +279,7 @@ class Executor:
         run.status = "running"
         progress.touch(record)
         if not self._local(step):
-            self._commit(progress)  # the attempt is counted before the action is called
+            await self._commit(progress)  # the attempt is counted before the action is called
         return await self._call(progress, step, record, where, previous)
 
     def _local(self, step: Step) -> bool:
@@ -321,6 +316,7 @@ class Executor:
             )
         record.input = redact(rendered, self._secrets())
         record.input_sealed = self.store.sealer.seal(rendered)
+        progress.inputs[step.id] = rendered
         progress.touch(record)
         return record
 
@@ -338,7 +334,10 @@ class Executor:
         try:
             action = self._action(step, where)
             ctx, live = await self._context(run, step, record, action, where)
-            rendered = self.store.sealer.unseal(record.input_sealed or "null")
+            if step.id in progress.inputs:
+                rendered = progress.inputs.pop(step.id)
+            else:  # rendered before a restart or a wait
+                rendered = self.store.sealer.unseal(record.input_sealed or "null")
             if live is not None:
                 connection_id = live.connection.id
                 async with live.slots:
@@ -348,16 +347,16 @@ class Executor:
                         if previous != "waiting":
                             record.attempts -= 1
                         record.status = previous
-                        return self._postpone(progress, record, resume_at)
+                        return await self._postpone(progress, record, resume_at)
                     result = await action.run(ctx, rendered)
             else:
                 result = await action.run(ctx, rendered)
         except RateLimitedError as exc:
-            return self._retry(progress, step, record, action, exc, cool=connection_id)
+            return await self._retry(progress, step, record, action, exc, cool=connection_id)
         except RetryableError as exc:
-            return self._retry(progress, step, record, action, exc)
+            return await self._retry(progress, step, record, action, exc)
         except httpx.TransportError as exc:
-            return self._retry(
+            return await self._retry(
                 progress, step, record, action, RetryableError(str(exc) or type(exc).__name__)
             )
         except SkipError as exc:
@@ -368,23 +367,25 @@ class Executor:
             record.status, record.error, record.finished_at = "filtered", str(exc), self.clock.now()
             run.status, run.error, run.finished_at = "filtered", str(exc), self.clock.now()
             progress.touch(record)
-            self._commit(progress, last=True)
+            await self._commit(progress, last=True)
             return Outcome.DONE
         except (LatchflowError, ExpressionError) as exc:
-            return self._fail(progress, record, step, str(exc))
+            return await self._fail(progress, record, step, str(exc))
         except Exception as exc:  # a plugin bug must fail the run, not the worker
             log.exception("step %s of run %s raised", step.id, run.id)
-            return self._fail(progress, record, step, f"unexpected {type(exc).__name__}: {exc}")
+            return await self._fail(
+                progress, record, step, f"unexpected {type(exc).__name__}: {exc}"
+            )
         if isinstance(result, Pending):
             record.status, record.state = "waiting", result.state
             run.status, run.due_at = "waiting", result.check_at
             progress.touch(record)
             progress.queue_at = result.check_at
-            self._commit(progress, last=True)
+            await self._commit(progress, last=True)
             return Outcome.WAIT
         problems = list(validator(action.output_schema).iter_errors(result))
         if problems:
-            return self._fail(
+            return await self._fail(
                 progress,
                 record,
                 step,
@@ -441,7 +442,7 @@ class Executor:
             return None  # the call itself reports it
         return self.connections.cooling_until(connection_id)
 
-    def _postpone(self, progress: Progress, record: StepRow, resume_at: datetime) -> Outcome:
+    async def _postpone(self, progress: Progress, record: StepRow, resume_at: datetime) -> Outcome:
         """Wait for the connection's cool-down without a worker and without using an attempt."""
         run = progress.run
         if record.status != "waiting":  # a pending vendor job stays pending
@@ -452,13 +453,13 @@ class Executor:
         run.status, run.due_at = "waiting", resume_at
         progress.touch(record)
         progress.queue_at = resume_at
-        self._commit(progress, last=True)
+        await self._commit(progress, last=True)
         log.info(
             "run %s step %s: connection cooling down until %s", run.id, record.step_id, resume_at
         )
         return Outcome.WAIT
 
-    def _retry(
+    async def _retry(
         self,
         progress: Progress,
         step: Step,
@@ -479,14 +480,14 @@ class Executor:
             until = self.connections.cool_down(cool, delay)
             log.warning("connection %s is rate-limited: its calls wait until %s", cool, until)
         if record.attempts >= policy.max_attempts:
-            return self._fail(
+            return await self._fail(
                 progress, record, step, f"gave up after {record.attempts} attempts: {exc}"
             )
         record.status, record.error = "retrying", str(exc)
         run.status, run.due_at = "waiting", self.clock.now() + timedelta(seconds=delay)
         progress.touch(record)
         progress.queue_at = run.due_at
-        self._commit(progress, last=True)
+        await self._commit(progress, last=True)
         log.info(
             "run %s step %s: retry %d in %.1fs: %s", run.id, step.id, record.attempts, delay, exc
         )
@@ -500,7 +501,7 @@ class Executor:
         progress.queue_at = run.updated_at
         return Outcome.CONTINUE
 
-    def _succeed(self, progress: Progress) -> Outcome:
+    async def _succeed(self, progress: Progress) -> Outcome:
         run, flow, scope = progress.run, progress.flow, progress.scope
         try:
             if flow.output_template is not None:
@@ -509,14 +510,14 @@ class Executor:
                 finished = [s.id for s in flow.steps if s.id in scope["steps"]]
                 output = scope["steps"][finished[-1]] if finished else None
         except ExpressionError as exc:
-            return self._fail(progress, None, None, str(exc))
+            return await self._fail(progress, None, None, str(exc))
         now = self.clock.now()
         run.status, run.finished_at, run.updated_at = "succeeded", now, now
         run.output = redact(output, self._secrets())
-        self._commit(progress, last=True)
+        await self._commit(progress, last=True)
         return Outcome.DONE
 
-    def _fail(
+    async def _fail(
         self, progress: Progress, record: StepRow | None, step: Step | None, message: str
     ) -> Outcome:
         run, now = progress.run, self.clock.now()
@@ -525,6 +526,6 @@ class Executor:
             progress.touch(record)
         run.status, run.finished_at, run.updated_at = "failed", now, now
         run.error = f"step {step.id!r}: {message}" if step else message
-        self._commit(progress, last=True)
+        await self._commit(progress, last=True)
         log.warning("run %s failed: %s", run.id, run.error)
         return Outcome.DONE

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import json
 import math
 import re
@@ -585,8 +586,10 @@ def _refuse_legacy_literals(text: str) -> None:
         )
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse(expression: str, *, check_functions: bool = True) -> dict[str, Any]:
-    """The JMESPath AST of an expression, or ExpressionError saying what is wrong."""
+    """The JMESPath AST of an expression, or ExpressionError saying what is wrong. Kept for
+    the next render of the same flow (read the tree, never change it)."""
     text = expression.strip()
     if not text:
         raise ExpressionError("the expression is empty")
@@ -681,11 +684,12 @@ def _split(text: str) -> Iterator[tuple[bool, str]]:
         position = end + 2
 
 
-def _pieces(text: str) -> list[tuple[bool, str]]:
-    return list(_split(text))
+@functools.lru_cache(maxsize=4096)
+def _pieces(text: str) -> tuple[tuple[bool, str], ...]:
+    return tuple(_split(text))
 
 
-def _single(pieces: list[tuple[bool, str]]) -> str | None:
+def _single(pieces: tuple[tuple[bool, str], ...]) -> str | None:
     """The expression when a string is exactly one ``{{ ... }}`` (blank text around allowed)."""
     expressions = [p for p in pieces if p[0]]
     if len(expressions) == 1 and all(is_expr or not part.strip() for is_expr, part in pieces):
