@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import Connection, event
+from sqlalchemy.exc import OperationalError
 from sqlmodel import col, func, select
 
 from latchflow.core.engine import Engine
 from latchflow.core.group_commit import Delivery, GroupCommitter, WebhookIdReplayed
-from latchflow.core.models import EventRecord, RunRecord
+from latchflow.core.models import EventRecord, FlowRecord, RunRecord
+from latchflow.core.write_lock import WriteLockTimeout
 
 from .conftest import webhook_flow
 from .test_hooks import hook_url
@@ -53,8 +61,9 @@ async def test_a_batch_answers_duplicates_and_replays_like_lone_deliveries(engin
     record = engine.store.get_flow("hooked")
     assert record is not None
     now = engine.clock.now()
-    first = GroupCommitter(engine.store).write([Delivery(record, {"n": 0}, now, "k", "msg_1")])
-    outcomes = GroupCommitter(engine.store).write(
+    committer = GroupCommitter(engine.store)
+    first = await committer.write([Delivery(record, {"n": 0}, now, "k", "msg_1")])
+    outcomes = await committer.write(
         [
             Delivery(record, {"n": 1}, now, "k", "msg_2"),  # a known key: the first run, 200
             Delivery(record, {"n": 2}, now, None, "msg_1"),  # a known webhook id: replayed
@@ -62,6 +71,7 @@ async def test_a_batch_answers_duplicates_and_replays_like_lone_deliveries(engin
             Delivery(record, {"n": 4}, now, None, "msg_3"),  # the same id within the batch
         ]
     )
+    await committer.close()
     duplicate, replayed, fresh, replayed_again = outcomes
     assert not isinstance(first[0], WebhookIdReplayed)
     assert not isinstance(duplicate, WebhookIdReplayed) and not duplicate.created
@@ -70,3 +80,87 @@ async def test_a_batch_answers_duplicates_and_replays_like_lone_deliveries(engin
     assert not isinstance(fresh, WebhookIdReplayed) and fresh.created
     with engine.store.session() as session:
         assert session.exec(select(func.count()).select_from(RunRecord)).one() == 2
+
+
+@pytest.fixture
+def hooked(engine: Engine) -> FlowRecord:
+    engine.install_flow(webhook_flow())
+    record = engine.store.get_flow("hooked")
+    assert record is not None
+    return record
+
+
+@pytest.fixture
+async def committer(engine: Engine) -> AsyncIterator[GroupCommitter]:
+    committer = GroupCommitter(engine.store, lock_timeout=0.05)
+    yield committer
+    await committer.close()
+
+
+def hold_write_lock(engine: Engine) -> sqlite3.Connection:
+    """Another connection (as the run process's would) in a write transaction."""
+    holder = sqlite3.connect(str(engine.store.engine.url.database), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def stored_runs(engine: Engine) -> int:
+    with engine.store.session() as session:
+        return session.exec(select(func.count()).select_from(RunRecord)).one()
+
+
+async def test_a_delivery_awaits_the_write_lock_while_the_loop_goes_on(
+    engine: Engine, hooked: FlowRecord
+) -> None:
+    committer = GroupCommitter(engine.store)
+    holder = hold_write_lock(engine)
+    delivery = asyncio.create_task(committer.accept(Delivery(hooked, {}, engine.clock.now())))
+    longest_tick = 0.0
+    for _ in range(20):  # SQLite's busy handler would stall the loop while it waits
+        started = time.monotonic()
+        await asyncio.sleep(0.002)
+        longest_tick = max(longest_tick, time.monotonic() - started)
+    assert not delivery.done() and longest_tick < 1.0
+    holder.execute("ROLLBACK")  # released from the loop: only a loop that kept running gets here
+    holder.close()
+    accepted = await asyncio.wait_for(delivery, timeout=10)
+    await committer.close()
+    assert accepted.created and stored_runs(engine) == 1
+
+
+async def test_a_lock_held_too_long_fails_the_waiting_deliveries_and_the_next_is_stored(
+    engine: Engine, hooked: FlowRecord, committer: GroupCommitter
+) -> None:
+    now = engine.clock.now()
+    holder = hold_write_lock(engine)
+    failed = await asyncio.gather(
+        *(committer.accept(Delivery(hooked, {"n": n}, now)) for n in range(3)),
+        return_exceptions=True,
+    )
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert all(isinstance(f, WriteLockTimeout) for f in failed)
+    assert "held the write lock for more than 0.05 s" in str(failed[0])
+    accepted = await committer.accept(Delivery(hooked, {"n": 3}, now))
+    assert accepted.created and stored_runs(engine) == 1
+
+
+async def test_a_broken_connection_fails_its_batch_and_the_next_batch_is_stored(
+    engine: Engine, hooked: FlowRecord, committer: GroupCommitter
+) -> None:
+    broken: list[Connection] = []
+
+    def break_the_writer(connection: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO events") and not broken:
+            broken.append(connection)
+        if connection in broken:
+            raise sqlite3.OperationalError("disk I/O error")
+
+    event.listen(engine.store.engine, "before_cursor_execute", break_the_writer)
+    now = engine.clock.now()
+    with pytest.raises(OperationalError, match="disk I/O error"):
+        await committer.accept(Delivery(hooked, {"n": 1}, now))
+    hold_write_lock(engine).close()  # the failed batch did not keep the lock
+    accepted = await committer.accept(Delivery(hooked, {"n": 2}, now))
+    event.remove(engine.store.engine, "before_cursor_execute", break_the_writer)
+    assert accepted.created and stored_runs(engine) == 1

@@ -11,24 +11,32 @@ A batch answers duplicates (the flow's dedupe key seen before, or earlier in the
 and replayed webhook ids itself. If its commit still fails on a unique key (another process
 wrote the same key at the same moment), it is rolled back and every delivery in it is written
 on its own, exactly as a lone delivery would be.
+
+On SQLite the writer has a connection of its own and awaits the database's write lock
+(``write_lock``) before it takes the next batch: while another process writes, the loop goes on
+serving requests (SQLite's busy handler would stall it), and the deliveries that arrive
+meanwhile join the batch. Holding the lock, it writes and commits the batch without waiting.
+A batch that fails closes that connection; the next batch opens another.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Connection, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from latchflow.core.intake import Accepted, accept_event, new_id
 from latchflow.core.models import EventRecord, FlowRecord, RunRecord, WebhookReceipt
-from latchflow.core.runqueue import enqueue
+from latchflow.core.runqueue import SESSION_KEY, enqueue
 from latchflow.core.store import Store
 from latchflow.core.types import JSON
+from latchflow.core.write_lock import WRITE_LOCK_TIMEOUT, begin_immediate, connect_for_writes
 
 MAX_BATCH = 512
 EVENTS = EventRecord.__table__  # type: ignore[attr-defined]
@@ -59,9 +67,15 @@ Outcome = Accepted | WebhookIdReplayed
 class GroupCommitter:
     """Stores deliveries in batches: one writer, one transaction per batch."""
 
-    def __init__(self, store: Store, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, store: Store, max_batch: int = MAX_BATCH, lock_timeout: float = WRITE_LOCK_TIMEOUT
+    ) -> None:
         self.store = store
         self.max_batch = max_batch
+        self.lock_timeout = lock_timeout
+        """Seconds a batch waits for SQLite's write lock before each of its deliveries fails."""
+        self._sqlite = store.engine.dialect.name == "sqlite"
+        self._connection: Connection | None = None
         self._queue: list[tuple[Delivery, asyncio.Future[Outcome]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -76,34 +90,90 @@ class GroupCommitter:
             raise outcome
         return outcome
 
+    async def write(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        """Store a batch in one transaction; on a unique-key race, each delivery on its own."""
+        return self._write(await self._batch_session(), deliveries)
+
+    async def close(self) -> None:
+        """Let the batch in progress finish, then close the writer's connection."""
+        if self._writer is not None:
+            await self._writer
+        self._close_connection()
+
     async def _write_while_queued(self) -> None:
         """Write batches until nothing is queued; the next delivery starts a new writer."""
         while self._queue:
-            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-            deliveries = [d for d, _ in batch]
             try:
-                outcomes: Sequence[Outcome | BaseException] = self.write(deliveries)
+                session = await self._batch_session()
+            except Exception as exc:  # the write lock stayed taken: everything queued fails
+                waiting = self._take(len(self._queue))
+                self._answer(waiting, [exc] * len(waiting))
+                continue
+            batch = self._take(self.max_batch)
+            try:
+                outcomes: Sequence[Outcome | Exception] = self._write(
+                    session, [d for d, _ in batch]
+                )
             except Exception as exc:  # the database failed: each waiting request gets the error
                 outcomes = [exc] * len(batch)
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if future.done():
-                    continue
-                if isinstance(outcome, BaseException) and not isinstance(
-                    outcome, WebhookIdReplayed
-                ):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
+            self._answer(batch, outcomes)
             await asyncio.sleep(0)  # let the loop read the requests that arrived meanwhile
 
-    def write(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
-        """Store a batch in one transaction; on a unique-key race, each delivery on its own."""
-        with self.store.session() as session:
-            try:
-                return self._write_batch(session, deliveries)
-            except IntegrityError:
-                session.rollback()
+    def _take(self, count: int) -> list[tuple[Delivery, asyncio.Future[Outcome]]]:
+        batch, self._queue = self._queue[:count], self._queue[count:]
+        return batch
+
+    @staticmethod
+    def _answer(
+        batch: Sequence[tuple[Delivery, asyncio.Future[Outcome]]],
+        outcomes: Sequence[Outcome | Exception],
+    ) -> None:
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, Exception) and not isinstance(outcome, WebhookIdReplayed):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+    async def _batch_session(self) -> AbstractContextManager[Session]:
+        """The session a batch is written in. On SQLite, its transaction already holds the
+        write lock, on the writer's own connection; the session commits or rolls it back.
+        PostgreSQL locks rows, not the database: an ordinary session."""
+        if not self._sqlite:
+            return self.store.session()
+        if self._connection is None:
+            self._connection = connect_for_writes(self.store.engine)
+        try:
+            await begin_immediate(self._connection, self.lock_timeout)
+        except Exception:
+            self._close_connection()
+            raise
+        return Session(
+            self._connection,
+            expire_on_commit=False,
+            info={SESSION_KEY: self.store.queue},
+            join_transaction_mode="control_fully",
+        )
+
+    def _write(
+        self, batch_session: AbstractContextManager[Session], deliveries: Sequence[Delivery]
+    ) -> list[Outcome]:
+        try:
+            with batch_session as session:
+                try:
+                    return self._write_batch(session, deliveries)
+                except IntegrityError:
+                    session.rollback()
+        except Exception:
+            self._close_connection()
+            raise
         return [self._write_one(d) for d in deliveries]
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            connection.close()
 
     def _write_batch(self, session: Session, deliveries: Sequence[Delivery]) -> list[Outcome]:
         firsts = _existing_events(session, deliveries)

@@ -89,6 +89,7 @@ def create_app(
                 state.scheduler.shutdown()
                 await state.dispatcher.stop(grace_seconds)
                 await heartbeat.stop()
+            await state.intake.close()
             await engine.connections.close()
 
     app = LatchflowApp(
