@@ -7,7 +7,7 @@ reads the runs from the database. Prints one line: runs succeeded per second (fr
 accept to the last success) and accept→succeeded latency p50/p99.
 
     .venv/bin/python bench/end_to_end.py [--duration 10] [--concurrency 16] [--workers 64]
-        [--no-run-process]
+        [--no-run-process] [--serve-option=--run-processes=1]
 """
 
 from __future__ import annotations
@@ -107,6 +107,12 @@ def main() -> None:
     parser.add_argument(
         "--no-run-process", action="store_true", help="run the runs in the server's process"
     )
+    parser.add_argument(
+        "--serve-option",
+        action="append",
+        default=[],
+        help="another latchflow serve option, e.g. --serve-option=--run-processes=1",
+    )
     args = parser.parse_args()
     simulator = start_asgi(SIMULATOR)
     try:
@@ -120,7 +126,10 @@ def main() -> None:
             flows=[flow(lock_id)],
             workers=args.workers,
             before_start=[add],
-            serve_options=["--no-run-process"] if args.no_run_process else [],
+            serve_options=[
+                *(["--no-run-process"] if args.no_run_process else []),
+                *args.serve_option,
+            ],
         ) as node:
             url = node.hook_url("e2e")
             body = json.dumps({"guest": "Ada Lovelace"}).encode()

@@ -7,7 +7,7 @@ time, as they would be in production (by the run process, or by the server's own
 ``--no-run-process``).
 
     .venv/bin/python bench/ingest.py [--duration 10] [--concurrency 1,16,64] [--tool auto|wrk|python]
-        [--no-run-process]
+        [--no-run-process] [--serve-option=--run-processes=1]
 """
 
 from __future__ import annotations
@@ -28,11 +28,17 @@ def main() -> None:
     parser.add_argument(
         "--no-run-process", action="store_true", help="run the runs in the server's process"
     )
+    parser.add_argument(
+        "--serve-option",
+        action="append",
+        default=[],
+        help="another latchflow serve option, e.g. --serve-option=--run-processes=1",
+    )
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     body = json.dumps({"booking": {"id": "b-1", "guest": "Ada"}, "n": 1}).encode()
     figures = []
-    options = ["--no-run-process"] if args.no_run_process else []
+    options = [*(["--no-run-process"] if args.no_run_process else []), *args.serve_option]
     with running_server(
         args.database_url, flows=[webhook_flow("ingest")], serve_options=options
     ) as node:

@@ -1,6 +1,7 @@
-"""With SQLite on more than one CPU, ``serve`` advances runs in a child process: it starts with
-the first run, ends with the server (even a killed one), is replaced when it dies, and only one
-such process advances a database's runs at a time."""
+"""With SQLite on more than one CPU, ``serve`` advances runs in child processes: they start with
+the first run, end with the server (even a killed one), are replaced when they die, share the
+runs without running one twice, and only one server's children advance a database's runs at a
+time."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import httpx
 import pytest
 
 from latchflow.core.engine import Engine
-from latchflow.core.run_process import RunProcess
+from latchflow.core.run_process import RunProcess, default_count
 from latchflow.core.store import Settings
 
 from .processes import Server, cli, running_server, wait_for, write_flow
@@ -85,9 +86,14 @@ def test_the_run_process_starts_with_the_first_run_and_ends_with_a_killed_server
     with running_server(data, flows) as server:
         assert run_processes(server.process.pid) == []  # nothing to run yet
         run_to_the_end(trigger_url(server, key), 1)
-        (child,) = run_processes(server.process.pid)
+        children = run_processes(server.process.pid)
+        assert len(children) == default_count() == 2  # one per CPU on this machine, at most 2
         server.kill()
-        wait_for(lambda: gone(child), 20, "the run process to end after its server was killed")
+        wait_for(
+            lambda: all(gone(child) for child in children),
+            20,
+            "the run processes to end after their server was killed",
+        )
 
 
 def test_a_run_process_that_dies_is_replaced(setup: tuple[Path, Path, str]) -> None:
@@ -95,15 +101,35 @@ def test_a_run_process_that_dies_is_replaced(setup: tuple[Path, Path, str]) -> N
     with running_server(data, flows) as server:
         url = trigger_url(server, key)
         run_to_the_end(url, 1)
-        (child,) = run_processes(server.process.pid)
-        os.kill(child, signal.SIGKILL)
+        children = run_processes(server.process.pid)
+        os.kill(children[0], signal.SIGKILL)
         wait_for(
-            lambda: [c for c in run_processes(server.process.pid) if c != child],
+            lambda: len(set(run_processes(server.process.pid)) - {children[0]}) == len(children),
             20,
             "a new run process",
         )
         run_to_the_end(url, 2)
-    assert "the run process exited with code -9; starting another" in server.log.read_text()
+    assert "exited with code -9; starting another" in server.log.read_text()
+
+
+def test_run_processes_share_the_runs_and_run_each_step_once(
+    setup: tuple[Path, Path, str],
+) -> None:
+    data, flows, key = setup
+    with running_server(data, flows, options=["--run-processes", "2"]) as server:
+        url = trigger_url(server, key)
+        with httpx.Client(timeout=10) as client:
+            runs = [client.post(url, json={"n": n}).json()["run_id"] for n in range(60)]
+            headers = {"authorization": f"Bearer {key}"}
+
+            def finished() -> bool:
+                listing = client.get(f"{server.base}/api/runs?limit=100", headers=headers)
+                return all(r["status"] == "succeeded" for r in listing.json())
+
+            wait_for(finished, 30, "every run to succeed")
+            for run_id in runs:
+                detail = client.get(f"{server.base}/api/runs/{run_id}", headers=headers).json()
+                assert [s["attempts"] for s in detail["steps"]] == [1]
 
 
 def test_two_servers_on_one_database_advance_runs_in_one_process_at_a_time(

@@ -291,7 +291,15 @@ def serve(
     run_process: Annotated[
         bool | None,
         typer.Option(
-            help="Advance runs in a child process (default: with SQLite on more than one CPU)",
+            help="Advance runs in child processes (default: with SQLite on more than one CPU)",
+            show_default=False,
+        ),
+    ] = None,
+    run_processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="How many child processes advance runs (default: one per CPU, at most 2)",
             show_default=False,
         ),
     ] = None,
@@ -316,6 +324,7 @@ def serve(
         body_limit,
         access_log,
         run_process,
+        run_processes,
     )
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(run_server(options))

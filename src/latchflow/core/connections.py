@@ -79,6 +79,9 @@ class Connections:
         self.registry = registry
         self.clock = clock
         self.transport = transport or (lambda _vendor: None)
+        self.processes = 1
+        """Processes calling the same connections at once: each gets its share of a vendor's
+        ``max_concurrency``."""
         self._live: dict[str, LiveConnection] = {}
         self._secret_values: frozenset[str] | None = None
         """``secret_values()`` of the open connections, recomputed when one opens or closes."""
@@ -145,7 +148,7 @@ class Connections:
             connection=Connection(
                 id=connection_id, vendor=record.vendor, config=config, http=client, clock=self.clock
             ),
-            slots=asyncio.Semaphore(vendor.max_concurrency),
+            slots=asyncio.Semaphore(max(1, vendor.max_concurrency // self.processes)),
             version=version,
         )
         self._live[connection_id] = live

@@ -19,7 +19,7 @@ from collections import deque
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, true, update
 from sqlmodel import col, select
 
 from latchflow.core.clock import Clock
@@ -91,6 +91,7 @@ class EmbeddedDispatcher:
         clock: Clock,
         workers: int = DEFAULT_WORKERS,
         idle_seconds: float = IDLE_SECONDS,
+        peers: tuple[str, ...] = (),
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -99,6 +100,9 @@ class EmbeddedDispatcher:
         self.clock = clock
         self.workers = workers
         self.idle_seconds = idle_seconds
+        self.peers = peers
+        """Worker ids of the other processes advancing this database's runs: their claims are
+        theirs to release."""
         self._slots = asyncio.Semaphore(workers)
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._backlog: deque[str] = deque()
@@ -173,11 +177,14 @@ class EmbeddedDispatcher:
         return len(self._inflight)
 
     def recover(self) -> int:
-        """Release every claim on an active run (single node: no other live process holds one)."""
+        """Release every claim on an active run but the peers' (single node: no other live
+        process holds one)."""
+        claimed = col(RunRecord.claimed_by)
         with self.store.session() as session:
             result = session.execute(
                 update(RunRecord)
-                .where(col(RunRecord.status).in_(ACTIVE), col(RunRecord.claimed_by).is_not(None))
+                .where(col(RunRecord.status).in_(ACTIVE), claimed.is_not(None))
+                .where(claimed.not_in(self.peers) if self.peers else true())
                 .values(claimed_by=None, claimed_until=None)
             )
             session.commit()

@@ -44,16 +44,29 @@ from latchflow.core.store import Settings
 
 log = logging.getLogger("latchflow.run_process")
 
+MAX_DEFAULT = 2
+"""SQLite has one writer at a time: more processes than this wait for it more than they gain."""
 RESTART_SECONDS = 1.0
 LOCK_POLL_SECONDS = 0.2
 
 
-def lock_path(settings: Settings) -> Path | None:
-    """The lock file of a SQLite database file; None for other databases (and in-memory)."""
+def lock_path(settings: Settings, index: int = 0) -> Path | None:
+    """The lock file of run process ``index`` on a SQLite database file; None for other
+    databases (and in-memory)."""
     url = make_url(settings.database_url)
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
-    return Path(f"{url.database}.runs.lock")
+    return Path(f"{url.database}.runs-{index}.lock")
+
+
+def worker_id(index: int) -> str:
+    """The name run process ``index`` claims runs under (the same for every server)."""
+    return f"runs-{index}"
+
+
+def default_count() -> int:
+    """Run processes when none is asked for: one per CPU, at most ``MAX_DEFAULT``."""
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT))
 
 
 def wanted(settings: Settings, choice: bool | None) -> bool:
@@ -70,27 +83,32 @@ def wanted(settings: Settings, choice: bool | None) -> bool:
 
 
 class RunProcess:
-    """The server's side: a ``Dispatcher`` whose runs are advanced by the child process."""
+    """The server's side: a ``Dispatcher`` whose runs are advanced by child processes."""
 
     fires_schedules = False
 
     def __init__(
-        self, engine: Engine, workers: int = DEFAULT_WORKERS, grace_seconds: float = 10.0
+        self,
+        engine: Engine,
+        workers: int = DEFAULT_WORKERS,
+        grace_seconds: float = 10.0,
+        processes: int = 1,
     ) -> None:
         self.engine = engine
         self.settings = engine.settings
         self.workers = workers
         self.grace_seconds = grace_seconds
-        self._process: asyncio.subprocess.Process | None = None
-        self._supervisor: asyncio.Task[None] | None = None
+        self.processes = processes
+        self._children: list[asyncio.subprocess.Process | None] = [None] * processes
+        self._in_flight = [0] * processes
+        self._supervisors: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._in_flight = 0
         self._wake_pending = False
         self._stopping = False
 
     @property
     def in_flight(self) -> int:
-        return self._in_flight
+        return sum(self._in_flight)
 
     def notify(self) -> None:
         if self._wake_pending or self._stopping or self._loop is None:
@@ -128,54 +146,64 @@ class RunProcess:
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         self._stopping = True
-        process = self._process
-        if process is not None and process.stdin is not None:
+        running = [p for p in self._children if p is not None and p.stdin is not None]
+        for process in running:
+            assert process.stdin is not None
             process.stdin.close()  # the child finishes its current steps and exits
-            try:
-                await asyncio.wait_for(process.wait(), grace_seconds + 10)
-            except TimeoutError:
-                log.warning("the run process did not stop in time; killing it")
-                process.kill()
-                await process.wait()
-        if self._supervisor is not None:
-            await self._supervisor
-            self._supervisor = None
+        await asyncio.gather(*(self._wait(process, grace_seconds + 10) for process in running))
+        await asyncio.gather(*self._supervisors)
+        self._supervisors = []
+
+    @staticmethod
+    async def _wait(process: asyncio.subprocess.Process, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(process.wait(), seconds)
+        except TimeoutError:
+            log.warning("a run process did not stop in time; killing it")
+            process.kill()
+            await process.wait()
 
     def _wake(self) -> None:
         self._wake_pending = False
-        if self._supervisor is None:
-            self._supervisor = asyncio.create_task(self._supervise(), name="run-process")
-            return  # the child reads the database when it starts
-        process = self._process
-        if process is None or process.stdin is None or process.stdin.is_closing():
-            return
-        if not process.stdin.transport.get_write_buffer_size():  # else a wake is still on its way
-            process.stdin.write(b"\n")
+        if not self._supervisors:
+            self._supervisors = [
+                asyncio.create_task(self._supervise(index), name=f"run-process-{index}")
+                for index in range(self.processes)
+            ]
+            return  # each child reads the database when it starts
+        for process in self._children:
+            if process is None or process.stdin is None or process.stdin.is_closing():
+                continue
+            if not process.stdin.transport.get_write_buffer_size():  # else a wake is on its way
+                process.stdin.write(b"\n")
 
-    async def _supervise(self) -> None:
-        """Keep one child running until the server stops."""
+    async def _supervise(self, index: int) -> None:
+        """Keep child ``index`` running until the server stops."""
         while not self._stopping:
             process = await asyncio.create_subprocess_exec(
-                *self._command(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+                *self._command(index),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
             )
-            self._process = process
+            self._children[index] = process
             assert process.stdin is not None and process.stdout is not None
             if self._stopping:  # stop() came while it was starting
                 process.stdin.close()
             async for line in process.stdout:
                 with contextlib.suppress(ValueError):
-                    self._in_flight = int(line)
+                    self._in_flight[index] = int(line)
             code = await process.wait()
-            self._in_flight = 0
+            self._in_flight[index] = 0
             if not self._stopping:
                 log.error(
-                    "the run process exited with code %s; starting another in %.0f s",
+                    "run process %d exited with code %s; starting another in %.0f s",
+                    index,
                     code,
                     RESTART_SECONDS,
                 )
                 await asyncio.sleep(RESTART_SECONDS)
 
-    def _command(self) -> list[str]:
+    def _command(self, index: int) -> list[str]:
         return [
             sys.executable,
             "-m",
@@ -188,6 +216,10 @@ class RunProcess:
             str(self.workers),
             "--grace",
             str(self.grace_seconds),
+            "--index",
+            str(index),
+            "--processes",
+            str(self.processes),
         ]
 
 
@@ -245,15 +277,19 @@ async def _report(dispatcher: EmbeddedDispatcher) -> None:
         await asyncio.sleep(1.0)
 
 
-async def run_child(settings: Settings, workers: int, grace_seconds: float) -> None:
+async def run_child(
+    settings: Settings, workers: int, grace_seconds: float, index: int = 0, processes: int = 1
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    engine = Engine(settings)
-    dispatcher = EmbeddedDispatcher(engine.executor, engine.clock, workers=workers)
+    engine = Engine(settings, worker_id=worker_id(index))
+    engine.connections.processes = processes
+    peers = tuple(worker_id(i) for i in range(processes) if i != index)
+    dispatcher = EmbeddedDispatcher(engine.executor, engine.clock, workers=workers, peers=peers)
     reading = asyncio.create_task(_read_wakes(dispatcher, engine, stop))
-    path = lock_path(settings)
+    path = lock_path(settings, index)
     assert path is not None
     with _locked(path) as descriptor:
         if await _take_lock(descriptor, path, stop):
@@ -272,6 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
     parser.add_argument("--grace", type=float, default=10.0)
+    parser.add_argument("--index", type=int, default=0)
+    parser.add_argument("--processes", type=int, default=1)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -282,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = Settings.from_environment(args.data_dir, args.database_url)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(run_child(settings, args.workers, args.grace))
+        runner.run(run_child(settings, args.workers, args.grace, args.index, args.processes))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from latchflow.core.dispatch import DEFAULT_WORKERS
 from latchflow.core.engine import Engine
 from latchflow.core.errors import LatchflowError, ValidationError
 from latchflow.core.flows import load_document
-from latchflow.core.run_process import RunProcess, wanted
+from latchflow.core.run_process import RunProcess, default_count, wanted
 from latchflow.core.server import create_app
 from latchflow.core.server.state import DEFAULT_BODY_LIMIT
 from latchflow.core.store import Settings
@@ -47,7 +47,9 @@ class ServeOptions:
     body_limit: int = DEFAULT_BODY_LIMIT
     access_log: bool = False
     run_process: bool | None = None
-    """Advance runs in a child process; None: when the database and the machine allow it."""
+    """Advance runs in child processes; None: when the database and the machine allow it."""
+    run_processes: int | None = None
+    """How many (None: ``run_process.default_count``)."""
 
 
 def install_flows(engine: Engine, directory: Path) -> list[str]:
@@ -163,7 +165,7 @@ async def serve(options: ServeOptions) -> None:
     for problem in problems:
         log.warning("%s", problem)
     dispatcher = (
-        RunProcess(engine, options.workers)
+        RunProcess(engine, options.workers, processes=options.run_processes or default_count())
         if wanted(engine.settings, options.run_process)
         else None
     )
