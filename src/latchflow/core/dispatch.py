@@ -38,8 +38,9 @@ query. Few enough that none waits in the backlog anywhere near its claim's lease
 BURST_WINDOW = 0.2
 BURST_NOTIFIES = 16
 """Runs queued within ``BURST_WINDOW`` seconds that make a burst: while one lasts, new runs
-start only while fewer than a quarter of the workers are busy, so the web server's accepts
-keep the event loop (every queued run is stored; the backlog drains when the burst ends)."""
+start only while fewer than a quarter of the workers are busy (and in one process only, when
+several advance runs), so the web server's accepts keep the CPU (every queued run is stored;
+the backlog drains when the burst ends)."""
 
 
 class Dispatcher(Protocol):
@@ -92,6 +93,7 @@ class EmbeddedDispatcher:
         workers: int = DEFAULT_WORKERS,
         idle_seconds: float = IDLE_SECONDS,
         peers: tuple[str, ...] = (),
+        pause_in_bursts: bool = False,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -103,6 +105,8 @@ class EmbeddedDispatcher:
         self.peers = peers
         """Worker ids of the other processes advancing this database's runs: their claims are
         theirs to release."""
+        self.pause_in_bursts = pause_in_bursts
+        """Start no run while a burst lasts (a peer runs them), leaving the CPU to accepting."""
         self._slots = asyncio.Semaphore(workers)
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._backlog: deque[str] = deque()
@@ -208,7 +212,8 @@ class EmbeddedDispatcher:
         """Start tasks for due runs while workers are free; True if all workers are busy."""
         if self._stopping:
             return False
-        free = (max(1, self.workers // 4) if self.bursting else self.workers) - len(self._inflight)
+        free = self._burst_workers if self.bursting else self.workers
+        free -= len(self._inflight)
         if free <= 0:
             return True
         if not self._backlog:
@@ -223,6 +228,12 @@ class EmbeddedDispatcher:
             if free == 0:
                 return True
         return False
+
+    @property
+    def _burst_workers(self) -> int:
+        """Workers in use while a burst lasts: a quarter, or none in a process that leaves the
+        runs of bursts to a peer."""
+        return 0 if self.pause_in_bursts else max(1, self.workers // 4)
 
     @property
     def bursting(self) -> bool:

@@ -253,13 +253,15 @@ async def _take_lock(descriptor: int, path: Path, stop: asyncio.Event) -> bool:
     return False
 
 
-async def _read_wakes(dispatcher: EmbeddedDispatcher, engine: Engine, stop: asyncio.Event) -> None:
-    """Wake the dispatcher for every line from the server; set ``stop`` at end of input."""
+async def _read_wakes(dispatcher: EmbeddedDispatcher, stop: asyncio.Event) -> None:
+    """Wake the dispatcher for every byte from the server (each one means runs were queued,
+    so a burst of them is seen here too); set ``stop`` at end of input."""
     reader = asyncio.StreamReader()
     loop = asyncio.get_running_loop()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while await reader.read(4096):
-        dispatcher.wake_at(engine.clock.now())
+    while wakes := await reader.read(4096):
+        for _ in wakes:
+            dispatcher.notify()
     stop.set()
 
 
@@ -280,6 +282,8 @@ async def _report(dispatcher: EmbeddedDispatcher) -> None:
 async def run_child(
     settings: Settings, workers: int, grace_seconds: float, index: int = 0, processes: int = 1
 ) -> None:
+    from latchflow.core.serve import settle_heap
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -287,13 +291,16 @@ async def run_child(
     engine = Engine(settings, worker_id=worker_id(index))
     engine.connections.processes = processes
     peers = tuple(worker_id(i) for i in range(processes) if i != index)
-    dispatcher = EmbeddedDispatcher(engine.executor, engine.clock, workers=workers, peers=peers)
-    reading = asyncio.create_task(_read_wakes(dispatcher, engine, stop))
+    dispatcher = EmbeddedDispatcher(
+        engine.executor, engine.clock, workers=workers, peers=peers, pause_in_bursts=index > 0
+    )
+    reading = asyncio.create_task(_read_wakes(dispatcher, stop))
     path = lock_path(settings, index)
     assert path is not None
     with _locked(path) as descriptor:
         if await _take_lock(descriptor, path, stop):
             await dispatcher.start()
+            settle_heap()
             reporting = asyncio.create_task(_report(dispatcher))
             await stop.wait()
             reporting.cancel()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -136,6 +137,14 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def settle_heap() -> None:
+    """Collect garbage, then exempt every object alive now (modules, plugins, flows: they live
+    as long as the process) from later collections. A full collection of the server's heap
+    stopped the event loop for 80 to 215 ms, once or twice per 10 s of load; after this, 1 to 5 ms."""
+    gc.collect()
+    gc.freeze()
+
+
 def exit_cleanly_on_signals() -> None:
     """Make SIGTERM/SIGINT end ``serve`` with exit code 0 after the graceful shutdown.
 
@@ -181,6 +190,7 @@ async def serve(options: ServeOptions) -> None:
             access_log=options.access_log,
         )
     )
+    settle_heap()
     try:
         await server.serve()
     finally:
