@@ -64,9 +64,10 @@ async def test_retry_after_reschedules_the_step_to_that_time(
     clock.advance(29)
     assert engine.executor.claim_due() == []
     clock.advance(1)
-    assert engine.executor.claim_due() == [run_id]
+    (claimed,) = engine.executor.claim_due()
+    assert claimed.run.id == run_id
     assert engine.executor.claim_due() == []  # claimed: no other worker takes it
-    assert await engine.executor.execute(run_id, claimed=True) == "succeeded"
+    assert await engine.executor.execute(run_id, claimed=claimed) == "succeeded"
     assert engine.run(run_id).claimed_by is None  # type: ignore[union-attr]
     detail = run_detail(engine.store, run_id)
     assert detail["steps"][0]["attempts"] == 2
@@ -209,5 +210,5 @@ async def test_cannot_replay_an_active_run(
 async def test_a_claimed_run_is_not_run_by_a_second_worker(engine: Engine) -> None:
     record = engine.install_flow(flow(steps("a")))
     accepted = engine.start(record.id, {})
-    assert engine.executor.claim_due() == [accepted.run_id]
+    assert [rows.run.id for rows in engine.executor.claim_due()] == [accepted.run_id]
     assert await engine.executor.execute(accepted.run_id) is None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, bindparam, or_, select
 
@@ -69,13 +69,13 @@ CHANGING = RUN_COLUMNS[4:]
 STEP_COLUMNS = tuple(f.name for f in fields(StepRow) if f.name != "stored")
 STEP_CHANGING = STEP_COLUMNS[2:]
 
-_LOAD_RUN = (
+_LOAD_RUNS = (
     select(*(RUNS.c[name] for name in RUN_COLUMNS), EVENTS.c.data)
     .outerjoin(EVENTS, EVENTS.c.id == RUNS.c.event_id)
-    .where(RUNS.c.id == bindparam("run_id"))
+    .where(RUNS.c.id.in_(bindparam("run_ids", expanding=True)))
 )
 _LOAD_STEPS = select(*(STEPS.c[name] for name in STEP_COLUMNS)).where(
-    STEPS.c.run_id == bindparam("run_id")
+    STEPS.c.run_id.in_(bindparam("run_ids", expanding=True))
 )
 _INSERT_STEPS = STEPS.insert()
 _UPDATE_STEPS = STEPS.update().where(
@@ -92,18 +92,24 @@ _CLAIM_RUN = RUNS.update().where(
 """Statements built once: each keeps its compiled form in SQLAlchemy's cache."""
 
 
-def load(connection: Connection, run_id: str) -> tuple[RunRow, JSON, dict[str, StepRow]] | None:
-    """The run, its trigger event's data and its step rows; None if there is no such run."""
-    row = connection.execute(_LOAD_RUN, {"run_id": run_id}).first()
-    if row is None:
-        return None
-    *values, data = row
-    run = RunRow(*values)
-    steps = {
-        r.step_id: StepRow(**r._mapping, stored=True)
-        for r in connection.execute(_LOAD_STEPS, {"run_id": run_id})
-    }
-    return run, data if data is not None else {}, steps
+class RunRows(NamedTuple):
+    """A run as the executor reads it: its row, its trigger event's data and its steps."""
+
+    run: RunRow
+    trigger: JSON
+    steps: dict[str, StepRow]
+
+
+def load(connection: Connection, run_ids: list[str]) -> list[RunRows]:
+    """The runs that exist among ``run_ids``, in two queries however many there are."""
+    found = [
+        RunRows(RunRow(*values), data if data is not None else {}, {})
+        for *values, data in connection.execute(_LOAD_RUNS, {"run_ids": run_ids})
+    ]
+    by_id = {rows.run.id: rows for rows in found}
+    for r in connection.execute(_LOAD_STEPS, {"run_ids": run_ids}):
+        by_id[r.run_id].steps[r.step_id] = StepRow(**r._mapping, stored=True)
+    return found
 
 
 @dataclass(frozen=True)

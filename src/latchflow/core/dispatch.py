@@ -22,6 +22,7 @@ from typing import Protocol
 from sqlalchemy import or_, true, update
 from sqlmodel import col, select
 
+from latchflow.core.checkpoints import RunRows
 from latchflow.core.clock import Clock
 from latchflow.core.engine import Engine
 from latchflow.core.executor import ACTIVE, Executor
@@ -109,7 +110,7 @@ class EmbeddedDispatcher:
         """Start no run while a burst lasts (a peer runs them), leaving the CPU to accepting."""
         self._slots = asyncio.Semaphore(workers)
         self._inflight: dict[str, asyncio.Task[None]] = {}
-        self._backlog: deque[str] = deque()
+        self._backlog: deque[RunRows] = deque()
         self._wake = asyncio.Event()
         self._stopping = False
         self._window_start = time.monotonic()
@@ -219,11 +220,12 @@ class EmbeddedDispatcher:
         if not self._backlog:
             self._backlog.extend(self.executor.claim_due(limit=BACKLOG))
         while self._backlog:
-            run_id = self._backlog.popleft()
+            rows = self._backlog.popleft()
+            run_id = rows.run.id
             if run_id in self._inflight:  # due again as its task ends: look again after that
                 self.executor.release(run_id)
                 continue
-            self._inflight[run_id] = asyncio.create_task(self._run(run_id), name=f"run-{run_id}")
+            self._inflight[run_id] = asyncio.create_task(self._run(rows), name=f"run-{run_id}")
             free -= 1
             if free == 0:
                 return True
@@ -248,10 +250,11 @@ class EmbeddedDispatcher:
             self._queued_before = self._queued_now if elapsed < 2 * BURST_WINDOW else 0
             self._queued_now, self._window_start = 0, now
 
-    async def _run(self, run_id: str) -> None:
+    async def _run(self, rows: RunRows) -> None:
+        run_id = rows.run.id
         try:
             async with self._slots:
-                await self.executor.execute(run_id, claimed=True)
+                await self.executor.execute(run_id, claimed=rows)
         except Exception:
             log.exception("run %s could not be advanced", run_id)
         finally:

@@ -22,7 +22,14 @@ from sqlalchemy import or_, update
 from sqlmodel import col, select
 
 from latchflow.core import checkpoints, expressions
-from latchflow.core.checkpoints import RUNS, Checkpoint, CheckpointWriter, RunRow, StepRow
+from latchflow.core.checkpoints import (
+    RUNS,
+    Checkpoint,
+    CheckpointWriter,
+    RunRow,
+    RunRows,
+    StepRow,
+)
 from latchflow.core.clock import Clock
 from latchflow.core.connections import Connections, LiveConnection
 from latchflow.core.errors import (
@@ -128,9 +135,10 @@ class Executor:
                 .values(claimed_by=None, claimed_until=None)
             )
 
-    def claim_due(self, limit: int = 100) -> list[str]:
-        """Claim up to ``limit`` unclaimed active runs whose time has come, oldest first, for
-        ``execute(run_id, claimed=True)``. One statement: two workers never claim the same run."""
+    def claim_due(self, limit: int = 100) -> list[RunRows]:
+        """Claim up to ``limit`` unclaimed active runs whose time has come and read them, oldest
+        first, for ``execute(run_id, claimed=rows)``. The claim is one statement: two workers
+        never claim the same run."""
         now = self.clock.now()
         free = or_(RUNS.c.claimed_by.is_(None), RUNS.c.claimed_until < now)
         due = (
@@ -140,13 +148,14 @@ class Executor:
             .limit(limit)
         )
         with self.store.engine.begin() as connection:
-            rows = connection.execute(
+            claimed = connection.execute(
                 update(RUNS)
                 .where(RUNS.c.id.in_(due), free)
                 .values(claimed_by=self.worker_id, claimed_until=now + self.lease)
-                .returning(RUNS.c.id, RUNS.c.due_at)
-            ).all()
-        return [run_id for run_id, _ in sorted(rows, key=lambda row: row[1])]
+                .returning(RUNS.c.id)
+            ).scalars()
+            runs = checkpoints.load(connection, list(claimed))
+        return sorted(runs, key=lambda rows: rows.run.due_at or now)
 
     def next_due(self) -> datetime | None:
         """When the earliest waiting run falls due."""
@@ -160,18 +169,18 @@ class Executor:
 
     # running
 
-    async def execute(self, run_id: str, claimed: bool = False) -> str | None:
+    async def execute(self, run_id: str, claimed: RunRows | None = None) -> str | None:
         """Advance a run until it finishes or must wait; returns its status (None if it is not
         active, or another worker holds it).
 
-        The run, its event and its finished outputs are read once. Unless ``claimed`` (by
-        ``claim_due``), the claim is written with the run's first checkpoint; it is released
-        with the last. A step's finish is committed together with the next step's start,
+        The run, its event and its finished outputs are read once (or come ``claimed``, as
+        ``claim_due`` read them). Unless claimed, the claim is written with the run's first
+        checkpoint; it is released with the last. A step's finish is committed together with the next step's start,
         before that step's action is called.
         """
         progress = self._load(run_id, claim=True, claimed=claimed)
         if progress is None:
-            if claimed:
+            if claimed is not None:
                 self.release(run_id)
             return None
         try:
@@ -203,18 +212,23 @@ class Executor:
             await self._commit(progress)
         return outcome
 
-    def _load(self, run_id: str, claim: bool, claimed: bool = False) -> Progress | None:
+    def _load(self, run_id: str, claim: bool, claimed: RunRows | None = None) -> Progress | None:
         """The run with its event and finished outputs; None if it is not active (or, with
-        ``claim``, if another worker's claim on it has not expired; this worker's own when
-        ``claimed``)."""
-        with self.store.engine.connect() as connection:
-            rows = checkpoints.load(connection, run_id)
-        if rows is None or rows[0].status not in ACTIVE:
+        ``claim``, if another worker's claim on it has not expired, unless it is ``claimed``
+        by this worker)."""
+        if claimed is None:
+            with self.store.engine.connect() as connection:
+                found = checkpoints.load(connection, [run_id])
+            if not found:
+                return None
+            claimed_here, (run, trigger, records) = False, found[0]
+        else:
+            claimed_here, (run, trigger, records) = True, claimed
+        if run.status not in ACTIVE:
             return None
-        run, trigger, records = rows
         now = self.clock.now()
         held = run.claimed_by is not None and not (run.claimed_until and run.claimed_until < now)
-        if claim and held and not claimed:
+        if claim and held and not claimed_here:
             return None
         flow = self.flow(run.flow_id, run.flow_version)
         outputs = {
@@ -230,7 +244,7 @@ class Executor:
             "now": now.isoformat(),
         }
         loaded = (run.status, run.step_index, run.due_at)
-        return Progress(run, flow, scope, records, claim=claim, loaded=loaded, claimed=claimed)
+        return Progress(run, flow, scope, records, claim=claim, loaded=loaded, claimed=claimed_here)
 
     async def _commit(self, progress: Progress, last: bool = False) -> None:
         """Commit the run's pending checkpoint; the first one also claims the run, the ``last``
