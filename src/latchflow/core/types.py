@@ -174,7 +174,7 @@ class Vendor:
     ``simulator`` builds an ASGI app that behaves like the vendor's API; ``sandbox`` prepares
     a running simulator (given its base URL and the URL of latchflow's webhook route for the
     connection) and returns the connection settings that talk to it. ``max_concurrency``
-    bounds concurrent calls per connection.
+    bounds concurrent calls per connection in a node (its run processes share it out).
     """
 
     key: str
