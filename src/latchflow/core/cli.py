@@ -305,14 +305,10 @@ def serve(
     ] = None,
 ) -> None:
     """Run the HTTP API, trigger URLs, scheduler and run workers."""
-    import logging
-
-    from latchflow.core.serve import ServeOptions, new_event_loop
+    from latchflow.core.serve import ServeOptions, configure_logging, new_event_loop
     from latchflow.core.serve import serve as run_server
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every wake-up at INFO
-    logging.getLogger("procrastinate").setLevel(logging.WARNING)  # and this, every job
+    configure_logging()
     options = ServeOptions(
         host,
         port,

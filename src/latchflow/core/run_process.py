@@ -318,12 +318,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--processes", type=int, default=1)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s [runs] %(message)s",
-        stream=sys.stderr,
-    )
-    from latchflow.core.serve import new_event_loop
+    from latchflow.core.serve import configure_logging, new_event_loop
+
+    configure_logging(worker_id(args.index))
 
     settings = Settings.from_environment(args.data_dir, args.database_url)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:

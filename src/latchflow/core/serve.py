@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,22 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     except ImportError:
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
+
+
+QUIET_LOGGERS = ("apscheduler", "procrastinate", "httpx")
+"""Libraries that log every wake-up, job or HTTP request at INFO."""
+
+
+def configure_logging(process: str = "") -> None:
+    """INFO lines on stderr, tagged with ``process`` when it is not the server's."""
+    tag = f" [{process}]" if process else ""
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s %(levelname)s %(name)s{tag} %(message)s",
+        stream=sys.stderr,
+    )
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def settle_heap() -> None:
