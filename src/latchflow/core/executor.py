@@ -175,8 +175,8 @@ class Executor:
 
         The run, its event and its finished outputs are read once (or come ``claimed``, as
         ``claim_due`` read them). Unless claimed, the claim is written with the run's first
-        checkpoint; it is released with the last. A step's finish is committed together with the next step's start,
-        before that step's action is called.
+        checkpoint; it is released with the last. A step's finish is committed together with
+        the next step's start, before that step's action is called.
         """
         progress = self._load(run_id, claim=True, claimed=claimed)
         if progress is None:
@@ -216,19 +216,19 @@ class Executor:
         """The run with its event and finished outputs; None if it is not active (or, with
         ``claim``, if another worker's claim on it has not expired, unless it is ``claimed``
         by this worker)."""
-        if claimed is None:
+        rows = claimed
+        if rows is None:
             with self.store.engine.connect() as connection:
                 found = checkpoints.load(connection, [run_id])
             if not found:
                 return None
-            claimed_here, (run, trigger, records) = False, found[0]
-        else:
-            claimed_here, (run, trigger, records) = True, claimed
+            rows = found[0]
+        run, trigger, records = rows
         if run.status not in ACTIVE:
             return None
         now = self.clock.now()
         held = run.claimed_by is not None and not (run.claimed_until and run.claimed_until < now)
-        if claim and held and not claimed_here:
+        if claim and held and claimed is None:
             return None
         flow = self.flow(run.flow_id, run.flow_version)
         outputs = {
@@ -244,7 +244,9 @@ class Executor:
             "now": now.isoformat(),
         }
         loaded = (run.status, run.step_index, run.due_at)
-        return Progress(run, flow, scope, records, claim=claim, loaded=loaded, claimed=claimed_here)
+        return Progress(
+            run, flow, scope, records, claim=claim, loaded=loaded, claimed=claimed is not None
+        )
 
     async def _commit(self, progress: Progress, last: bool = False) -> None:
         """Commit the run's pending checkpoint; the first one also claims the run, the ``last``
