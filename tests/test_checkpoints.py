@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
 
@@ -71,3 +72,17 @@ async def test_load_reads_runs_with_their_trigger_and_steps(engine: Engine, coun
     loaded = started(engine, count)
     assert sorted(r.trigger["n"] for r in loaded) == list(range(count))
     assert all(r.steps == {} and r.run.status == "queued" for r in loaded)
+
+
+async def test_a_checkpoint_awaits_the_write_lock_while_the_loop_goes_on(engine: Engine) -> None:
+    (rows,) = started(engine, 1)
+    holder = sqlite3.connect(str(engine.store.engine.url.database), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing, as a second run process would
+    commit = asyncio.create_task(engine.executor.writer.commit(finished(rows, {"ok": 1})))
+    for _ in range(20):  # SQLite's busy handler would hold the loop here instead
+        await asyncio.sleep(0.002)
+    assert not commit.done()
+    holder.execute("ROLLBACK")  # only a loop that kept running gets here
+    holder.close()
+    assert await asyncio.wait_for(commit, timeout=10) is True
+    assert run_detail(engine.store, rows.run.id)["output"] == {"ok": 1}

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, bindparam, or_, select
+from sqlalchemy import Connection, Engine, bindparam, event, or_, select
 
 from latchflow.core.models import EventRecord, RunRecord, StepRecord
 from latchflow.core.runqueue import RunQueue
 from latchflow.core.types import JSON
+from latchflow.core.write_lock import begin_immediate, connect_for_writes
 
 RUNS = RunRecord.__table__  # type: ignore[attr-defined]
 STEPS = StepRecord.__table__  # type: ignore[attr-defined]
@@ -153,15 +154,20 @@ class CheckpointWriter:
 
     A run awaits the commit of the batch its checkpoint joined, so it still calls its next
     action only after its checkpoint is durable; the batch spends one transaction and one
-    statement per kind of row on many runs. If a batch fails, each checkpoint in it is written
-    on its own, so one run's bad row fails only that run.
+    statement per kind of row on many runs. On SQLite the writer has a connection of its own
+    and awaits the write lock on the event loop (``write_lock``) instead of blocking it while
+    another process writes. If a batch fails, each checkpoint in it is written on its own, so
+    one run's bad row fails only that run.
     """
 
     def __init__(self, engine: Engine, queue: RunQueue) -> None:
         self.engine = engine
         self.queue = queue
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._connection: Connection | None = None
         self._pending: list[tuple[Checkpoint, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
+        event.listen(engine, "engine_disposed", lambda _engine: self._close())
 
     async def commit(self, checkpoint: Checkpoint) -> bool:
         """Write the checkpoint; False if its claim failed (and nothing of it was written)."""
@@ -173,28 +179,48 @@ class CheckpointWriter:
 
     async def _write_while_pending(self) -> None:
         while self._pending:
-            batch, self._pending = self._pending, []
-            outcomes = self._write([c for c, _ in batch])
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if future.done():
-                    continue
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
+            try:
+                connection = await self._locked_connection()
+            except Exception as exc:  # the write lock stayed taken: everything pending fails
+                batch, self._pending = self._pending, []
+                _answer(batch, [exc] * len(batch))
+                continue
+            batch, self._pending = self._pending, []  # what arrived while the lock was awaited
+            _answer(batch, self._write(connection, [c for c, _ in batch]))
             await asyncio.sleep(0)  # let the runs that were waiting for a slot catch up
 
-    def _write(self, batch: list[Checkpoint]) -> list[bool | BaseException]:
+    async def _locked_connection(self) -> Connection | None:
+        """On SQLite, the writer's connection, holding the write lock; elsewhere None (each
+        batch takes a pooled connection)."""
+        if not self._sqlite:
+            return None
+        if self._connection is None:
+            self._connection = connect_for_writes(self.engine)
         try:
-            with self.engine.begin() as connection:
-                return list(self._write_batch(connection, batch))
+            await begin_immediate(self._connection)
+        except Exception:
+            self._close()
+            raise
+        return self._connection
+
+    def _write(
+        self, connection: Connection | None, batch: list[Checkpoint]
+    ) -> list[bool | BaseException]:
+        try:
+            if connection is None:
+                with self.engine.begin() as pooled:
+                    return list(self._write_batch(pooled, batch))
+            try:
+                written = self._write_batch(connection, batch)
+                connection.commit()
+            except Exception:
+                self._close()  # rolls back; the next batch opens another connection
+                raise
+            return list(written)
         except Exception as exc:
             if len(batch) == 1:
                 return [exc]
-        outcomes: list[bool | BaseException] = []
-        for checkpoint in batch:
-            outcomes.extend(self._write([checkpoint]))
-        return outcomes
+        return [outcome for c in batch for outcome in self._write(None, [c])]
 
     def _write_batch(self, connection: Connection, batch: list[Checkpoint]) -> list[bool]:
         written = [c.claim is None or _claim(connection, c) for c in batch]
@@ -211,6 +237,23 @@ class CheckpointWriter:
             if c.queue_at is not None:
                 self.queue.enqueue(connection, c.run_id, c.queue_at)
         return written
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            connection.close()
+
+
+def _answer(
+    batch: list[tuple[Checkpoint, asyncio.Future[bool]]], outcomes: list[bool | BaseException]
+) -> None:
+    for (_, future), outcome in zip(batch, outcomes, strict=True):
+        if future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 def _claim(connection: Connection, checkpoint: Checkpoint) -> bool:
