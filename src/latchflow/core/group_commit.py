@@ -144,6 +144,10 @@ class GroupCommitter:
             return self.store.session()
         if self._connection is None:
             self._connection = connect_for_writes(self.store.engine)
+            # The accepts' commits never copy the WAL back into the database (10+ ms on the
+            # event loop); the run processes' commits and the heartbeat's do it instead.
+            self._connection.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+            self._connection.commit()
         try:
             await begin_immediate(self._connection, self.lock_timeout)
         except Exception:
