@@ -86,7 +86,9 @@ class Connections:
         self._secret_values: frozenset[str] | None = None
         """``secret_values()`` of the open connections, recomputed when one opens or closes."""
         self._cool_until: dict[str, datetime] = {}
-        self.http = httpx.AsyncClient(timeout=30.0, transport=pooled_transport())
+        self.http = httpx.AsyncClient(
+            timeout=30.0, limits=HTTP_LIMITS, transport=pooled_transport()
+        )
 
     def resolve(self, vendor: str, connection_id: str | None, where: str) -> str:
         """The connection id a step or trigger uses: the given one, or the vendor's only one."""
@@ -141,8 +143,10 @@ class Connections:
             raise ConfigurationError(
                 f"connection {connection_id!r} is for vendor {record.vendor!r}, whose plugin is not loaded"
             )
-        client = httpx.AsyncClient(
-            timeout=30.0, transport=self.transport(record.vendor) or pooled_transport()
+        client = httpx.AsyncClient(  # the limits apply where httpx's own pool is used
+            timeout=30.0,
+            limits=HTTP_LIMITS,
+            transport=self.transport(record.vendor) or pooled_transport(),
         )
         live = LiveConnection(
             connection=Connection(
