@@ -1,21 +1,26 @@
-"""Runs advanced by a child process, so the server's process keeps its core for accepting.
+"""Runs advanced by child processes, so the server's process keeps its core for accepting.
 
-With SQLite on a machine with more than one CPU, ``serve`` hands runs to one child process
-(``python -m latchflow.core.run_process``) that runs the embedded dispatcher against the same
-database; the server's process accepts webhooks, fires schedules and answers the API. One
-Python process can use only one core, so this is what lets both halves work at once.
+With SQLite on a machine with more than one CPU, ``serve`` hands runs to child processes
+(``python -m latchflow.core.run_process``; one per CPU, at most ``MAX_DEFAULT``) that run the
+embedded dispatcher against the same database; the server's process accepts webhooks, fires
+schedules and answers the API. One Python process can use only one core, so this is what lets
+the halves work at once.
 
-- The child starts with the first queued run (an idle server has none); the server wakes it
-  with a byte on its stdin, and it reports its steps in flight as lines on its stdout.
-- It is the only process advancing the database's runs: it holds an exclusive lock on
-  ``<database file>.runs.lock`` before it releases stale claims and starts, so a new child
-  never takes runs from an old one that is still finishing its steps.
-- It stops when its stdin closes (the server stopped, or was killed) or on SIGTERM: runs in
-  flight finish their current step, as in a graceful shutdown. It ignores SIGINT, which a
-  terminal sends to the whole process group; the server closes the pipe instead.
-- It runs at the server's CPU priority: a lower one made the server wait longer for SQLite's
-  write lock whenever the child held it and was not scheduled (ingest p99 149 vs 120 ms).
-- If it exits unexpectedly, the server starts another one a second later.
+- The children start with the first queued run (an idle server has none); the server wakes them
+  with a byte on their stdin, and each reports its steps in flight as lines on its stdout.
+- Child ``k`` claims runs as ``runs-<k>``, the same name in every server, and holds an exclusive
+  lock on ``<database file>.runs-<k>.lock`` before it releases stale claims and starts: so a new
+  child never takes runs from an old one that is still finishing its steps, and a second
+  server on the same database waits for the first one's children. A child releases every
+  claim but its peers'. Due runs are claimed in one statement, so no run is taken twice.
+- While a burst of runs is being queued, only child 0 starts runs (with a quarter of its
+  workers): accepting keeps the CPU, and the others join in when the burst is over.
+- They stop when their stdin closes (the server stopped, or was killed) or on SIGTERM: runs in
+  flight finish their current step, as in a graceful shutdown. They ignore SIGINT, which a
+  terminal sends to the whole process group; the server closes the pipes instead.
+- They run at the server's CPU priority: a lower one made the server wait longer for SQLite's
+  write lock whenever a child held it and was not scheduled (ingest p99 149 vs 120 ms).
+- A child that exits unexpectedly is replaced a second later.
 """
 
 from __future__ import annotations
