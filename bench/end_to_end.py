@@ -17,7 +17,14 @@ import json
 import time
 
 import httpx
-from harness import percentile, running_server, start_asgi, webhook_flow
+from harness import (
+    add_server_arguments,
+    percentile,
+    running_server,
+    serve_options,
+    start_asgi,
+    webhook_flow,
+)
 from loadgen import run_load
 from sqlmodel import col, func, select
 
@@ -103,16 +110,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=64, help="latchflow serve --workers")
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument("--tool", default="auto", choices=["auto", "wrk", "python"])
-    parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
-    parser.add_argument(
-        "--no-run-process", action="store_true", help="run the runs in the server's process"
-    )
-    parser.add_argument(
-        "--serve-option",
-        action="append",
-        default=[],
-        help="another latchflow serve option, e.g. --serve-option=--run-processes=1",
-    )
+    add_server_arguments(parser)
     args = parser.parse_args()
     simulator = start_asgi(SIMULATOR)
     try:
@@ -126,10 +124,7 @@ def main() -> None:
             flows=[flow(lock_id)],
             workers=args.workers,
             before_start=[add],
-            serve_options=[
-                *(["--no-run-process"] if args.no_run_process else []),
-                *args.serve_option,
-            ],
+            serve_options=serve_options(args),
         ) as node:
             url = node.hook_url("e2e")
             body = json.dumps({"guest": "Ada Lovelace"}).encode()

@@ -9,6 +9,7 @@ database can read each other's connection secrets.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -213,6 +214,25 @@ def start_asgi(
     base = f"http://127.0.0.1:{chosen}"
     wait_until_up(base + ready_path, process, log, 30)
     return Node(base, process, directory, log, "")
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options a benchmark passes on to the ``latchflow serve`` it starts."""
+    parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
+    parser.add_argument(
+        "--no-run-process", action="store_true", help="run the runs in the server's process"
+    )
+    parser.add_argument(
+        "--serve-option",
+        action="append",
+        default=[],
+        help="another latchflow serve option, e.g. --serve-option=--run-processes=1",
+    )
+
+
+def serve_options(args: argparse.Namespace) -> list[str]:
+    """The ``serve`` options ``add_server_arguments`` collected."""
+    return [*(["--no-run-process"] if args.no_run_process else []), *args.serve_option]
 
 
 def webhook_flow(flow_id: str, steps: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:

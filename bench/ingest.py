@@ -15,7 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from harness import process_sample, running_server, webhook_flow
+from harness import (
+    add_server_arguments,
+    process_sample,
+    running_server,
+    serve_options,
+    webhook_flow,
+)
 from loadgen import run_load
 
 
@@ -24,23 +30,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per concurrency")
     parser.add_argument("--concurrency", default="1,16,64", help="comma list of connections")
     parser.add_argument("--tool", default="auto", choices=["auto", "wrk", "python"])
-    parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
-    parser.add_argument(
-        "--no-run-process", action="store_true", help="run the runs in the server's process"
-    )
-    parser.add_argument(
-        "--serve-option",
-        action="append",
-        default=[],
-        help="another latchflow serve option, e.g. --serve-option=--run-processes=1",
-    )
+    add_server_arguments(parser)
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     body = json.dumps({"booking": {"id": "b-1", "guest": "Ada"}, "n": 1}).encode()
     figures = []
-    options = [*(["--no-run-process"] if args.no_run_process else []), *args.serve_option]
     with running_server(
-        args.database_url, flows=[webhook_flow("ingest")], serve_options=options
+        args.database_url, flows=[webhook_flow("ingest")], serve_options=serve_options(args)
     ) as node:
         url = node.hook_url("ingest")
         run_load(url, body, concurrency=4, duration=1.0, tool=args.tool)  # warm-up
