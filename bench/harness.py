@@ -114,7 +114,7 @@ def cli(
     database_url: str | None = None,
     env: dict[str, str] | None = None,
 ) -> str:
-    command = [sys.executable, "-m", "latchflow.core.cli", *args, "--data-dir", str(data_dir)]
+    command = [sys.executable, "-m", "latchflow.cli", *args, "--data-dir", str(data_dir)]
     if database_url:
         command += ["--database-url", database_url]
     result = subprocess.run(
@@ -165,7 +165,7 @@ def start_server(
         "apikey", "create", "--name", "bench", data_dir=directory, database_url=url, env=env
     )
     chosen = port or free_port()
-    command = [sys.executable, "-m", "latchflow.core.cli", "serve", "--port", str(chosen)]
+    command = [sys.executable, "-m", "latchflow.cli", "serve", "--port", str(chosen)]
     command += ["--data-dir", str(directory), "--database-url", url, "--workers", str(workers)]
     command += serve_options
     if flows:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from harness import BASE_ENV, process_sample, start_server
 
-from latchflow.core.flows import validate_flow
-from latchflow.core.models import FlowRecord, FlowVersion
-from latchflow.core.registry import load_registry
-from latchflow.core.store import Settings, Store
+from latchflow.flows.document import validate_flow
+from latchflow.plugin.host import load_registry
+from latchflow.storage.models import FlowRecord, FlowVersion
+from latchflow.storage.store import Settings, Store
 
 
 def schedule_flow(flow_id: str, cron: str) -> dict[str, object]:

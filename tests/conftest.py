@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from latchflow.core.clock import FakeClock
-from latchflow.core.engine import Engine
-from latchflow.core.registry import Registry, load_registry
-from latchflow.core.store import Settings
+from latchflow.engine import Engine
+from latchflow.plugin.clock import FakeClock
+from latchflow.plugin.host import Registry, load_registry
+from latchflow.storage.store import Settings
 
 from .support import AcmePlugin
 

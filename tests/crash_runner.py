@@ -12,9 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-from latchflow.core.engine import Engine
-from latchflow.core.registry import load_registry
-from latchflow.core.store import Settings
+from latchflow.engine import Engine
+from latchflow.plugin.host import load_registry
+from latchflow.storage.store import Settings
 
 
 def _acme() -> object:

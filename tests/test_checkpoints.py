@@ -7,10 +7,10 @@ import sqlite3
 
 import pytest
 
-from latchflow.core import checkpoints
-from latchflow.core.checkpoints import Checkpoint, StepRow
-from latchflow.core.engine import Engine
-from latchflow.core.runs import run_detail
+from latchflow.engine import Engine
+from latchflow.runs.history import run_detail
+from latchflow.storage import journal as checkpoints
+from latchflow.storage.journal import Checkpoint, StepRow
 
 from .support import flow
 

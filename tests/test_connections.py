@@ -9,12 +9,12 @@ import pytest
 from cryptography.fernet import Fernet
 from httpx_aiohttp import AiohttpTransport
 
-from latchflow.core.connections import pooled_transport, save_connection
-from latchflow.core.engine import Engine
-from latchflow.core.errors import ConfigurationError, ValidationError
-from latchflow.core.registry import Registry
-from latchflow.core.runs import run_detail
-from latchflow.core.store import Settings
+from latchflow.engine import Engine
+from latchflow.plugin.errors import ConfigurationError, ValidationError
+from latchflow.plugin.host import Registry
+from latchflow.runs.connections import pooled_transport, save_connection
+from latchflow.runs.history import run_detail
+from latchflow.storage.store import Settings
 from latchflow.testing import assert_no_secret
 
 from .support import flow

@@ -13,7 +13,7 @@ FLOWS = sorted(str(p) for p in (Path(__file__).parent.parent / "flows").glob("*.
 def test_latchflow_validate_flows_exits_0() -> None:
     env = {k: v for k, v in os.environ.items() if k != "LATCHFLOW_LOAD_PLUGINS"}
     result = subprocess.run(
-        [sys.executable, "-m", "latchflow.core.cli", "validate", *FLOWS],
+        [sys.executable, "-m", "latchflow.cli", "validate", *FLOWS],
         capture_output=True,
         text=True,
         timeout=120,

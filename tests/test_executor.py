@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from latchflow.core.clock import FakeClock
-from latchflow.core.engine import Engine
-from latchflow.core.errors import FatalError, RetryableError, SkipError
-from latchflow.core.runs import replay_run, run_detail
+from latchflow.engine import Engine
+from latchflow.plugin.clock import FakeClock
+from latchflow.plugin.errors import FatalError, RetryableError, SkipError
+from latchflow.runs.history import replay_run, run_detail
 
 from .support import AcmePlugin, flow
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from latchflow.core.errors import ErrorDetail, ExpressionError
-from latchflow.core.expressions import (
+from latchflow.flows.expressions import (
     FUNCTION_NAMES,
     MAX_VALUE_SIZE,
     build_scope,
@@ -20,6 +19,7 @@ from latchflow.core.expressions import (
     referenced_steps,
     render,
 )
+from latchflow.plugin.errors import ErrorDetail, ExpressionError
 
 SCOPE = build_scope(
     trigger={

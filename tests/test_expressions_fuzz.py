@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from latchflow.core.errors import ErrorDetail, ExpressionError
-from latchflow.core.expressions import check, evaluate, referenced_steps, render
+from latchflow.flows.expressions import check, evaluate, referenced_steps, render
+from latchflow.plugin.errors import ErrorDetail, ExpressionError
 
 # 4,000 examples in all, most of them grammar-built; about 20 s on two cores.
 SUPPRESS = [HealthCheck.too_slow, HealthCheck.data_too_large]

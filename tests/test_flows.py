@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from latchflow.core.errors import ValidationError
-from latchflow.core.flows import full_schema, validate_flow
-from latchflow.core.registry import Registry
+from latchflow.flows.document import full_schema, validate_flow
+from latchflow.plugin.errors import ValidationError
+from latchflow.plugin.host import Registry
 
 from .support import flow
 
@@ -86,7 +86,7 @@ def test_the_published_schema_knows_every_action_input(registry: Registry) -> No
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "latchflow.core.cli", *args],
+        [sys.executable, "-m", "latchflow.cli", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -155,9 +155,9 @@ def test_cli_schema_and_plugins() -> None:
 def test_cli_connections_add_list_remove_never_show_secrets(tmp_path: Path) -> None:
     code = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from support import AcmePlugin;"
-        "import latchflow.core.registry as r; load = r.load_registry;"
+        "import latchflow.plugin.host as r; load = r.load_registry;"
         "r.load_registry = lambda extra=(): load(extra=[AcmePlugin()]);"
-        "import latchflow.core.cli as c; c.load_registry = r.load_registry; c.app()"
+        "import latchflow.cli as c; c.load_registry = r.load_registry; c.app()"
     )
 
     def acme_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -10,9 +10,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from latchflow.actions.http_request import ALLOW_ENV, send
-from latchflow.core.errors import FatalError, RetryableError
-from latchflow.core.types import RunContext
+from latchflow.builtin.http_request import ALLOW_ENV, send
+from latchflow.plugin.errors import FatalError, RetryableError
+from latchflow.plugin.types import RunContext
 from latchflow.testing import make_context, serve_app
 
 received: list[dict[str, object]] = []

@@ -13,11 +13,11 @@ import pytest
 
 import latchflow
 from latchflow import Action, Trigger, Vendor, hookimpl
-from latchflow.actions.builtin import ACTIONS
-from latchflow.core import hookspecs
-from latchflow.core.errors import PluginError
-from latchflow.core.registry import load_registry
-from latchflow.triggers.builtin import MANUAL
+from latchflow.builtin.actions import ACTIONS
+from latchflow.builtin.triggers import MANUAL
+from latchflow.plugin import hookspecs
+from latchflow.plugin.errors import PluginError
+from latchflow.plugin.host import load_registry
 
 from .support import AcmePlugin
 
@@ -80,7 +80,7 @@ def test_hook_register_actions(acme: AcmePlugin) -> None:
     assert {"acme.record", "core.set", "core.filter", "core.delay", "http.request"} <= set(
         registry.actions
     )
-    builtin = next(p for p in registry.plugins if p.name == "latchflow.actions.builtin")
+    builtin = next(p for p in registry.plugins if p.name == "latchflow.builtin.actions")
     assert builtin.actions == [a.key for a in ACTIONS]
     assert builtin.version == metadata.version("latchflow")
 
@@ -125,7 +125,7 @@ def test_a_misspelled_hook_fails_loudly() -> None:
 def test_load_plugins_env_restricts_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LATCHFLOW_LOAD_PLUGINS", "")
     names = {p.name for p in load_registry().plugins}
-    assert names == {"latchflow.actions.builtin", "latchflow.triggers.builtin"}
+    assert names == {"latchflow.builtin.actions", "latchflow.builtin.triggers"}
     monkeypatch.setenv("LATCHFLOW_LOAD_PLUGINS", "no-such-plugin")
     assert {p.name for p in load_registry().plugins} == names
 

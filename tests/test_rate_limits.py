@@ -7,11 +7,11 @@ from datetime import datetime
 
 from sqlmodel import select
 
-from latchflow.core.clock import FakeClock
-from latchflow.core.dispatch import EmbeddedDispatcher
-from latchflow.core.engine import Engine
-from latchflow.core.errors import RateLimitedError
-from latchflow.core.models import StepRecord
+from latchflow.backends.embedded.dispatcher import EmbeddedDispatcher
+from latchflow.engine import Engine
+from latchflow.plugin.clock import FakeClock
+from latchflow.plugin.errors import RateLimitedError
+from latchflow.storage.models import StepRecord
 
 from .support import AcmePlugin, flow
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from latchflow.core.store import make_engine
-from latchflow.core.write_lock import WriteLockTimeout, begin_immediate, connect_for_writes
+from latchflow.storage.store import make_engine
+from latchflow.storage.write_lock import WriteLockTimeout, begin_immediate, connect_for_writes
 
 
 @pytest.fixture

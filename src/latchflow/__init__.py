@@ -3,8 +3,8 @@
 This module is the whole import surface for plugin authors.
 """
 
-from latchflow.core.clock import Clock, FakeClock, SystemClock
-from latchflow.core.errors import (
+from latchflow.plugin.clock import Clock, FakeClock, SystemClock
+from latchflow.plugin.errors import (
     ActionError,
     ConfigurationError,
     ErrorDetail,
@@ -19,9 +19,9 @@ from latchflow.core.errors import (
     ValidationError,
     WebhookError,
 )
-from latchflow.core.hookspecs import hookimpl
-from latchflow.core.timeparse import parse_moment, unix_seconds
-from latchflow.core.types import (
+from latchflow.plugin.hookspecs import hookimpl
+from latchflow.plugin.timeparse import parse_moment, unix_seconds
+from latchflow.plugin.types import (
     JSON,
     Action,
     Connection,

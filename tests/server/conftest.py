@@ -11,13 +11,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from latchflow.core.clock import FakeClock
-from latchflow.core.engine import Engine
-from latchflow.core.registry import load_registry
-from latchflow.core.server import create_app
-from latchflow.core.server.auth import create_api_key
-from latchflow.core.server.state import ServerState
-from latchflow.core.store import Settings
+from latchflow.engine import Engine
+from latchflow.plugin.clock import FakeClock
+from latchflow.plugin.host import load_registry
+from latchflow.server import create_app
+from latchflow.server.auth import create_api_key
+from latchflow.server.state import ServerState
+from latchflow.storage.store import Settings
 
 from . import fakeplugin
 from .pg import fresh_database

@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import col
 
-from latchflow.core.clock import FakeClock
-from latchflow.core.dispatch import Dispatcher
-from latchflow.core.engine import Engine
-from latchflow.core.models import RunRecord
-from latchflow.core.scheduler import Scheduler
+from latchflow.backends.embedded.dispatcher import Dispatcher
+from latchflow.engine import Engine
+from latchflow.intake.schedules import Scheduler
+from latchflow.plugin.clock import FakeClock
+from latchflow.storage.models import RunRecord
 
 from . import fakeplugin
 

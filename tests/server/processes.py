@@ -25,7 +25,7 @@ ENV = {"LATCHFLOW_LOAD_PLUGINS": "", "LATCHFLOW_HTTP_ALLOW_NETWORKS": "127.0.0.0
 
 def cli(*args: str, data_dir: Path) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "latchflow.core.cli", *args, "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "latchflow.cli", *args, "--data-dir", str(data_dir)],
         env=os.environ | ENV,
         capture_output=True,
         text=True,
@@ -70,7 +70,7 @@ class Server:
     ) -> None:
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
-        args = [sys.executable, "-m", "latchflow.core.cli", "serve", "--port", str(port)]
+        args = [sys.executable, "-m", "latchflow.cli", "serve", "--port", str(port)]
         args += ["--data-dir", str(data_dir), "--workers", str(workers), *options]
         if flows is not None:
             args += ["--flows", str(flows)]

@@ -8,9 +8,10 @@ import httpx
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from latchflow.core.engine import Engine
-from latchflow.core.server import catalog_api, flows_api, hooks, nodes_api, runs_api, vendors
-from latchflow.core.server.state import ServerState
+from latchflow.engine import Engine
+from latchflow.server import trigger_urls, vendor_webhooks
+from latchflow.server.api import catalog, flows, nodes, runs
+from latchflow.server.state import ServerState
 from latchflow.testing import assert_no_secret
 
 from .conftest import webhook_flow
@@ -181,12 +182,12 @@ def test_openapi_lists_every_route_with_request_and_response_schemas(app: FastAP
     document: dict[str, Any] = app.openapi()
     mounted = [
         ("", app.router),
-        ("", hooks.router),
-        ("", vendors.router),
-        ("/api", flows_api.router),
-        ("/api", runs_api.router),
-        ("/api", catalog_api.router),
-        ("/api", nodes_api.router),
+        ("", trigger_urls.router),
+        ("", vendor_webhooks.router),
+        ("/api", flows.router),
+        ("/api", runs.router),
+        ("/api", catalog.router),
+        ("/api", nodes.router),
     ]
     routes = {
         (method, prefix + route.path)

@@ -6,10 +6,10 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from latchflow.core.clock import FakeClock
-from latchflow.core.dispatch import Dispatcher, EmbeddedDispatcher
-from latchflow.core.engine import Engine
-from latchflow.core.pg_dispatch import ProcrastinateDispatcher
+from latchflow.backends.embedded.dispatcher import Dispatcher, EmbeddedDispatcher
+from latchflow.backends.postgres.dispatcher import ProcrastinateDispatcher
+from latchflow.engine import Engine
+from latchflow.plugin.clock import FakeClock
 
 from .contract import CONTRACT
 

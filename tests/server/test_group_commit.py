@@ -14,10 +14,10 @@ from sqlalchemy import Connection, event
 from sqlalchemy.exc import OperationalError
 from sqlmodel import col, func, select
 
-from latchflow.core.engine import Engine
-from latchflow.core.group_commit import Delivery, GroupCommitter, WebhookIdReplayed
-from latchflow.core.models import EventRecord, FlowRecord, RunRecord
-from latchflow.core.write_lock import WriteLockTimeout
+from latchflow.engine import Engine
+from latchflow.intake.group_commit import Delivery, GroupCommitter, WebhookIdReplayed
+from latchflow.storage.models import EventRecord, FlowRecord, RunRecord
+from latchflow.storage.write_lock import WriteLockTimeout
 
 from .conftest import webhook_flow
 from .test_hooks import hook_url

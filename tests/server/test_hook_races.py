@@ -11,12 +11,12 @@ import httpx
 import pytest
 from sqlmodel import func, select
 
-from latchflow.core.engine import Engine
-from latchflow.core.models import RunRecord, WebhookReceipt
-from latchflow.core.registry import load_registry
-from latchflow.core.server import create_app
-from latchflow.core.server.auth import create_api_key
-from latchflow.core.store import Settings
+from latchflow.engine import Engine
+from latchflow.plugin.host import load_registry
+from latchflow.server import create_app
+from latchflow.server.auth import create_api_key
+from latchflow.storage.models import RunRecord, WebhookReceipt
+from latchflow.storage.store import Settings
 from latchflow.testing import serve_app
 
 from .conftest import webhook_flow

@@ -14,13 +14,13 @@ import pytest
 from fastapi import FastAPI
 from sqlmodel import func, select
 
-from latchflow.core.engine import Engine
-from latchflow.core.models import EventRecord, RunRecord, WebhookReceipt
-from latchflow.core.registry import load_registry
-from latchflow.core.server import create_app, signing
-from latchflow.core.server.auth import create_api_key
-from latchflow.core.server.state import ServerState
-from latchflow.core.store import Settings
+from latchflow.engine import Engine
+from latchflow.plugin.host import load_registry
+from latchflow.server import create_app, signing
+from latchflow.server.auth import create_api_key
+from latchflow.server.state import ServerState
+from latchflow.storage.models import EventRecord, RunRecord, WebhookReceipt
+from latchflow.storage.store import Settings
 from latchflow.testing import serve_app
 
 from .conftest import webhook_flow

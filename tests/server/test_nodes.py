@@ -8,12 +8,12 @@ from pathlib import Path
 
 import httpx
 
-from latchflow.core.clock import SystemClock
-from latchflow.core.engine import Engine
-from latchflow.core.models import NodeRecord
-from latchflow.core.nodes import NodeHeartbeat
-from latchflow.core.server import create_app
-from latchflow.core.server.auth import create_api_key
+from latchflow.backends.nodes import NodeHeartbeat
+from latchflow.engine import Engine
+from latchflow.plugin.clock import SystemClock
+from latchflow.server import create_app
+from latchflow.server.auth import create_api_key
+from latchflow.storage.models import NodeRecord
 
 from .processes import cli
 

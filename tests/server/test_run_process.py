@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from latchflow.core.engine import Engine
-from latchflow.core.run_process import RunProcess, default_count
-from latchflow.core.store import Settings
+from latchflow.backends.embedded.run_processes import RunProcess, default_count
+from latchflow.engine import Engine
+from latchflow.storage.store import Settings
 
 from .processes import Server, cli, running_server, wait_for, write_flow
 
@@ -44,7 +44,7 @@ def run_processes(pid: int) -> list[int]:
             command = Path(f"/proc/{child}/cmdline").read_bytes()
         except FileNotFoundError:  # it just exited
             continue
-        if b"latchflow.core.run_process" in command:
+        if b"latchflow.backends.embedded.run_processes" in command:
             found.append(int(child))
     return found
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from latchflow.core.registry import load_registry
+from latchflow.plugin.host import load_registry
 from latchflow.testing import make_connection, make_context
 from latchflow_unloc.testing import APARTMENT, FRONT_DOOR, v2_config
 

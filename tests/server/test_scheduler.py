@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from latchflow.core.clock import FakeClock
-from latchflow.core.connections import save_connection
-from latchflow.core.engine import Engine
-from latchflow.core.models import EventRecord, PollCursor, RunRecord
-from latchflow.core.scheduler import Scheduler
-from latchflow.core.server.state import ServerState
+from latchflow.engine import Engine
+from latchflow.intake.schedules import Scheduler
+from latchflow.plugin.clock import FakeClock
+from latchflow.runs.connections import save_connection
+from latchflow.server.state import ServerState
+from latchflow.storage.models import EventRecord, PollCursor, RunRecord
 
 from . import fakeplugin
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from latchflow import ConfigurationError, FatalError, RetryableError
-from latchflow.core.registry import Registry
+from latchflow.plugin.host import Registry
 from latchflow.testing import assert_no_secret, conformance_problems, make_connection
 from latchflow_keyvox import assumptions as A
 from latchflow_keyvox.client import KeyvoxClient

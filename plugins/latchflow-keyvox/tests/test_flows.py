@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from latchflow import JSON, Connection, WebhookRequest
-from latchflow.core.expressions import build_scope, is_truthy, render
-from latchflow.core.flows import Flow, validate_flow
-from latchflow.core.registry import Registry
+from latchflow.flows.document import Flow, validate_flow
+from latchflow.flows.expressions import build_scope, is_truthy, render
+from latchflow.plugin.host import Registry
 from latchflow.testing import make_context
 from latchflow_keyvox.testing import Receiver, Runner, Sim
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from latchflow import ConfigurationError, Connection
-from latchflow.core.flows import validate_flow
-from latchflow.core.registry import load_registry
+from latchflow.flows.document import validate_flow
+from latchflow.plugin.host import load_registry
 from latchflow.testing import assert_no_secret, conformance_problems, make_connection
 
 # Every operation the two seed pages name, and what makes it reachable in a flow.

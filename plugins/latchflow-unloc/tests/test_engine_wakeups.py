@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from latchflow.core.dispatch import EmbeddedDispatcher
-from latchflow.core.engine import Engine
-from latchflow.core.models import StepRecord
-from latchflow.core.registry import load_registry
-from latchflow.core.store import Settings
+from latchflow.backends.embedded.dispatcher import EmbeddedDispatcher
+from latchflow.engine import Engine
+from latchflow.plugin.host import load_registry
+from latchflow.storage.models import StepRecord
+from latchflow.storage.store import Settings
 from latchflow_unloc.testing import APARTMENT, Sim, v2_config
 
 JOB_SECONDS = 300

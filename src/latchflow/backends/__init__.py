@@ -1,0 +1,1 @@
+"""Where work comes from: the embedded backend (SQLite) or the PostgreSQL backend (procrastinate)."""

@@ -1,0 +1,1 @@
+"""The embedded backend: one node on SQLite, its dispatcher, its clock and its run processes."""

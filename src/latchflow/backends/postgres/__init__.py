@@ -1,0 +1,1 @@
+"""The PostgreSQL backend: several nodes on one database, dispatching through procrastinate."""

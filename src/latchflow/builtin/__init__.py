@@ -1,0 +1,1 @@
+"""Built-in triggers and actions, written against ``latchflow`` like any plugin."""

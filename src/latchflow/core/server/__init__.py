@@ -1,5 +1,0 @@
-"""The HTTP server: trigger URLs, vendor webhooks and the management API."""
-
-from latchflow.core.server.app import create_app
-
-__all__ = ["create_app"]

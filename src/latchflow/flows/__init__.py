@@ -1,0 +1,1 @@
+"""Flow documents: their schema, validation with JSON paths, and the expression language."""

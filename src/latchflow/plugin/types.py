@@ -1,0 +1,188 @@
+"""What plugins register (Vendor, Trigger, Action) and what the engine hands them."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from latchflow.plugin.clock import Clock
+
+JSON = dict[str, Any]
+ASGIApp = Callable[..., Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: delay = initial * multiplier**(attempt-1), capped."""
+
+    max_attempts: int = 5
+    initial_delay: float = 2.0
+    multiplier: float = 2.0
+    max_delay: float = 600.0
+    jitter: float = 0.2
+
+    def delay(self, attempt: int, random_fraction: float) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based).
+
+        ``random_fraction`` in [0, 1) spreads retries by up to ``jitter`` of the delay.
+        """
+        base = min(self.max_delay, self.initial_delay * self.multiplier ** (attempt - 1))
+        return base * (1 + self.jitter * (2 * random_fraction - 1))
+
+
+@dataclass
+class Connection:
+    """A configured vendor account, as an action or trigger sees it.
+
+    ``config`` holds the decrypted settings (secrets included: never log them). ``http`` is
+    the one client shared by every call on this connection. ``cache`` is in-memory state the
+    plugin may keep per connection, such as an access token and its expiry.
+    """
+
+    id: str
+    vendor: str
+    config: JSON
+    http: httpx.AsyncClient
+    clock: Clock
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    """Everything an action gets besides its input.
+
+    ``idempotency_key`` is stable across retries and replays of the same step (run id + step
+    id): pass it to the vendor or use it to look for an earlier result before acting.
+    ``state`` is what the action's previous ``Pending`` carried, or None on the first call.
+    """
+
+    run_id: str
+    flow_id: str
+    step_id: str
+    attempt: int
+    idempotency_key: str
+    connection: Connection | None
+    http: httpx.AsyncClient
+    logger: logging.LoggerAdapter[logging.Logger]
+    clock: Clock
+    state: JSON | None = None
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An action result meaning "not finished: call me again at ``check_at`` with ``state``".
+
+    The worker is released meanwhile; the wait is stored, so it survives restarts.
+    """
+
+    check_at: datetime
+    state: JSON
+
+
+@dataclass(frozen=True)
+class Action:
+    """A command a flow step can run, such as ``keyvox.create_lock_pin``."""
+
+    key: str
+    title: str
+    description: str
+    input_schema: JSON
+    output_schema: JSON
+    sample: JSON
+    run: Callable[[RunContext, JSON], Awaitable[JSON | Pending]]
+    connection: str | None = None
+    """Key of the vendor whose connection the step needs, or None."""
+    idempotent: bool = False
+    """True when running it twice with the same input has the effect of running it once."""
+    retry: RetryPolicy = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class TriggerEvent:
+    """One thing that happened at a vendor, for the flows listening on ``trigger``.
+
+    ``id`` identifies the occurrence (a history entry id, a booking id plus its version):
+    the same id delivered twice starts one run per flow.
+    """
+
+    trigger: str
+    id: str
+    data: JSON
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """What one poll found, and the cursor to start the next poll from."""
+
+    events: list[TriggerEvent]
+    cursor: JSON | None
+
+
+def match_fields(config: JSON, data: JSON) -> bool:
+    """Default trigger filter: every configured field that the event also has must be equal."""
+    return all(data[k] == v for k, v in config.items() if k in data and v not in (None, ""))
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """An event a flow can start on, such as ``keyvox.booking_created``.
+
+    ``input_schema`` describes the flow's trigger settings (which lock, which place);
+    ``output_schema`` and ``sample`` describe the event the flow's steps see as ``trigger``.
+    Events arrive through the vendor's webhook (``webhook=True``), through ``poll`` every
+    ``poll_interval`` seconds, or both; ``matches`` decides whether an event concerns a flow.
+    """
+
+    key: str
+    title: str
+    description: str
+    input_schema: JSON
+    output_schema: JSON
+    sample: JSON
+    connection: str | None = None
+    webhook: bool = False
+    poll: Callable[[Connection, JSON, JSON | None], Awaitable[PollResult]] | None = None
+    poll_interval: float = 60.0
+    matches: Callable[[JSON, JSON], bool] = match_fields
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """An HTTP request a vendor sent to ``/vendors/{vendor}/{connection_id}``."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class Vendor:
+    """A vendor API: how to connect to it, test it, receive its webhooks and simulate it.
+
+    ``connection_schema`` marks secret fields ``writeOnly``. ``webhook`` turns a request the
+    vendor sent into events (verifying its signature; raise WebhookError to refuse it).
+    ``simulator`` builds an ASGI app that behaves like the vendor's API; ``sandbox`` prepares
+    a running simulator (given its base URL and the URL of latchflow's webhook route for the
+    connection) and returns the connection settings that talk to it. ``max_concurrency``
+    bounds concurrent calls per connection in a node (its run processes share it out).
+    """
+
+    key: str
+    title: str
+    description: str
+    connection_schema: JSON
+    test_connection: Callable[[Connection], Awaitable[JSON]]
+    webhook: Callable[[WebhookRequest, Connection], Awaitable[list[TriggerEvent]]] | None = None
+    simulator: Callable[[], ASGIApp] | None = None
+    sandbox: Callable[[str, str], Awaitable[JSON]] | None = None
+    max_concurrency: int = 8

@@ -1,0 +1,215 @@
+"""Live connections: per configured account one httpx client, a concurrency bound and a cool-down.
+
+The cool-down is how a vendor's 429 slows that connection and no other. When a call on a
+connection raises ``RateLimitedError``, the connection cools down until ``retry_after`` has
+passed. The executor does not let new calls on it wait inside a worker: it reschedules their
+runs (``due_at``) for the end of the cool-down and frees the worker, so runs on other
+connections keep every worker. Cool-downs live in this process's memory; in a deployment with
+several nodes each node learns of a rate limit from its own first 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+from jsonschema import Draft202012Validator
+
+from latchflow.flows.document import schema_errors
+from latchflow.plugin.clock import Clock
+from latchflow.plugin.errors import ConfigurationError, ValidationError
+from latchflow.plugin.host import Registry
+from latchflow.plugin.types import JSON, Connection
+from latchflow.storage.secrets import secret_fields
+from latchflow.storage.store import Store
+
+if TYPE_CHECKING:
+    from latchflow.engine import Engine
+
+TransportFactory = Callable[[str], httpx.AsyncBaseTransport | None]
+HTTP_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16, keepalive_expiry=5.0)
+
+
+def pooled_transport() -> httpx.AsyncBaseTransport | None:
+    """httpx's API over aiohttp's connection pool: about a third of the CPU per request of
+    httpx's own pool (measured at 64 concurrent requests: 0.6 ms instead of 2.0 ms), with
+    httpx's CA bundle. Where the environment sets a proxy (``HTTPS_PROXY``, ...), None: httpx's
+    own pool, which honours it (aiohttp would also read ``.netrc`` on every request)."""
+    if urllib.request.getproxies():
+        return None
+    ssl_context = httpx.create_ssl_context()
+
+    def session() -> aiohttp.ClientSession:  # made on first use, inside the event loop
+        connector = aiohttp.TCPConnector(
+            limit=HTTP_LIMITS.max_connections or 0,
+            keepalive_timeout=HTTP_LIMITS.keepalive_expiry,
+            ssl=ssl_context,
+        )
+        return aiohttp.ClientSession(connector=connector)
+
+    return AiohttpTransport(client=session)
+
+
+@dataclass
+class LiveConnection:
+    connection: Connection
+    slots: asyncio.Semaphore
+    version: object
+    """The record's ``Store.connection_version`` when it was opened."""
+
+
+class Connections:
+    """Opens each connection once (client, cache) and reopens it when its record changes."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        clock: Clock,
+        transport: TransportFactory | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+        self.transport = transport or (lambda _vendor: None)
+        self.processes = 1
+        """Processes calling the same connections at once: each gets its share of a vendor's
+        ``max_concurrency``."""
+        self._live: dict[str, LiveConnection] = {}
+        self._secret_values: frozenset[str] | None = None
+        """``secret_values()`` of the open connections, recomputed when one opens or closes."""
+        self._cool_until: dict[str, datetime] = {}
+        self.http = httpx.AsyncClient(
+            timeout=30.0, limits=HTTP_LIMITS, transport=pooled_transport()
+        )
+
+    def resolve(self, vendor: str, connection_id: str | None, where: str) -> str:
+        """The connection id a step or trigger uses: the given one, or the vendor's only one."""
+        if connection_id is not None:
+            return connection_id
+        candidates = [c.id for c in self.store.list_connections(vendor)]
+        if len(candidates) == 1:
+            return candidates[0]
+        if not candidates:
+            raise ConfigurationError(
+                f"needs a {vendor!r} connection and there is none; add one",
+                path=f"{where}.connection",
+            )
+        raise ConfigurationError(
+            f"several {vendor!r} connections exist ({', '.join(candidates)}); name one",
+            path=f"{where}.connection",
+        )
+
+    def cool_down(self, connection_id: str, seconds: float) -> datetime:
+        """Hold calls on a connection back for ``seconds`` (never shortening a longer cool-down)."""
+        until = self.clock.now() + timedelta(seconds=seconds)
+        current = self._cool_until.get(connection_id)
+        if current is None or until > current:
+            self._cool_until[connection_id] = until
+        return self._cool_until[connection_id]
+
+    def cooling_until(self, connection_id: str) -> datetime | None:
+        """When calls on the connection may go on again, if it is cooling down now."""
+        until = self._cool_until.get(connection_id)
+        if until is None:
+            return None
+        if until <= self.clock.now():
+            del self._cool_until[connection_id]
+            return None
+        return until
+
+    @property
+    def any_cooling(self) -> bool:
+        """Whether some connection has (or recently had) a cool-down: a cheap check first."""
+        return bool(self._cool_until)
+
+    async def get(self, connection_id: str) -> LiveConnection:
+        live = self._live.get(connection_id)
+        version = self.store.connection_version(connection_id)
+        if live is not None and live.version == version:
+            return live
+        record, config = self.store.connection_config(connection_id)
+        if live is not None:
+            await live.connection.http.aclose()
+        vendor = self.registry.vendors.get(record.vendor)
+        if vendor is None:
+            raise ConfigurationError(
+                f"connection {connection_id!r} is for vendor {record.vendor!r}, whose plugin is not loaded"
+            )
+        client = httpx.AsyncClient(  # the limits apply where httpx's own pool is used
+            timeout=30.0,
+            limits=HTTP_LIMITS,
+            transport=self.transport(record.vendor) or pooled_transport(),
+        )
+        live = LiveConnection(
+            connection=Connection(
+                id=connection_id, vendor=record.vendor, config=config, http=client, clock=self.clock
+            ),
+            slots=asyncio.Semaphore(max(1, vendor.max_concurrency // self.processes)),
+            version=version,
+        )
+        self._live[connection_id] = live
+        self._secret_values = None
+        return live
+
+    def secret_values(self) -> frozenset[str]:
+        """The secret settings of the open connections, to redact wherever they might show."""
+        if self._secret_values is not None:
+            return self._secret_values
+        values: set[str] = set()
+        for live in self._live.values():
+            hidden = secret_fields(self.registry.vendors[live.connection.vendor].connection_schema)
+            values.update(
+                str(live.connection.config[k]) for k in hidden if live.connection.config.get(k)
+            )
+        self._secret_values = frozenset(values)
+        return self._secret_values
+
+    async def close(self) -> None:
+        for live in self._live.values():
+            await live.connection.http.aclose()
+        self._live.clear()
+        self._secret_values = None
+        await self.http.aclose()
+
+
+async def save_connection(
+    engine: Engine, connection_id: str, vendor_key: str, name: str, config: JSON, test: bool = False
+) -> JSON:
+    """Validate and store a connection (secrets encrypted), optionally testing it.
+
+    Secret fields left out of an update keep their stored values. Returns the connection as
+    shown to users: settings without secrets, and the test result when asked for.
+    """
+    vendor = engine.registry.vendors.get(vendor_key)
+    if vendor is None:
+        raise ValidationError.at(
+            "$.vendor",
+            f"unknown vendor {vendor_key!r}; installed: {', '.join(sorted(engine.registry.vendors))}",
+        )
+    existing = {c.id for c in engine.store.list_connections()}
+    merged = dict(config)
+    if connection_id in existing:
+        _, stored = engine.store.connection_config(connection_id)
+        merged = {**stored, **config}
+    errors = schema_errors(Draft202012Validator(vendor.connection_schema), merged, "$.config")
+    if errors:
+        raise ValidationError(errors)
+    record = engine.store.save_connection(connection_id, vendor, name, merged)
+    shown: JSON = {
+        "id": record.id,
+        "vendor": record.vendor,
+        "name": record.name,
+        "config": record.config,
+    }
+    if test:
+        live = await engine.connections.get(connection_id)
+        shown["test"] = await vendor.test_connection(live.connection)
+    return shown

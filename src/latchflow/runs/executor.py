@@ -1,0 +1,548 @@
+"""Running a flow run: one step at a time, each checkpointed before the next starts.
+
+A run resumes at its first unfinished step after any interruption; a finished step is never
+run again. The step that was in flight when a process died runs again with the same
+idempotency key (run id + step id), which plugins pass to the vendor or check before acting.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from jsonschema import Draft202012Validator
+from sqlalchemy import or_, update
+from sqlmodel import col, select
+
+from latchflow.flows import expressions
+from latchflow.flows.document import Flow, Step, json_path
+from latchflow.plugin.clock import Clock
+from latchflow.plugin.errors import (
+    ExpressionError,
+    FatalError,
+    LatchflowError,
+    RateLimitedError,
+    RetryableError,
+    RunFiltered,
+    SkipError,
+)
+from latchflow.plugin.host import Registry
+from latchflow.plugin.types import JSON, Action, Pending, RunContext
+from latchflow.runs.connections import Connections, LiveConnection
+from latchflow.storage import journal as checkpoints
+from latchflow.storage.journal import (
+    RUNS,
+    Checkpoint,
+    CheckpointWriter,
+    RunRow,
+    RunRows,
+    StepRow,
+)
+from latchflow.storage.models import RunRecord
+from latchflow.storage.secrets import redact
+from latchflow.storage.store import Store
+
+log = logging.getLogger("latchflow.run")
+
+ACTIVE = ("queued", "running", "waiting")
+FINISHED = ("succeeded", "failed", "filtered", "cancelled")
+
+
+_VALIDATORS: dict[int, tuple[JSON, Draft202012Validator]] = {}
+
+
+def validator(schema: JSON) -> Draft202012Validator:
+    """A validator for an action's schema, built once (actions' schemas do not change)."""
+    cached = _VALIDATORS.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        cached = _VALIDATORS[id(schema)] = (schema, Draft202012Validator(schema))
+    return cached[1]
+
+
+class ClaimLost(Exception):
+    """Another worker claimed the run between its loading and its first checkpoint."""
+
+
+@dataclass
+class Progress:
+    """A run being advanced: its rows and its scope, read once and kept across its steps."""
+
+    run: RunRow
+    flow: Flow
+    scope: JSON
+    records: dict[str, StepRow]
+    claim: bool
+    """Claim the run with its first checkpoint and release it with its last (``execute``)."""
+    loaded: tuple[str, int, datetime | None]
+    """Status, step index and due time as loaded: the claim holds only if none has changed."""
+    claimed: bool = False
+    changed: dict[str, StepRow] = field(default_factory=dict)
+    """Steps to write with the next checkpoint."""
+    queue_at: datetime | None = None
+    """When the next checkpoint queues the run to be advanced again."""
+    inputs: dict[str, Any] = field(default_factory=dict)
+    """Inputs rendered by this process, so its first call need not decrypt them."""
+
+    def touch(self, *records: StepRow) -> None:
+        for record in records:
+            self.changed[record.step_id] = record
+
+
+class Outcome(enum.Enum):
+    CONTINUE = "continue"
+    WAIT = "wait"
+    DONE = "done"
+
+
+class Executor:
+    """Advances runs; where their work comes from is the dispatcher's business."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        connections: Connections,
+        clock: Clock,
+        worker_id: str = "local",
+        lease_seconds: float = 300.0,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.connections = connections
+        self.clock = clock
+        self.worker_id = worker_id
+        self.lease = timedelta(seconds=lease_seconds)
+        self.rand = rand
+        self.stopping = False
+        """Set while the process shuts down: a run stops after its current step."""
+        self._flows: dict[tuple[str, int], Flow] = {}
+        self.writer = CheckpointWriter(store.engine, store.queue)
+
+    # claiming
+
+    def release(self, run_id: str) -> None:
+        with self.store.engine.begin() as connection:
+            connection.execute(
+                update(RUNS)
+                .where(RUNS.c.id == run_id, RUNS.c.claimed_by == self.worker_id)
+                .values(claimed_by=None, claimed_until=None)
+            )
+
+    def claim_due(self, limit: int = 100) -> list[RunRows]:
+        """Claim up to ``limit`` unclaimed active runs whose time has come and read them, oldest
+        first, for ``execute(run_id, claimed=rows)``. The claim is one statement: two workers
+        never claim the same run."""
+        now = self.clock.now()
+        free = or_(RUNS.c.claimed_by.is_(None), RUNS.c.claimed_until < now)
+        due = (
+            select(RUNS.c.id)
+            .where(RUNS.c.status.in_(ACTIVE), RUNS.c.due_at <= now, free)
+            .order_by(RUNS.c.due_at)
+            .limit(limit)
+        )
+        with self.store.engine.begin() as connection:
+            claimed = connection.execute(
+                update(RUNS)
+                .where(RUNS.c.id.in_(due), free)
+                .values(claimed_by=self.worker_id, claimed_until=now + self.lease)
+                .returning(RUNS.c.id)
+            ).scalars()
+            runs = checkpoints.load(connection, list(claimed))
+        return sorted(runs, key=lambda rows: rows.run.due_at or now)
+
+    def next_due(self) -> datetime | None:
+        """When the earliest waiting run falls due."""
+        with self.store.session() as session:
+            return session.exec(
+                select(RunRecord.due_at)
+                .where(col(RunRecord.status).in_(ACTIVE), col(RunRecord.claimed_by).is_(None))
+                .order_by(col(RunRecord.due_at))
+                .limit(1)
+            ).first()
+
+    # running
+
+    async def execute(self, run_id: str, claimed: RunRows | None = None) -> str | None:
+        """Advance a run until it finishes or must wait; returns its status (None if it is not
+        active, or another worker holds it).
+
+        The run, its event and its finished outputs are read once (or come ``claimed``, as
+        ``claim_due`` read them). Unless claimed, the claim is written with the run's first
+        checkpoint; it is released with the last. A step's finish is committed together with
+        the next step's start, before that step's action is called.
+        """
+        progress = self._load(run_id, claim=True, claimed=claimed)
+        if progress is None:
+            if claimed is not None:
+                self.release(run_id)
+            return None
+        try:
+            while await self._step(progress) is Outcome.CONTINUE:
+                if self.stopping:  # the next start goes on from the next step
+                    await self._commit(progress, last=True)
+                    break
+        except ClaimLost:
+            return None
+        finally:
+            if progress.claimed:  # an error left the run claimed: let it be due again
+                self.release(run_id)
+        return progress.run.status
+
+    def flow(self, flow_id: str, version: int) -> Flow:
+        key = (flow_id, version)
+        if key not in self._flows:
+            self._flows[key] = self.store.flow_version(flow_id, version)
+        return self._flows[key]
+
+    async def advance(self, run_id: str) -> Outcome:
+        """Run the next step of a run and checkpoint what happened (no claim: the caller's
+        queue keeps a run's steps from overlapping)."""
+        progress = self._load(run_id, claim=False)
+        if progress is None:
+            return Outcome.DONE
+        outcome = await self._step(progress)
+        if outcome is Outcome.CONTINUE:
+            await self._commit(progress)
+        return outcome
+
+    def _load(self, run_id: str, claim: bool, claimed: RunRows | None = None) -> Progress | None:
+        """The run with its event and finished outputs; None if it is not active (or, with
+        ``claim``, if another worker's claim on it has not expired, unless it is ``claimed``
+        by this worker)."""
+        rows = claimed
+        if rows is None:
+            with self.store.engine.connect() as connection:
+                found = checkpoints.load(connection, [run_id])
+            if not found:
+                return None
+            rows = found[0]
+        run, trigger, records = rows
+        if run.status not in ACTIVE:
+            return None
+        now = self.clock.now()
+        held = run.claimed_by is not None and not (run.claimed_until and run.claimed_until < now)
+        if claim and held and claimed is None:
+            return None
+        flow = self.flow(run.flow_id, run.flow_version)
+        outputs = {
+            step_id: self.store.sealer.unseal(r.output_sealed)
+            for step_id, r in records.items()
+            if r.status == "succeeded" and r.output_sealed
+        }
+        scope = {
+            "trigger": trigger,
+            "steps": outputs,
+            "flow": {"id": flow.id, "name": flow.name, "version": flow.version},
+            "run": {"id": run.id},
+            "now": now.isoformat(),
+        }
+        loaded = (run.status, run.step_index, run.due_at)
+        return Progress(
+            run, flow, scope, records, claim=claim, loaded=loaded, claimed=claimed is not None
+        )
+
+    async def _commit(self, progress: Progress, last: bool = False) -> None:
+        """Commit the run's pending checkpoint; the first one also claims the run, the ``last``
+        one releases it."""
+        run, now = progress.run, self.clock.now()
+        claim = None
+        if progress.claim and not progress.claimed:
+            claim = (*progress.loaded, now)
+            run.claimed_by, run.claimed_until = self.worker_id, now + self.lease
+        if last:
+            run.claimed_by, run.claimed_until = None, None
+        changed = list(progress.changed.values())
+        if not await self.writer.commit(Checkpoint.of(run, changed, progress.queue_at, claim)):
+            raise ClaimLost(run.id)
+        for record in progress.changed.values():
+            record.stored = True
+        progress.changed.clear()
+        progress.queue_at = None
+        progress.claimed = not last and (progress.claimed or claim is not None)
+
+    async def _step(self, progress: Progress) -> Outcome:
+        """Run the next step; its start is committed before its action is called."""
+        run, flow, scope = progress.run, progress.flow, progress.scope
+        scope["now"] = self.clock.now().isoformat()
+        if run.step_index >= len(flow.steps):
+            return await self._succeed(progress)
+        step = flow.steps[run.step_index]
+        where = f"$.steps[{run.step_index}]"
+        record = progress.records.get(step.id)
+        if record is None:
+            try:
+                record = self._start_step(progress, step, where)
+            except LatchflowError as exc:
+                return await self._fail(progress, None, step, str(exc))
+            if record.status == "skipped":
+                return self._next(progress)
+        elif record.status in ("succeeded", "skipped"):
+            return self._next(progress)
+        resume_at = self._cooling(step)
+        if resume_at is not None:
+            return await self._postpone(progress, record, resume_at)
+        previous = record.status
+        if previous != "waiting":  # a pending job's checks are not new attempts
+            record.attempts += 1
+        record.status = "running"
+        run.status = "running"
+        progress.touch(record)
+        if not self._local(step):
+            await self._commit(progress)  # the attempt is counted before the action is called
+        return await self._call(progress, step, record, where, previous)
+
+    def _local(self, step: Step) -> bool:
+        """An idempotent action without a connection (``core.set``) reaches nothing outside:
+        its start needs no checkpoint of its own; a crash at worst runs it again."""
+        action = self.registry.actions.get(step.action)
+        return action is not None and action.idempotent and action.connection is None
+
+    def _start_step(self, progress: Progress, step: Step, where: str) -> StepRow:
+        run, scope = progress.run, progress.scope
+        action = self._action(step, where)
+        record = StepRow(
+            run_id=run.id,
+            step_id=step.id,
+            position=run.step_index,
+            action=step.action,
+            started_at=self.clock.now(),
+        )
+        progress.records[step.id] = record
+        if step.condition is not None:
+            condition = expressions.render(step.condition, scope, f"{where}.if")
+            if not expressions.is_truthy(condition):
+                record.status, record.finished_at = "skipped", self.clock.now()
+                record.error = f"'if' was {condition!r}"
+                progress.touch(record)
+                return record
+        rendered = expressions.render(step.input, scope, f"{where}.input")
+        problems = list(validator(action.input_schema).iter_errors(rendered))
+        if problems:
+            first = problems[0]
+            raise FatalError(
+                f"{json_path(first.absolute_path, where + '.input')}: {first.message}"
+                " (after evaluating expressions)"
+            )
+        record.input = redact(rendered, self._secrets())
+        record.input_sealed = self.store.sealer.seal(rendered)
+        progress.inputs[step.id] = rendered
+        progress.touch(record)
+        return record
+
+    def _action(self, step: Step, where: str) -> Action:
+        action = self.registry.actions.get(step.action)
+        if action is None:
+            raise FatalError(f"{where}.action: action {step.action!r} is not installed")
+        return action
+
+    async def _call(
+        self, progress: Progress, step: Step, record: StepRow, where: str, previous: str
+    ) -> Outcome:
+        run = progress.run
+        connection_id: str | None = None
+        try:
+            action = self._action(step, where)
+            ctx, live = await self._context(run, step, record, action, where)
+            if step.id in progress.inputs:
+                rendered = progress.inputs.pop(step.id)
+            else:  # rendered before a restart or a wait
+                rendered = self.store.sealer.unseal(record.input_sealed or "null")
+            if live is not None:
+                connection_id = live.connection.id
+                async with live.slots:
+                    # a 429 may have arrived while this call waited for a slot
+                    resume_at = self.connections.cooling_until(connection_id)
+                    if resume_at is not None:
+                        if previous != "waiting":
+                            record.attempts -= 1
+                        record.status = previous
+                        return await self._postpone(progress, record, resume_at)
+                    result = await action.run(ctx, rendered)
+            else:
+                result = await action.run(ctx, rendered)
+        except RateLimitedError as exc:
+            return await self._retry(progress, step, record, action, exc, cool=connection_id)
+        except RetryableError as exc:
+            return await self._retry(progress, step, record, action, exc)
+        except httpx.TransportError as exc:
+            return await self._retry(
+                progress, step, record, action, RetryableError(str(exc) or type(exc).__name__)
+            )
+        except SkipError as exc:
+            record.status, record.error, record.finished_at = "skipped", str(exc), self.clock.now()
+            progress.touch(record)
+            return self._next(progress)
+        except RunFiltered as exc:
+            record.status, record.error, record.finished_at = "filtered", str(exc), self.clock.now()
+            run.status, run.error, run.finished_at = "filtered", str(exc), self.clock.now()
+            progress.touch(record)
+            await self._commit(progress, last=True)
+            return Outcome.DONE
+        except (LatchflowError, ExpressionError) as exc:
+            return await self._fail(progress, record, step, str(exc))
+        except Exception as exc:  # a plugin bug must fail the run, not the worker
+            log.exception("step %s of run %s raised", step.id, run.id)
+            return await self._fail(
+                progress, record, step, f"unexpected {type(exc).__name__}: {exc}"
+            )
+        if isinstance(result, Pending):
+            record.status, record.state = "waiting", result.state
+            run.status, run.due_at = "waiting", result.check_at
+            progress.touch(record)
+            progress.queue_at = result.check_at
+            await self._commit(progress, last=True)
+            return Outcome.WAIT
+        problems = list(validator(action.output_schema).iter_errors(result))
+        if problems:
+            return await self._fail(
+                progress,
+                record,
+                step,
+                f"action {action.key!r} returned output that does not match its schema:"
+                f" {json_path(problems[0].absolute_path)}: {problems[0].message}",
+            )
+        record.status, record.finished_at, record.error = "succeeded", self.clock.now(), None
+        record.output = redact(result, self._secrets())
+        record.output_sealed = self.store.sealer.seal(result)
+        record.state = None
+        progress.touch(record)
+        progress.scope["steps"][step.id] = json.loads(json.dumps(result))  # as a resume reads it
+        return self._next(progress)
+
+    async def _context(
+        self, run: RunRow, step: Step, record: StepRow, action: Action, where: str
+    ) -> tuple[RunContext, LiveConnection | None]:
+        """The action's context, and its connection (read once per step) when it has one."""
+        live = None
+        if action.connection is not None:
+            connection_id = self.connections.resolve(action.connection, step.connection, where)
+            live = await self.connections.get(connection_id)
+        connection = live.connection if live is not None else None
+        context = RunContext(
+            run_id=run.id,
+            flow_id=run.flow_id,
+            step_id=step.id,
+            attempt=record.attempts,
+            idempotency_key=f"{run.id}:{step.id}",
+            connection=connection,
+            http=connection.http if connection else self.connections.http,
+            logger=logging.LoggerAdapter(
+                logging.getLogger(f"latchflow.action.{action.key}"),
+                {"run_id": run.id, "step_id": step.id},
+            ),
+            clock=self.clock,
+            state=record.state,
+        )
+        return context, live
+
+    def _secrets(self) -> frozenset[str]:
+        return self.connections.secret_values()
+
+    def _cooling(self, step: Step) -> datetime | None:
+        """When the step's connection comes out of a rate-limit cool-down, if it is in one."""
+        if not self.connections.any_cooling:
+            return None
+        action = self.registry.actions.get(step.action)
+        if action is None or action.connection is None:
+            return None
+        try:
+            connection_id = self.connections.resolve(action.connection, step.connection, "")
+        except LatchflowError:
+            return None  # the call itself reports it
+        return self.connections.cooling_until(connection_id)
+
+    async def _postpone(self, progress: Progress, record: StepRow, resume_at: datetime) -> Outcome:
+        """Wait for the connection's cool-down without a worker and without using an attempt."""
+        run = progress.run
+        if record.status != "waiting":  # a pending vendor job stays pending
+            record.status = "retrying"
+            record.error = (
+                f"connection cooling down after a rate limit until {resume_at.isoformat()}"
+            )
+        run.status, run.due_at = "waiting", resume_at
+        progress.touch(record)
+        progress.queue_at = resume_at
+        await self._commit(progress, last=True)
+        log.info(
+            "run %s step %s: connection cooling down until %s", run.id, record.step_id, resume_at
+        )
+        return Outcome.WAIT
+
+    async def _retry(
+        self,
+        progress: Progress,
+        step: Step,
+        record: StepRow,
+        action: Action,
+        exc: RetryableError,
+        cool: str | None = None,
+    ) -> Outcome:
+        """Retry the step later; ``cool`` names a rate-limited connection to hold back as long."""
+        run = progress.run
+        policy = step.retry_policy(action.retry)
+        delay = (
+            exc.retry_after
+            if exc.retry_after is not None
+            else policy.delay(record.attempts, self.rand())
+        )
+        if cool is not None:
+            until = self.connections.cool_down(cool, delay)
+            log.warning("connection %s is rate-limited: its calls wait until %s", cool, until)
+        if record.attempts >= policy.max_attempts:
+            return await self._fail(
+                progress, record, step, f"gave up after {record.attempts} attempts: {exc}"
+            )
+        record.status, record.error = "retrying", str(exc)
+        run.status, run.due_at = "waiting", self.clock.now() + timedelta(seconds=delay)
+        progress.touch(record)
+        progress.queue_at = run.due_at
+        await self._commit(progress, last=True)
+        log.info(
+            "run %s step %s: retry %d in %.1fs: %s", run.id, step.id, record.attempts, delay, exc
+        )
+        return Outcome.WAIT
+
+    def _next(self, progress: Progress) -> Outcome:
+        """Move on to the next step; committed with whatever the run writes next."""
+        run = progress.run
+        run.step_index += 1
+        run.status, run.updated_at = "running", self.clock.now()
+        progress.queue_at = run.updated_at
+        return Outcome.CONTINUE
+
+    async def _succeed(self, progress: Progress) -> Outcome:
+        run, flow, scope = progress.run, progress.flow, progress.scope
+        try:
+            if flow.output_template is not None:
+                output: Any = expressions.render(flow.output_template, scope, "$.output")
+            else:
+                finished = [s.id for s in flow.steps if s.id in scope["steps"]]
+                output = scope["steps"][finished[-1]] if finished else None
+        except ExpressionError as exc:
+            return await self._fail(progress, None, None, str(exc))
+        now = self.clock.now()
+        run.status, run.finished_at, run.updated_at = "succeeded", now, now
+        run.output = redact(output, self._secrets())
+        await self._commit(progress, last=True)
+        return Outcome.DONE
+
+    async def _fail(
+        self, progress: Progress, record: StepRow | None, step: Step | None, message: str
+    ) -> Outcome:
+        run, now = progress.run, self.clock.now()
+        if record is not None:
+            record.status, record.error, record.finished_at = "failed", message, now
+            progress.touch(record)
+        run.status, run.finished_at, run.updated_at = "failed", now, now
+        run.error = f"step {step.id!r}: {message}" if step else message
+        await self._commit(progress, last=True)
+        log.warning("run %s failed: %s", run.id, run.error)
+        return Outcome.DONE

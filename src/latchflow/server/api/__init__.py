@@ -1,0 +1,1 @@
+"""The management API under ``/api``: flows, runs, events, connections, catalog and nodes."""
