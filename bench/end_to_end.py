@@ -28,8 +28,8 @@ from harness import (
 from loadgen import run_load
 from sqlmodel import col, func, select
 
+from latchflow.storage.database import make_engine
 from latchflow.storage.models import RunRecord
-from latchflow.storage.store import make_engine
 from latchflow_keyvox import assumptions
 
 SIMULATOR = "latchflow_keyvox.simulator:create_app"

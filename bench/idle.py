@@ -25,8 +25,10 @@ from harness import BASE_ENV, process_sample, start_server
 
 from latchflow.flows.document import validate_flow
 from latchflow.plugin.host import load_registry
+from latchflow.storage.database import Settings
 from latchflow.storage.models import FlowRecord, FlowVersion
-from latchflow.storage.store import Settings, Store
+from latchflow.storage.runqueue import RunsTable
+from latchflow.storage.store import Store
 
 
 def schedule_flow(flow_id: str, cron: str) -> dict[str, object]:
@@ -45,7 +47,7 @@ def install_schedules(data_dir: Path, count: int) -> str:
     later = datetime.now(UTC) + timedelta(hours=12)
     cron = f"{later.minute} {later.hour} * * *"
     flow = validate_flow(schedule_flow("idle-00000", cron), load_registry())
-    store = Store(Settings(data_dir, f"sqlite:///{data_dir / 'latchflow.db'}"))
+    store = Store(Settings(data_dir, f"sqlite:///{data_dir / 'latchflow.db'}"), RunsTable())
     with store.session() as session:
         for n in range(count):
             flow_id = f"idle-{n:05d}"

@@ -8,7 +8,7 @@ import pytest
 from latchflow.engine import Engine
 from latchflow.plugin.clock import FakeClock
 from latchflow.plugin.host import Registry, load_registry
-from latchflow.storage.store import Settings
+from latchflow.storage.database import Settings
 
 from .support import AcmePlugin
 

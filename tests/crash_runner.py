@@ -14,7 +14,7 @@ from pathlib import Path
 
 from latchflow.engine import Engine
 from latchflow.plugin.host import load_registry
-from latchflow.storage.store import Settings
+from latchflow.storage.database import Settings
 
 
 def _acme() -> object:

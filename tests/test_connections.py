@@ -12,9 +12,9 @@ from httpx_aiohttp import AiohttpTransport
 from latchflow.engine import Engine
 from latchflow.plugin.errors import ConfigurationError, ValidationError
 from latchflow.plugin.host import Registry
-from latchflow.runs.connections import pooled_transport, save_connection
+from latchflow.runs.connections import pooled_transport
 from latchflow.runs.history import run_detail
-from latchflow.storage.store import Settings
+from latchflow.storage.database import Settings
 from latchflow.testing import assert_no_secret
 
 from .support import flow
@@ -23,8 +23,7 @@ SECRET = "s3cr3t-acme-value-9f8e7d"
 
 
 async def test_the_database_file_holds_no_plaintext_secret(engine: Engine, tmp_path: Path) -> None:
-    shown = await save_connection(
-        engine,
+    shown = await engine.connections.save(
         "acme-main",
         "acme",
         "Acme",
@@ -46,17 +45,17 @@ async def test_the_database_file_holds_no_plaintext_secret(engine: Engine, tmp_p
 
 
 async def test_secrets_survive_an_update_that_leaves_them_out(engine: Engine) -> None:
-    await save_connection(
-        engine, "acme-main", "acme", "Acme", {"api_key": "k", "api_secret": SECRET}
+    await engine.connections.save(
+        "acme-main", "acme", "Acme", {"api_key": "k", "api_secret": SECRET}
     )
-    await save_connection(engine, "acme-main", "acme", "Acme renamed", {"api_key": "acme-key"})
+    await engine.connections.save("acme-main", "acme", "Acme renamed", {"api_key": "acme-key"})
     _, config = engine.store.connection_config("acme-main")
     assert config == {"api_key": "acme-key", "api_secret": SECRET}
 
 
 async def test_invalid_settings_name_their_path(engine: Engine) -> None:
     with pytest.raises(ValidationError) as caught:
-        await save_connection(engine, "x", "acme", "X", {"api_key": 5})
+        await engine.connections.save("x", "acme", "X", {"api_key": 5})
     assert [str(e) for e in caught.value.errors] == [
         "$.config.api_key: 5 is not of type 'string'",
         "$.config.api_secret: 'api_secret' is a required property",
@@ -69,7 +68,7 @@ async def test_keys_rotate_and_a_wrong_key_is_a_clear_error(
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     monkeypatch.setenv("LATCHFLOW_SECRET_KEY", old)
     engine = Engine(Settings.from_environment(tmp_path), registry=registry)
-    await save_connection(engine, "a", "acme", "A", {"api_key": "k", "api_secret": SECRET})
+    await engine.connections.save("a", "acme", "A", {"api_key": "k", "api_secret": SECRET})
     await engine.close()
     monkeypatch.setenv("LATCHFLOW_SECRET_KEY", f"{new},{old}")
     engine = Engine(Settings.from_environment(tmp_path), registry=registry)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from latchflow.storage.store import make_engine
+from latchflow.storage.database import make_engine
 from latchflow.storage.write_lock import WriteLockTimeout, begin_immediate, connect_for_writes
 
 

@@ -16,9 +16,8 @@ from latchflow.engine import Engine
 from latchflow.flows.document import full_schema, load_document, validate_flow
 from latchflow.plugin.errors import LatchflowError, ValidationError
 from latchflow.plugin.host import Registry, load_registry
-from latchflow.runs.connections import save_connection
 from latchflow.runs.history import replay_run, run_detail, run_list
-from latchflow.storage.store import Settings
+from latchflow.storage.database import Settings
 
 app = typer.Typer(
     help="Low-code automation for smart locks, lockers and key automats.",
@@ -204,7 +203,7 @@ def connections_add(
         values[key] = _parse_value(value)
     try:
         result = asyncio.run(
-            save_connection(engine, connection_id, vendor, name or connection_id, values, test=test)
+            engine.connections.save(connection_id, vendor, name or connection_id, values, test=test)
         )
     except LatchflowError as exc:
         err.print(str(exc), highlight=False)
@@ -305,7 +304,8 @@ def serve(
     ] = None,
 ) -> None:
     """Run the HTTP API, trigger URLs, scheduler and run workers."""
-    from latchflow.serve import ServeOptions, configure_logging, new_event_loop
+    from latchflow.process import configure_logging, new_event_loop
+    from latchflow.serve import ServeOptions
     from latchflow.serve import serve as run_server
 
     configure_logging()

@@ -1,4 +1,4 @@
-"""The engine assembled: settings, store, plugins, connections and executor in one object."""
+"""The engine assembled: settings, store, plugins, connections, intake and executor in one object."""
 
 from __future__ import annotations
 
@@ -6,15 +6,19 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from latchflow.backends.choose import run_queue
 from latchflow.flows.document import Flow, validate_flow
-from latchflow.intake.events import Accepted, accept_event
+from latchflow.intake.routing import Intake
 from latchflow.plugin.clock import Clock, SystemClock
 from latchflow.plugin.host import Registry, load_registry
 from latchflow.plugin.types import JSON
 from latchflow.runs.connections import Connections, TransportFactory
-from latchflow.runs.executor import FINISHED, Executor
+from latchflow.runs.executor import Executor
+from latchflow.storage.database import Settings
+from latchflow.storage.events import Accepted
 from latchflow.storage.models import FlowRecord, RunRecord
-from latchflow.storage.store import Settings, Store
+from latchflow.storage.status import FINISHED
+from latchflow.storage.store import Store
 
 
 class Engine:
@@ -31,8 +35,9 @@ class Engine:
         self.settings = settings
         self.registry = registry or load_registry()
         self.clock = clock or SystemClock()
-        self.store = Store(settings, clock=self.clock)
+        self.store = Store(settings, run_queue(settings, self.clock))
         self.connections = Connections(self.store, self.registry, self.clock, transport)
+        self.intake = Intake(self.store, self.registry, self.clock)
         self.executor = Executor(self.store, self.registry, self.connections, self.clock, worker_id)
 
     def install_flow(self, document: Any) -> FlowRecord:
@@ -41,11 +46,7 @@ class Engine:
 
     def start(self, flow_id: str, data: JSON, dedupe_key: str | None = None) -> Accepted:
         """Accept an event for a flow: the event and its queued run are committed together."""
-        record = self.store.get_flow(flow_id)
-        if record is None:
-            raise KeyError(flow_id)
-        with self.store.session() as session:
-            return accept_event(session, record, data, self.clock.now(), dedupe_key)
+        return self.intake.start(flow_id, data, dedupe_key)
 
     def flow(self, flow_id: str) -> Flow:
         record = self.store.get_flow(flow_id)
@@ -54,8 +55,7 @@ class Engine:
         return self.store.flow_version(flow_id, record.version)
 
     def run(self, run_id: str) -> RunRecord | None:
-        with self.store.session() as session:
-            return session.get(RunRecord, run_id)
+        return self.store.history.get(run_id)
 
     async def run_until_done(
         self, run_id: str, wait: Callable[[float], Awaitable[None]] = asyncio.sleep

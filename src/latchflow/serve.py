@@ -10,31 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
-import os
 import signal
 import socket
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
 
-from latchflow.backends.embedded.dispatcher import DEFAULT_WORKERS
-from latchflow.backends.embedded.run_processes import RunProcess, default_count, wanted
-from latchflow.builtin.http_request import ALLOW_ENV
+from latchflow.backends.base import DEFAULT_WORKERS
+from latchflow.backends.choose import run_processes
 from latchflow.engine import Engine
 from latchflow.flows.document import load_document
 from latchflow.plugin.errors import LatchflowError, ValidationError
-from latchflow.runs.connections import save_connection
+from latchflow.process import settle_heap
 from latchflow.server import create_app
 from latchflow.server.state import DEFAULT_BODY_LIMIT
-from latchflow.storage.store import Settings
+from latchflow.storage.database import Settings
 
 log = logging.getLogger("latchflow.serve")
-LOOPBACK = "127.0.0.0/8"
 
 
 @dataclass(frozen=True)
@@ -51,7 +46,7 @@ class ServeOptions:
     run_process: bool | None = None
     """Advance runs in child processes; None: when the database and the machine allow it."""
     run_processes: int | None = None
-    """How many (None: ``run_process.default_count``)."""
+    """How many (None: ``backends.choose.run_processes`` decides)."""
 
 
 def install_flows(engine: Engine, directory: Path) -> list[str]:
@@ -83,20 +78,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def allow_loopback() -> None:
-    """Let http.request reach the sandbox simulators and receivers on loopback."""
-    current = [p for p in os.environ.get(ALLOW_ENV, "").split(",") if p.strip()]
-    if LOOPBACK not in current:
-        os.environ[ALLOW_ENV] = ",".join([*current, LOOPBACK])
-
-
 async def start_sandboxes(
     engine: Engine, public_base: str
 ) -> tuple[list[uvicorn.Server], list[str]]:
     """Run each vendor's simulator on loopback and save its ``sandbox-<vendor>`` connection."""
     servers: list[uvicorn.Server] = []
     problems: list[str] = []
-    allow_loopback()
     for vendor in engine.registry.vendors.values():
         if vendor.simulator is None or vendor.sandbox is None:
             continue
@@ -119,47 +106,14 @@ async def start_sandboxes(
         webhook_url = f"{public_base}/vendors/{vendor.key}/{connection_id}"
         try:
             config = await vendor.sandbox(f"http://127.0.0.1:{port}", webhook_url)
-            await save_connection(
-                engine, connection_id, vendor.key, f"{vendor.title} sandbox", config
+            await engine.connections.save(
+                connection_id, vendor.key, f"{vendor.title} sandbox", config
             )
         except Exception as exc:  # one vendor's sandbox failing must not stop the server
             problems.append(f"sandbox {vendor.key}: {type(exc).__name__}: {exc}")
             continue
         log.info("sandbox %s: simulator at http://127.0.0.1:%d", vendor.key, port)
     return servers, problems
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's event loop where it is installed (not on Windows), else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
-QUIET_LOGGERS = ("apscheduler", "procrastinate", "httpx")
-"""Libraries that log every wake-up, job or HTTP request at INFO."""
-
-
-def configure_logging(process: str = "") -> None:
-    """INFO lines on stderr, tagged with ``process`` when it is not the server's."""
-    tag = f" [{process}]" if process else ""
-    logging.basicConfig(
-        level=logging.INFO,
-        format=f"%(asctime)s %(levelname)s %(name)s{tag} %(message)s",
-        stream=sys.stderr,
-    )
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def settle_heap() -> None:
-    """Collect garbage, then exempt every object alive now (modules, plugins, flows: they live
-    as long as the process) from later collections. A full collection of the server's heap
-    stopped the event loop for 80 to 215 ms, once or twice per 10 s of load; after this, 1 to 5 ms."""
-    gc.collect()
-    gc.freeze()
 
 
 def exit_cleanly_on_signals() -> None:
@@ -190,13 +144,11 @@ async def serve(options: ServeOptions) -> None:
         problems += install_flows(engine, options.flows)
     for problem in problems:
         log.warning("%s", problem)
-    dispatcher = (
-        RunProcess(engine, options.workers, processes=options.run_processes or default_count())
-        if wanted(engine.settings, options.run_process)
-        else None
-    )
     app = create_app(
-        engine, workers=options.workers, body_limit=options.body_limit, dispatcher=dispatcher
+        engine,
+        workers=options.workers,
+        body_limit=options.body_limit,
+        run_processes=run_processes(engine.settings, options.run_process, options.run_processes),
     )
     server = uvicorn.Server(
         uvicorn.Config(

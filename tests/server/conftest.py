@@ -17,7 +17,7 @@ from latchflow.plugin.host import load_registry
 from latchflow.server import create_app
 from latchflow.server.auth import create_api_key
 from latchflow.server.state import ServerState
-from latchflow.storage.store import Settings
+from latchflow.storage.database import Settings
 
 from . import fakeplugin
 from .pg import fresh_database

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import col
 
-from latchflow.backends.embedded.dispatcher import Dispatcher
+from latchflow.backends.base import Dispatcher
+from latchflow.backends.embedded.clock import Scheduler
 from latchflow.engine import Engine
-from latchflow.intake.schedules import Scheduler
 from latchflow.plugin.clock import FakeClock
 from latchflow.storage.models import RunRecord
 
@@ -36,6 +36,11 @@ def flow(
     }
 
 
+def clock_for(engine: Engine, dispatcher: Dispatcher) -> Scheduler:
+    """An embedded clock on the engine's parts, waking ``dispatcher``."""
+    return Scheduler(engine.store, engine.registry, engine.connections, dispatcher)
+
+
 def status(engine: Engine, run_id: str) -> str:
     run = engine.run(run_id)
     assert run is not None
@@ -51,7 +56,7 @@ async def exactly_once_fire(engine: Engine, dispatcher: Dispatcher, clock: FakeC
             {"type": "schedule", "input": {"interval_seconds": 60}},
         )
     )
-    one, other = Scheduler(engine, dispatcher), Scheduler(engine, dispatcher)
+    one, other = clock_for(engine, dispatcher), clock_for(engine, dispatcher)
     tick = clock.now().replace(second=0, microsecond=0)
     first, second = one.fire("tick", tick), other.fire("tick", tick)
     assert first.created and not second.created and second.run_id == first.run_id

@@ -10,7 +10,7 @@ from fastapi.routing import APIRoute
 
 from latchflow.engine import Engine
 from latchflow.server import trigger_urls, vendor_webhooks
-from latchflow.server.api import catalog, flows, nodes, runs
+from latchflow.server.api import catalog, connections, flows, nodes, runs
 from latchflow.server.state import ServerState
 from latchflow.testing import assert_no_secret
 
@@ -186,6 +186,7 @@ def test_openapi_lists_every_route_with_request_and_response_schemas(app: FastAP
         ("", vendor_webhooks.router),
         ("/api", flows.router),
         ("/api", runs.router),
+        ("/api", connections.router),
         ("/api", catalog.router),
         ("/api", nodes.router),
     ]

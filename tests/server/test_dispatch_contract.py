@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from latchflow.backends.embedded.dispatcher import Dispatcher, EmbeddedDispatcher
+from latchflow.backends.base import Dispatcher
+from latchflow.backends.embedded.dispatcher import EmbeddedDispatcher
 from latchflow.backends.postgres.dispatcher import ProcrastinateDispatcher
 from latchflow.engine import Engine
 from latchflow.plugin.clock import FakeClock
@@ -15,7 +16,10 @@ from .contract import CONTRACT
 
 BACKENDS: dict[str, tuple[str, Callable[[Engine], Dispatcher]]] = {
     "embedded": ("engine", lambda e: EmbeddedDispatcher(e.executor, e.clock, workers=4)),
-    "postgresql": ("pg_engine", lambda e: ProcrastinateDispatcher(e, workers=4, name="contract")),
+    "postgresql": (
+        "pg_engine",
+        lambda e: ProcrastinateDispatcher(e.executor, workers=4, name="contract"),
+    ),
 }
 """Each backend: the fixture giving its engine (SQLite or PostgreSQL), and its dispatcher."""
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import col, func, select
 
 from latchflow.engine import Engine
-from latchflow.intake.group_commit import Delivery, GroupCommitter, WebhookIdReplayed
+from latchflow.storage.events import Delivery, EventWriter, WebhookIdReplayed
 from latchflow.storage.models import EventRecord, FlowRecord, RunRecord
 from latchflow.storage.write_lock import WriteLockTimeout
 
@@ -61,9 +61,9 @@ async def test_a_batch_answers_duplicates_and_replays_like_lone_deliveries(engin
     record = engine.store.get_flow("hooked")
     assert record is not None
     now = engine.clock.now()
-    committer = GroupCommitter(engine.store)
-    first = await committer.write([Delivery(record, {"n": 0}, now, "k", "msg_1")])
-    outcomes = await committer.write(
+    committer = EventWriter(engine.store.engine, engine.store.queue)
+    first = await committer.batches.write([Delivery(record, {"n": 0}, now, "k", "msg_1")])
+    outcomes = await committer.batches.write(
         [
             Delivery(record, {"n": 1}, now, "k", "msg_2"),  # a known key: the first run, 200
             Delivery(record, {"n": 2}, now, None, "msg_1"),  # a known webhook id: replayed
@@ -91,8 +91,8 @@ def hooked(engine: Engine) -> FlowRecord:
 
 
 @pytest.fixture
-async def committer(engine: Engine) -> AsyncIterator[GroupCommitter]:
-    committer = GroupCommitter(engine.store, lock_timeout=0.05)
+async def committer(engine: Engine) -> AsyncIterator[EventWriter]:
+    committer = EventWriter(engine.store.engine, engine.store.queue, lock_timeout=0.05)
     yield committer
     await committer.close()
 
@@ -112,7 +112,7 @@ def stored_runs(engine: Engine) -> int:
 async def test_a_delivery_awaits_the_write_lock_while_the_loop_goes_on(
     engine: Engine, hooked: FlowRecord
 ) -> None:
-    committer = GroupCommitter(engine.store)
+    committer = EventWriter(engine.store.engine, engine.store.queue)
     holder = hold_write_lock(engine)
     delivery = asyncio.create_task(committer.accept(Delivery(hooked, {}, engine.clock.now())))
     longest_tick = 0.0
@@ -129,7 +129,7 @@ async def test_a_delivery_awaits_the_write_lock_while_the_loop_goes_on(
 
 
 async def test_a_lock_held_too_long_fails_the_waiting_deliveries_and_the_next_is_stored(
-    engine: Engine, hooked: FlowRecord, committer: GroupCommitter
+    engine: Engine, hooked: FlowRecord, committer: EventWriter
 ) -> None:
     now = engine.clock.now()
     holder = hold_write_lock(engine)
@@ -146,7 +146,7 @@ async def test_a_lock_held_too_long_fails_the_waiting_deliveries_and_the_next_is
 
 
 async def test_a_broken_connection_fails_its_batch_and_the_next_batch_is_stored(
-    engine: Engine, hooked: FlowRecord, committer: GroupCommitter
+    engine: Engine, hooked: FlowRecord, committer: EventWriter
 ) -> None:
     broken: list[Connection] = []
 

@@ -15,8 +15,8 @@ from latchflow.engine import Engine
 from latchflow.plugin.host import load_registry
 from latchflow.server import create_app
 from latchflow.server.auth import create_api_key
+from latchflow.storage.database import Settings
 from latchflow.storage.models import RunRecord, WebhookReceipt
-from latchflow.storage.store import Settings
 from latchflow.testing import serve_app
 
 from .conftest import webhook_flow

@@ -19,8 +19,8 @@ from latchflow.plugin.host import load_registry
 from latchflow.server import create_app, signing
 from latchflow.server.auth import create_api_key
 from latchflow.server.state import ServerState
+from latchflow.storage.database import Settings
 from latchflow.storage.models import EventRecord, RunRecord, WebhookReceipt
-from latchflow.storage.store import Settings
 from latchflow.testing import serve_app
 
 from .conftest import webhook_flow

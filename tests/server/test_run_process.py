@@ -13,9 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from latchflow.backends.embedded.run_processes import RunProcess, default_count
+from latchflow.backends import choose
+from latchflow.backends.embedded.run_processes import RunProcess
 from latchflow.engine import Engine
-from latchflow.storage.store import Settings
+from latchflow.storage.database import Settings
 
 from .processes import Server, cli, running_server, wait_for, write_flow
 
@@ -44,7 +45,7 @@ def run_processes(pid: int) -> list[int]:
             command = Path(f"/proc/{child}/cmdline").read_bytes()
         except FileNotFoundError:  # it just exited
             continue
-        if b"latchflow.backends.embedded.run_processes" in command:
+        if b"latchflow.process" in command:
             found.append(int(child))
     return found
 
@@ -87,7 +88,8 @@ def test_the_run_process_starts_with_the_first_run_and_ends_with_a_killed_server
         assert run_processes(server.process.pid) == []  # nothing to run yet
         run_to_the_end(trigger_url(server, key), 1)
         children = run_processes(server.process.pid)
-        assert len(children) == default_count() == 2  # one per CPU on this machine, at most 2
+        default = choose.run_processes(Settings.from_environment(data), None)
+        assert len(children) == default == 2  # one per CPU on this machine, at most 2
         server.kill()
         wait_for(
             lambda: all(gone(child) for child in children),
@@ -159,7 +161,7 @@ def test_no_run_process_runs_in_the_server_process(setup: tuple[Path, Path, str]
 async def test_drain_waits_for_the_child_to_finish_what_is_due(tmp_path: Path) -> None:
     engine = Engine(Settings.from_environment(tmp_path))
     engine.install_flow(FLOW)
-    dispatcher = RunProcess(engine, workers=2)
+    dispatcher = RunProcess(engine.store, engine.clock, workers=2)
     await dispatcher.start()
     try:
         runs = [engine.start("echo", {"body": {"n": n}}).run_id for n in range(5)]

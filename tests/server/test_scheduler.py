@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from latchflow.backends.embedded.clock import Scheduler
 from latchflow.engine import Engine
-from latchflow.intake.schedules import Scheduler
 from latchflow.plugin.clock import FakeClock
-from latchflow.runs.connections import save_connection
 from latchflow.server.state import ServerState
 from latchflow.storage.models import EventRecord, PollCursor, RunRecord
 
@@ -42,7 +41,7 @@ def runs(engine: Engine) -> list[RunRecord]:
 
 async def install_front_door_poll(engine: Engine) -> None:
     """An acme connection and a flow polling it for the front door's openings."""
-    await save_connection(engine, "acme-1", "acme", "Acme", {"api_key": "k"})
+    await engine.connections.save("acme-1", "acme", "Acme", {"api_key": "k"})
     engine.install_flow(
         {
             "id": "front",
@@ -60,7 +59,9 @@ async def test_two_fires_of_the_same_tick_give_one_run(
     engine.install_flow(schedule_flow(interval_seconds=60))
     tick = clock.now().replace(second=0)
     first = state.scheduler.fire("sched", tick)
-    second = Scheduler(engine, state.dispatcher).fire("sched", tick)
+    second = Scheduler(engine.store, engine.registry, engine.connections, state.dispatcher).fire(
+        "sched", tick
+    )
     assert first.created and not second.created and first.run_id == second.run_id
     assert len(runs(engine)) == 1
     (duplicate,) = events(engine, "duplicate")
@@ -76,7 +77,12 @@ async def test_fire_due_fires_each_tick_once(
     clock.advance(31)  # just past the next minute
     (accepted,) = state.scheduler.fire_due("sched")
     assert state.scheduler.fire_due("sched") == []
-    assert Scheduler(engine, state.dispatcher).fire_due("sched") == []
+    assert (
+        Scheduler(engine.store, engine.registry, engine.connections, state.dispatcher).fire_due(
+            "sched"
+        )
+        == []
+    )
     await state.dispatcher.drain()
     assert {f"{accepted.run_id}:c": 1} == fakeplugin.EFFECTS
     event = events(engine, "accepted")[0]

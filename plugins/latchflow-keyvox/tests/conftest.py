@@ -9,8 +9,7 @@ import pytest
 from fastapi import FastAPI, Request
 
 from latchflow import Connection
-from latchflow.plugin.host import Registry, build_registry, plugin_manager
-from latchflow.testing import make_connection, serve_app
+from latchflow.testing import Registry, build_registry, make_connection, plugin_manager, serve_app
 from latchflow_keyvox.simulator import World, create_app
 from latchflow_keyvox.testing import Receiver, Runner, Sim
 

@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from latchflow import ConfigurationError, FatalError, RetryableError
-from latchflow.plugin.host import Registry
-from latchflow.testing import assert_no_secret, conformance_problems, make_connection
+from latchflow.testing import Registry, assert_no_secret, conformance_problems, make_connection
 from latchflow_keyvox import assumptions as A
 from latchflow_keyvox.client import KeyvoxClient
 from latchflow_keyvox.signing import body_digest, parse_authorization, signature

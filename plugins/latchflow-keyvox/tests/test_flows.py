@@ -14,10 +14,15 @@ from typing import Any
 import pytest
 
 from latchflow import JSON, Connection, WebhookRequest
-from latchflow.flows.document import Flow, validate_flow
-from latchflow.flows.expressions import build_scope, is_truthy, render
-from latchflow.plugin.host import Registry
-from latchflow.testing import make_context
+from latchflow.testing import (
+    Flow,
+    Registry,
+    build_scope,
+    is_truthy,
+    make_context,
+    render,
+    validate_flow,
+)
 from latchflow_keyvox.testing import Receiver, Runner, Sim
 
 FLOWS = Path(__file__).resolve().parents[3] / "flows"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from latchflow import JSON, Connection, PollResult, WebhookError, WebhookRequest
-from latchflow.plugin.host import Registry
+from latchflow.testing import Registry
 from latchflow_keyvox.testing import Receiver, Runner, Sim
 
 

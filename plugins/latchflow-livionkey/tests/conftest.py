@@ -13,8 +13,7 @@ from fastapi import FastAPI, Request, Response
 from jsonschema import Draft202012Validator
 
 from latchflow import Connection, FakeClock, RunContext, WebhookRequest
-from latchflow.plugin.host import load_registry
-from latchflow.testing import make_connection, make_context, serve_app
+from latchflow.testing import load_registry, make_connection, make_context, serve_app
 from latchflow_livionkey import sim_v1, sim_v2_routes
 from latchflow_livionkey.connection import sandbox_v1, sandbox_v2
 

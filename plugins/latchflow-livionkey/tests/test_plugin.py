@@ -7,9 +7,13 @@ from typing import Any
 import pytest
 
 from latchflow import ConfigurationError, Connection
-from latchflow.flows.document import validate_flow
-from latchflow.plugin.host import load_registry
-from latchflow.testing import assert_no_secret, conformance_problems, make_connection
+from latchflow.testing import (
+    assert_no_secret,
+    conformance_problems,
+    load_registry,
+    make_connection,
+    validate_flow,
+)
 
 # Every operation the two seed pages name, and what makes it reachable in a flow.
 SEED_OPERATIONS = {

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from latchflow import Connection, WebhookError, WebhookRequest
-from latchflow.plugin.host import load_registry
+from latchflow.testing import load_registry
 from latchflow_livionkey.triggers import poll_key_status
 
 REGISTRY = load_registry()

@@ -15,9 +15,9 @@ import pytest
 
 from latchflow.backends.embedded.dispatcher import EmbeddedDispatcher
 from latchflow.engine import Engine
-from latchflow.plugin.host import load_registry
+from latchflow.storage.database import Settings
 from latchflow.storage.models import StepRecord
-from latchflow.storage.store import Settings
+from latchflow.testing import load_registry
 from latchflow_unloc.testing import APARTMENT, Sim, v2_config
 
 JOB_SECONDS = 300

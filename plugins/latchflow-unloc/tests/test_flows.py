@@ -14,8 +14,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from latchflow import Connection, Pending
-from latchflow.flows.expressions import render
-from latchflow.testing import make_context
+from latchflow.testing import make_context, render
 from latchflow_unloc.create_actions import CREATE_KEY
 from latchflow_unloc.key_actions import REVOKE_KEYS
 from latchflow_unloc.testing import APARTMENT, FRONT_DOOR, Sim

@@ -7,8 +7,7 @@ import logging
 import pytest
 
 from latchflow import ConfigurationError, Connection
-from latchflow.plugin.host import load_registry
-from latchflow.testing import assert_no_secret, conformance_problems, make_connection
+from latchflow.testing import assert_no_secret, conformance_problems, load_registry, make_connection
 from latchflow_unloc.assumptions import SIM_CLIENT_SECRET
 from latchflow_unloc.testing import Sim, v2_config
 from latchflow_unloc.vendors import UNLOC

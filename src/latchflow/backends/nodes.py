@@ -16,12 +16,8 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
-from sqlmodel import col, select
-
-from latchflow.backends.embedded.dispatcher import Dispatcher
+from latchflow.backends.base import Dispatcher
 from latchflow.plugin.clock import Clock
-from latchflow.storage.models import NodeRecord
 from latchflow.storage.store import Store
 
 log = logging.getLogger("latchflow.nodes")
@@ -50,20 +46,18 @@ class NodeStatus:
 
 def list_nodes(store: Store, now: datetime) -> list[NodeStatus]:
     """Every node that sent a heartbeat within a day, most recently started first."""
-    with store.session() as session:
-        rows = session.exec(select(NodeRecord).order_by(col(NodeRecord.started_at).desc()))
-        return [
-            NodeStatus(
-                id=r.id,
-                host=r.host,
-                backend=r.backend,
-                started_at=r.started_at,
-                last_heartbeat=r.last_heartbeat,
-                jobs_in_flight=r.jobs_in_flight,
-                alive=now - r.last_heartbeat <= SILENT_AFTER,
-            )
-            for r in rows
-        ]
+    return [
+        NodeStatus(
+            id=r.id,
+            host=r.host,
+            backend=r.backend,
+            started_at=r.started_at,
+            last_heartbeat=r.last_heartbeat,
+            jobs_in_flight=r.jobs_in_flight,
+            alive=now - r.last_heartbeat <= SILENT_AFTER,
+        )
+        for r in store.nodes.all()
+    ]
 
 
 class NodeHeartbeat:
@@ -87,20 +81,7 @@ class NodeHeartbeat:
 
     async def start(self) -> None:
         now = self.clock.now()
-        with self.store.session() as session:
-            session.execute(
-                delete(NodeRecord).where(col(NodeRecord.last_heartbeat) < now - FORGET_AFTER)
-            )
-            session.add(
-                NodeRecord(
-                    id=self.node_id,
-                    host=socket.gethostname(),
-                    backend=self.backend,
-                    started_at=now,
-                    last_heartbeat=now,
-                )
-            )
-            session.commit()
+        self.store.nodes.register(self.node_id, self.backend, now, now - FORGET_AFTER)
         self._task = asyncio.create_task(self._beat(), name="latchflow-heartbeat")
 
     async def stop(self) -> None:
@@ -109,24 +90,12 @@ class NodeHeartbeat:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        with self.store.session() as session:
-            session.execute(delete(NodeRecord).where(col(NodeRecord.id) == self.node_id))
-            session.commit()
+        self.store.nodes.remove(self.node_id)
 
     def beat(self) -> None:
-        with self.store.session() as session:
-            record = session.get(NodeRecord, self.node_id)
-            if record is None:  # forgotten while unreachable: register again
-                record = NodeRecord(
-                    id=self.node_id,
-                    host=socket.gethostname(),
-                    backend=self.backend,
-                    started_at=self.clock.now(),
-                )
-            record.last_heartbeat = self.clock.now()
-            record.jobs_in_flight = self.dispatcher.in_flight
-            session.add(record)
-            session.commit()
+        self.store.nodes.beat(
+            self.node_id, self.backend, self.clock.now(), self.dispatcher.in_flight
+        )
 
     async def _beat(self) -> None:
         while True:

@@ -15,7 +15,6 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 import aiohttp
 import httpx
@@ -29,9 +28,6 @@ from latchflow.plugin.host import Registry
 from latchflow.plugin.types import JSON, Connection
 from latchflow.storage.secrets import secret_fields
 from latchflow.storage.store import Store
-
-if TYPE_CHECKING:
-    from latchflow.engine import Engine
 
 TransportFactory = Callable[[str], httpx.AsyncBaseTransport | None]
 HTTP_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16, keepalive_expiry=5.0)
@@ -172,44 +168,43 @@ class Connections:
         self._secret_values = frozenset(values)
         return self._secret_values
 
+    async def save(
+        self, connection_id: str, vendor_key: str, name: str, config: JSON, test: bool = False
+    ) -> JSON:
+        """Validate and store a connection (secrets encrypted), optionally testing it.
+
+        Secret fields left out of an update keep their stored values. Returns the connection as
+        shown to users: settings without secrets, and the test result when asked for.
+        """
+        vendor = self.registry.vendors.get(vendor_key)
+        if vendor is None:
+            raise ValidationError.at(
+                "$.vendor",
+                f"unknown vendor {vendor_key!r}; installed: {', '.join(sorted(self.registry.vendors))}",
+            )
+        existing = {c.id for c in self.store.list_connections()}
+        merged = dict(config)
+        if connection_id in existing:
+            _, stored = self.store.connection_config(connection_id)
+            merged = {**stored, **config}
+        errors = schema_errors(Draft202012Validator(vendor.connection_schema), merged, "$.config")
+        if errors:
+            raise ValidationError(errors)
+        record = self.store.save_connection(connection_id, vendor, name, merged)
+        shown: JSON = {
+            "id": record.id,
+            "vendor": record.vendor,
+            "name": record.name,
+            "config": record.config,
+        }
+        if test:
+            live = await self.get(connection_id)
+            shown["test"] = await vendor.test_connection(live.connection)
+        return shown
+
     async def close(self) -> None:
         for live in self._live.values():
             await live.connection.http.aclose()
         self._live.clear()
         self._secret_values = None
         await self.http.aclose()
-
-
-async def save_connection(
-    engine: Engine, connection_id: str, vendor_key: str, name: str, config: JSON, test: bool = False
-) -> JSON:
-    """Validate and store a connection (secrets encrypted), optionally testing it.
-
-    Secret fields left out of an update keep their stored values. Returns the connection as
-    shown to users: settings without secrets, and the test result when asked for.
-    """
-    vendor = engine.registry.vendors.get(vendor_key)
-    if vendor is None:
-        raise ValidationError.at(
-            "$.vendor",
-            f"unknown vendor {vendor_key!r}; installed: {', '.join(sorted(engine.registry.vendors))}",
-        )
-    existing = {c.id for c in engine.store.list_connections()}
-    merged = dict(config)
-    if connection_id in existing:
-        _, stored = engine.store.connection_config(connection_id)
-        merged = {**stored, **config}
-    errors = schema_errors(Draft202012Validator(vendor.connection_schema), merged, "$.config")
-    if errors:
-        raise ValidationError(errors)
-    record = engine.store.save_connection(connection_id, vendor, name, merged)
-    shown: JSON = {
-        "id": record.id,
-        "vendor": record.vendor,
-        "name": record.name,
-        "config": record.config,
-    }
-    if test:
-        live = await engine.connections.get(connection_id)
-        shown["test"] = await vendor.test_connection(live.connection)
-    return shown

@@ -18,8 +18,6 @@ from typing import Any
 
 import httpx
 from jsonschema import Draft202012Validator
-from sqlalchemy import or_, update
-from sqlmodel import col, select
 
 from latchflow.flows import expressions
 from latchflow.flows.document import Flow, Step, json_path
@@ -36,24 +34,12 @@ from latchflow.plugin.errors import (
 from latchflow.plugin.host import Registry
 from latchflow.plugin.types import JSON, Action, Pending, RunContext
 from latchflow.runs.connections import Connections, LiveConnection
-from latchflow.storage import journal as checkpoints
-from latchflow.storage.journal import (
-    RUNS,
-    Checkpoint,
-    CheckpointWriter,
-    RunRow,
-    RunRows,
-    StepRow,
-)
-from latchflow.storage.models import RunRecord
+from latchflow.storage.journal import Checkpoint, RunRow, RunRows, StepRow
 from latchflow.storage.secrets import redact
+from latchflow.storage.status import ACTIVE, DONE, RunStatus, StepStatus
 from latchflow.storage.store import Store
 
 log = logging.getLogger("latchflow.run")
-
-ACTIVE = ("queued", "running", "waiting")
-FINISHED = ("succeeded", "failed", "filtered", "cancelled")
-
 
 _VALIDATORS: dict[int, tuple[JSON, Draft202012Validator]] = {}
 
@@ -123,50 +109,18 @@ class Executor:
         self.rand = rand
         self.stopping = False
         """Set while the process shuts down: a run stops after its current step."""
-        self._flows: dict[tuple[str, int], Flow] = {}
-        self.writer = CheckpointWriter(store.engine, store.queue)
+        self.journal = store.journal
+        self.writer = store.journal.writer
 
     # claiming
 
     def release(self, run_id: str) -> None:
-        with self.store.engine.begin() as connection:
-            connection.execute(
-                update(RUNS)
-                .where(RUNS.c.id == run_id, RUNS.c.claimed_by == self.worker_id)
-                .values(claimed_by=None, claimed_until=None)
-            )
+        self.journal.release(run_id, self.worker_id)
 
     def claim_due(self, limit: int = 100) -> list[RunRows]:
-        """Claim up to ``limit`` unclaimed active runs whose time has come and read them, oldest
-        first, for ``execute(run_id, claimed=rows)``. The claim is one statement: two workers
-        never claim the same run."""
-        now = self.clock.now()
-        free = or_(RUNS.c.claimed_by.is_(None), RUNS.c.claimed_until < now)
-        due = (
-            select(RUNS.c.id)
-            .where(RUNS.c.status.in_(ACTIVE), RUNS.c.due_at <= now, free)
-            .order_by(RUNS.c.due_at)
-            .limit(limit)
-        )
-        with self.store.engine.begin() as connection:
-            claimed = connection.execute(
-                update(RUNS)
-                .where(RUNS.c.id.in_(due), free)
-                .values(claimed_by=self.worker_id, claimed_until=now + self.lease)
-                .returning(RUNS.c.id)
-            ).scalars()
-            runs = checkpoints.load(connection, list(claimed))
-        return sorted(runs, key=lambda rows: rows.run.due_at or now)
-
-    def next_due(self) -> datetime | None:
-        """When the earliest waiting run falls due."""
-        with self.store.session() as session:
-            return session.exec(
-                select(RunRecord.due_at)
-                .where(col(RunRecord.status).in_(ACTIVE), col(RunRecord.claimed_by).is_(None))
-                .order_by(col(RunRecord.due_at))
-                .limit(1)
-            ).first()
+        """Claim up to ``limit`` due runs and read them, oldest first, for
+        ``execute(run_id, claimed=rows)``; two workers never claim the same run."""
+        return self.journal.claim_due(self.worker_id, self.clock.now(), self.lease, limit)
 
     # running
 
@@ -196,12 +150,6 @@ class Executor:
                 self.release(run_id)
         return progress.run.status
 
-    def flow(self, flow_id: str, version: int) -> Flow:
-        key = (flow_id, version)
-        if key not in self._flows:
-            self._flows[key] = self.store.flow_version(flow_id, version)
-        return self._flows[key]
-
     async def advance(self, run_id: str) -> Outcome:
         """Run the next step of a run and checkpoint what happened (no claim: the caller's
         queue keeps a run's steps from overlapping)."""
@@ -219,8 +167,7 @@ class Executor:
         by this worker)."""
         rows = claimed
         if rows is None:
-            with self.store.engine.connect() as connection:
-                found = checkpoints.load(connection, [run_id])
+            found = self.journal.load([run_id])
             if not found:
                 return None
             rows = found[0]
@@ -231,11 +178,11 @@ class Executor:
         held = run.claimed_by is not None and not (run.claimed_until and run.claimed_until < now)
         if claim and held and claimed is None:
             return None
-        flow = self.flow(run.flow_id, run.flow_version)
+        flow = self.store.flow_version(run.flow_id, run.flow_version)
         outputs = {
             step_id: self.store.sealer.unseal(r.output_sealed)
             for step_id, r in records.items()
-            if r.status == "succeeded" and r.output_sealed
+            if r.status == StepStatus.SUCCEEDED and r.output_sealed
         }
         scope = {
             "trigger": trigger,
@@ -282,18 +229,18 @@ class Executor:
                 record = self._start_step(progress, step, where)
             except LatchflowError as exc:
                 return await self._fail(progress, None, step, str(exc))
-            if record.status == "skipped":
+            if record.status == StepStatus.SKIPPED:
                 return self._next(progress)
-        elif record.status in ("succeeded", "skipped"):
+        elif record.status in DONE:
             return self._next(progress)
         resume_at = self._cooling(step)
         if resume_at is not None:
             return await self._postpone(progress, record, resume_at)
         previous = record.status
-        if previous != "waiting":  # a pending job's checks are not new attempts
+        if previous != StepStatus.WAITING:  # a pending job's checks are not new attempts
             record.attempts += 1
-        record.status = "running"
-        run.status = "running"
+        record.status = StepStatus.RUNNING
+        run.status = RunStatus.RUNNING
         progress.touch(record)
         if not self._local(step):
             await self._commit(progress)  # the attempt is counted before the action is called
@@ -319,7 +266,7 @@ class Executor:
         if step.condition is not None:
             condition = expressions.render(step.condition, scope, f"{where}.if")
             if not expressions.is_truthy(condition):
-                record.status, record.finished_at = "skipped", self.clock.now()
+                record.status, record.finished_at = StepStatus.SKIPPED, self.clock.now()
                 record.error = f"'if' was {condition!r}"
                 progress.touch(record)
                 return record
@@ -361,7 +308,7 @@ class Executor:
                     # a 429 may have arrived while this call waited for a slot
                     resume_at = self.connections.cooling_until(connection_id)
                     if resume_at is not None:
-                        if previous != "waiting":
+                        if previous != StepStatus.WAITING:
                             record.attempts -= 1
                         record.status = previous
                         return await self._postpone(progress, record, resume_at)
@@ -377,12 +324,18 @@ class Executor:
                 progress, step, record, action, RetryableError(str(exc) or type(exc).__name__)
             )
         except SkipError as exc:
-            record.status, record.error, record.finished_at = "skipped", str(exc), self.clock.now()
+            record.status, record.error = StepStatus.SKIPPED, str(exc)
+            record.finished_at = self.clock.now()
             progress.touch(record)
             return self._next(progress)
         except RunFiltered as exc:
-            record.status, record.error, record.finished_at = "filtered", str(exc), self.clock.now()
-            run.status, run.error, run.finished_at = "filtered", str(exc), self.clock.now()
+            record.status, record.error = StepStatus.FILTERED, str(exc)
+            record.finished_at = self.clock.now()
+            run.status, run.error, run.finished_at = (
+                RunStatus.FILTERED,
+                str(exc),
+                record.finished_at,
+            )
             progress.touch(record)
             await self._commit(progress, last=True)
             return Outcome.DONE
@@ -394,8 +347,8 @@ class Executor:
                 progress, record, step, f"unexpected {type(exc).__name__}: {exc}"
             )
         if isinstance(result, Pending):
-            record.status, record.state = "waiting", result.state
-            run.status, run.due_at = "waiting", result.check_at
+            record.status, record.state = StepStatus.WAITING, result.state
+            run.status, run.due_at = RunStatus.WAITING, result.check_at
             progress.touch(record)
             progress.queue_at = result.check_at
             await self._commit(progress, last=True)
@@ -409,7 +362,8 @@ class Executor:
                 f"action {action.key!r} returned output that does not match its schema:"
                 f" {json_path(problems[0].absolute_path)}: {problems[0].message}",
             )
-        record.status, record.finished_at, record.error = "succeeded", self.clock.now(), None
+        record.status, record.finished_at = StepStatus.SUCCEEDED, self.clock.now()
+        record.error = None
         record.output = redact(result, self._secrets())
         record.output_sealed = self.store.sealer.seal(result)
         record.state = None
@@ -462,12 +416,12 @@ class Executor:
     async def _postpone(self, progress: Progress, record: StepRow, resume_at: datetime) -> Outcome:
         """Wait for the connection's cool-down without a worker and without using an attempt."""
         run = progress.run
-        if record.status != "waiting":  # a pending vendor job stays pending
-            record.status = "retrying"
+        if record.status != StepStatus.WAITING:  # a pending vendor job stays pending
+            record.status = StepStatus.RETRYING
             record.error = (
                 f"connection cooling down after a rate limit until {resume_at.isoformat()}"
             )
-        run.status, run.due_at = "waiting", resume_at
+        run.status, run.due_at = RunStatus.WAITING, resume_at
         progress.touch(record)
         progress.queue_at = resume_at
         await self._commit(progress, last=True)
@@ -500,8 +454,8 @@ class Executor:
             return await self._fail(
                 progress, record, step, f"gave up after {record.attempts} attempts: {exc}"
             )
-        record.status, record.error = "retrying", str(exc)
-        run.status, run.due_at = "waiting", self.clock.now() + timedelta(seconds=delay)
+        record.status, record.error = StepStatus.RETRYING, str(exc)
+        run.status, run.due_at = RunStatus.WAITING, self.clock.now() + timedelta(seconds=delay)
         progress.touch(record)
         progress.queue_at = run.due_at
         await self._commit(progress, last=True)
@@ -514,7 +468,7 @@ class Executor:
         """Move on to the next step; committed with whatever the run writes next."""
         run = progress.run
         run.step_index += 1
-        run.status, run.updated_at = "running", self.clock.now()
+        run.status, run.updated_at = RunStatus.RUNNING, self.clock.now()
         progress.queue_at = run.updated_at
         return Outcome.CONTINUE
 
@@ -529,7 +483,7 @@ class Executor:
         except ExpressionError as exc:
             return await self._fail(progress, None, None, str(exc))
         now = self.clock.now()
-        run.status, run.finished_at, run.updated_at = "succeeded", now, now
+        run.status, run.finished_at, run.updated_at = RunStatus.SUCCEEDED, now, now
         run.output = redact(output, self._secrets())
         await self._commit(progress, last=True)
         return Outcome.DONE
@@ -539,9 +493,9 @@ class Executor:
     ) -> Outcome:
         run, now = progress.run, self.clock.now()
         if record is not None:
-            record.status, record.error, record.finished_at = "failed", message, now
+            record.status, record.error, record.finished_at = StepStatus.FAILED, message, now
             progress.touch(record)
-        run.status, run.finished_at, run.updated_at = "failed", now, now
+        run.status, run.finished_at, run.updated_at = RunStatus.FAILED, now, now
         run.error = f"step {step.id!r}: {message}" if step else message
         await self._commit(progress, last=True)
         log.warning("run %s failed: %s", run.id, run.error)

@@ -11,13 +11,14 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from latchflow.backends.embedded.dispatcher import DEFAULT_WORKERS, Dispatcher, make_dispatcher
+from latchflow.backends import choose
+from latchflow.backends.base import DEFAULT_WORKERS
+from latchflow.backends.embedded.clock import Scheduler
 from latchflow.backends.nodes import NodeHeartbeat, new_node_id
 from latchflow.engine import Engine
-from latchflow.intake.schedules import Scheduler
 from latchflow.plugin.errors import LatchflowError, ValidationError
 from latchflow.server import trigger_urls, vendor_webhooks
-from latchflow.server.api import catalog, flows, nodes, runs
+from latchflow.server.api import catalog, connections, flows, nodes, runs
 from latchflow.server.auth import require_api_key
 from latchflow.server.errors import Rejected, rejected_handler, responses
 from latchflow.server.schemas import Health
@@ -59,19 +60,20 @@ def create_app(
     *,
     workers: int = DEFAULT_WORKERS,
     body_limit: int = DEFAULT_BODY_LIMIT,
-    dispatcher: Dispatcher | None = None,
+    run_processes: int = 0,
     background: bool = True,
     grace_seconds: float = 10.0,
 ) -> FastAPI:
-    """The app for an engine. With ``background`` the lifespan runs the dispatcher and scheduler;
-    without it nothing runs by itself (tests drive ``state.dispatcher.drain()``)."""
+    """The app for an engine. With ``background`` the lifespan runs the dispatcher (advancing
+    runs in ``run_processes`` child processes, or in this one) and the scheduler; without it
+    nothing runs by itself (tests drive ``state.dispatcher.drain()``)."""
     node_id = new_node_id()
-    dispatch = dispatcher or make_dispatcher(engine, workers=workers, name=node_id)
+    dispatch = choose.dispatcher(engine.executor, workers, node_id, run_processes)
     heartbeat = NodeHeartbeat(engine.store, dispatch, engine.clock, node_id)
     state = ServerState(
         engine=engine,
         dispatcher=dispatch,
-        scheduler=Scheduler(engine, dispatch),
+        scheduler=Scheduler(engine.store, engine.registry, engine.connections, dispatch),
         body_limit=body_limit,
     )
 
@@ -90,7 +92,7 @@ def create_app(
                 state.scheduler.shutdown()
                 await state.dispatcher.stop(grace_seconds)
                 await heartbeat.stop()
-            await state.intake.close()
+            await engine.store.events.close()
             await engine.connections.close()
 
     app = LatchflowApp(
@@ -113,6 +115,7 @@ def create_app(
     )
     api.include_router(flows.router)
     api.include_router(runs.router)
+    api.include_router(connections.router)
     api.include_router(catalog.router)
     api.include_router(nodes.router)
     app.include_router(api)

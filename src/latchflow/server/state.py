@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import Request
 
-from latchflow.backends.embedded.dispatcher import Dispatcher
+from latchflow.backends.base import Dispatcher
+from latchflow.backends.embedded.clock import Scheduler
 from latchflow.engine import Engine
-from latchflow.intake.group_commit import GroupCommitter
-from latchflow.intake.schedules import Scheduler
 
 DEFAULT_BODY_LIMIT = 1024 * 1024
 MAX_WAIT_SECONDS = 60.0
@@ -21,10 +20,6 @@ class ServerState:
     dispatcher: Dispatcher
     scheduler: Scheduler
     body_limit: int = DEFAULT_BODY_LIMIT
-    intake: GroupCommitter = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.intake = GroupCommitter(self.engine.store)
 
     def flows_changed(self) -> None:
         """Rebuild schedules and polls after a flow was created, changed, switched or deleted."""

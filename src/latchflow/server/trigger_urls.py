@@ -4,7 +4,7 @@ Order of checks: the URL (flow, token, trigger type, enabled), then the request 
 size, JSON), then the signature when the flow has a signing secret (timestamp window, replayed
 ids). Every refusal is a JSON error and stores nothing. The event, its run and the webhook id
 receipt are committed in one transaction before the answer; concurrent deliveries share
-transactions (``group_commit``).
+transactions (``storage.events``, through ``intake``).
 
 These requests are the hot path, so the app answers them straight from ASGI (``answer``, called
 by ``LatchflowApp`` before FastAPI's middleware and routing, which cost as much CPU as the
@@ -20,25 +20,24 @@ import hmac
 import json
 import re
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl
 
-import jmespath
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from sqlmodel import select
 from starlette.datastructures import URL
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from latchflow.intake.group_commit import Delivery, WebhookIdReplayed
-from latchflow.runs.executor import FINISHED
 from latchflow.server import signing
+from latchflow.server.bodies import collect_body, parse_json, require_json_content_type
 from latchflow.server.errors import Rejected, responses
 from latchflow.server.schemas import HookAccepted
 from latchflow.server.state import MAX_WAIT_SECONDS, ServerState
-from latchflow.storage.models import FlowRecord, RunRecord, WebhookReceipt
+from latchflow.storage.events import Delivery, WebhookIdReplayed
+from latchflow.storage.models import FlowRecord, RunRecord
+from latchflow.storage.status import FINISHED
 
 router = APIRouter(tags=["trigger URLs"])
 
@@ -151,71 +150,6 @@ async def answer(
     await _send_json(send, status, body)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-"""One decoder for every body: ``json.loads`` with an argument builds a new one per call."""
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing more than ``limit`` bytes whatever Content-Length claims."""
-    return await collect_body(request.stream(), request.headers.get("content-length"), limit)
-
-
-async def collect_body(chunks: AsyncIterable[bytes], declared: str | None, limit: int) -> bytes:
-    """The body from its chunks, refusing more than ``limit`` bytes (also when ``declared``,
-    the Content-Length, says so at once)."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise Rejected(
-            413,
-            f"the body is {declared} bytes; the limit is {limit}",
-            "body",
-            "send a smaller JSON document",
-        )
-    parts, size = [], 0
-    try:
-        async for chunk in chunks:
-            size += len(chunk)
-            if size > limit:
-                raise Rejected(
-                    413,
-                    f"the body exceeds the limit of {limit} bytes",
-                    "body",
-                    "send a smaller JSON document",
-                )
-            parts.append(chunk)
-    except ClientDisconnect as exc:  # nobody is left to read the answer: nothing to log
-        raise Rejected(
-            400, "the client disconnected before the body was complete", "body", "send it again"
-        ) from exc
-    return b"".join(parts)
-
-
-def parse_json(body: bytes) -> Any:
-    try:
-        text = body.decode("utf-8")
-        if text.startswith("\ufeff"):  # refused as json.loads refuses it
-            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-        return DECODER.decode(text)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Rejected(
-            400, f"the body is not valid JSON: {exc}", "body", "send one UTF-8 JSON document"
-        ) from exc
-
-
-def require_json_content_type(content_type: str) -> None:
-    media = content_type.split(";", 1)[0].strip().lower()
-    if media != "application/json":
-        raise Rejected(
-            415,
-            f"content type {content_type or '(none)'!r} is not accepted",
-            "header content-type",
-            "send the body as JSON with 'Content-Type: application/json'",
-        )
-
-
 def _flow_for(state: ServerState, flow_id: str, token: str) -> FlowRecord:
     record = state.engine.store.flow_switches(flow_id)
     if record is None or not hmac.compare_digest(record.hook_token.encode(), token.encode()):
@@ -273,9 +207,8 @@ def verify_signature(
             "sign '{webhook-id}.{webhook-timestamp}.{raw body}' with HMAC-SHA256 and the"
             " flow's current secret",
         )
-    with state.engine.store.session() as session:
-        if session.get(WebhookReceipt, (record.id, webhook_id)) is not None:
-            raise _replayed(webhook_id)
+    if state.engine.store.webhook_seen(record.id, webhook_id):
+        raise _replayed(webhook_id)
     return webhook_id
 
 
@@ -299,19 +232,6 @@ def _replayed(webhook_id: str) -> Rejected:
         "header webhook-id",
         "give every new delivery a new webhook-id",
     )
-
-
-def dedupe_key(record: FlowRecord, state: ServerState, header: str | None, body: Any) -> str | None:
-    if header:
-        return header
-    flow = state.engine.executor.flow(record.id, record.version)  # versions never change
-    path = flow.trigger_input.get("idempotency_key_path")
-    if not path:
-        return None
-    value = jmespath.search(path, body)
-    if value is None:
-        return None
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 WAIT_PARAMETER = {
@@ -384,7 +304,7 @@ async def take_delivery(
     )
     body = parse_json(body_bytes)
     webhook_id = verify_signature(state, record, request, body_bytes)
-    key = dedupe_key(record, state, request.header("idempotency-key"), body)
+    key = state.engine.intake.dedupe_key(record, request.header("idempotency-key"), body)
     now = state.engine.clock.now()
     data = {
         "body": body,
@@ -393,7 +313,7 @@ async def take_delivery(
         "received_at": now.isoformat(),
     }
     try:  # the receipt, event and run are committed together (or not at all) before we answer
-        accepted = await state.intake.accept(Delivery(record, data, now, key, webhook_id))
+        accepted = await state.engine.intake.deliver(Delivery(record, data, now, key, webhook_id))
     except WebhookIdReplayed as exc:
         raise _replayed(webhook_id or "") from exc
     result: dict[str, Any] = {
@@ -418,8 +338,8 @@ async def take_delivery(
 async def _wait_for(state: ServerState, run_id: str, seconds: float) -> RunRecord | None:
     deadline = time.monotonic() + seconds
     while True:
-        with state.engine.store.session() as session:
-            run = session.exec(select(RunRecord).where(RunRecord.id == run_id)).one()
+        run = state.engine.store.history.get(run_id)
+        assert run is not None  # stored before the caller was answered, never deleted
         if run.status in FINISHED:
             return run
         if time.monotonic() >= deadline:

@@ -1,4 +1,5 @@
-"""A run's rows as the executor keeps them: read once, written back at each checkpoint.
+"""The run journal: a run's rows as the executor keeps them (read once, written back at each
+checkpoint), and the claims and due times by which workers take runs.
 
 Plain dataclasses and prebuilt SQLAlchemy Core statements instead of ORM objects (whose
 unit-of-work bookkeeping cost more than the rest of a step together), and checkpoints of
@@ -7,17 +8,18 @@ concurrent runs written together: one transaction, one statement per kind of row
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, bindparam, event, or_, select
+from sqlalchemy import Connection, Engine, bindparam, or_, select, update
 
 from latchflow.plugin.types import JSON
+from latchflow.storage.batch_writer import BatchWriter
 from latchflow.storage.models import EventRecord, RunRecord, StepRecord
 from latchflow.storage.runqueue import RunQueue
-from latchflow.storage.write_lock import begin_immediate, connect_for_writes
+from latchflow.storage.status import ACTIVE, StepStatus
 
 RUNS = RunRecord.__table__  # type: ignore[attr-defined]
 STEPS = StepRecord.__table__  # type: ignore[attr-defined]
@@ -52,7 +54,7 @@ class StepRow:
     position: int
     action: str
     started_at: datetime
-    status: str = "running"
+    status: str = StepStatus.RUNNING
     attempts: int = 0
     input: Any = None
     output: Any = None
@@ -150,79 +152,23 @@ class Checkpoint:
 
 
 class CheckpointWriter:
-    """Concurrent runs' checkpoints share one transaction (group commit).
+    """Concurrent runs' checkpoints share one transaction (group commit, ``BatchWriter``).
 
     A run awaits the commit of the batch its checkpoint joined, so it still calls its next
     action only after its checkpoint is durable; the batch spends one transaction and one
-    statement per kind of row on many runs. On SQLite the writer has a connection of its own
-    and awaits the write lock on the event loop (``write_lock``) instead of blocking it while
-    another process writes. If a batch fails, each checkpoint in it is written on its own, so
-    one run's bad row fails only that run.
+    statement per kind of row on many runs. If a batch fails, each checkpoint in it is written
+    on its own, so one run's bad row fails only that run.
     """
 
     def __init__(self, engine: Engine, queue: RunQueue) -> None:
-        self.engine = engine
         self.queue = queue
-        self._sqlite = engine.dialect.name == "sqlite"
-        self._connection: Connection | None = None
-        self._pending: list[tuple[Checkpoint, asyncio.Future[bool]]] = []
-        self._writer: asyncio.Task[None] | None = None
-        event.listen(engine, "engine_disposed", lambda _engine: self._close())
+        self._writer = BatchWriter(engine, self._write_batch, name="checkpoints")
 
     async def commit(self, checkpoint: Checkpoint) -> bool:
         """Write the checkpoint; False if its claim failed (and nothing of it was written)."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((checkpoint, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_while_pending(), name="checkpoints")
-        return await future
+        return await self._writer.submit(checkpoint)
 
-    async def _write_while_pending(self) -> None:
-        while self._pending:
-            try:
-                connection = await self._locked_connection()
-            except Exception as exc:  # the write lock stayed taken: everything pending fails
-                batch, self._pending = self._pending, []
-                _answer(batch, [exc] * len(batch))
-                continue
-            batch, self._pending = self._pending, []  # what arrived while the lock was awaited
-            _answer(batch, self._write(connection, [c for c, _ in batch]))
-            await asyncio.sleep(0)  # let the runs that were waiting for a slot catch up
-
-    async def _locked_connection(self) -> Connection | None:
-        """On SQLite, the writer's connection, holding the write lock; elsewhere None (each
-        batch takes a pooled connection)."""
-        if not self._sqlite:
-            return None
-        if self._connection is None:
-            self._connection = connect_for_writes(self.engine)
-        try:
-            await begin_immediate(self._connection)
-        except Exception:
-            self._close()
-            raise
-        return self._connection
-
-    def _write(
-        self, connection: Connection | None, batch: list[Checkpoint]
-    ) -> list[bool | BaseException]:
-        try:
-            if connection is None:
-                with self.engine.begin() as pooled:
-                    return list(self._write_batch(pooled, batch))
-            try:
-                written = self._write_batch(connection, batch)
-                connection.commit()
-            except Exception:
-                self._close()  # rolls back; the next batch opens another connection
-                raise
-            return list(written)
-        except Exception as exc:
-            if len(batch) == 1:
-                return [exc]
-        return [outcome for c in batch for outcome in self._write(None, [c])]
-
-    def _write_batch(self, connection: Connection, batch: list[Checkpoint]) -> list[bool]:
+    def _write_batch(self, connection: Connection, batch: Sequence[Checkpoint]) -> list[bool]:
         written = [c.claim is None or _claim(connection, c) for c in batch]
         kept = [c for c, ok in zip(batch, written, strict=True) if ok]
         plain = [{"_id": c.run_id, **c.run} for c in kept if c.claim is None]
@@ -238,22 +184,97 @@ class CheckpointWriter:
                 self.queue.enqueue(connection, c.run_id, c.queue_at)
         return written
 
-    def _close(self) -> None:
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            connection.close()
+
+class Journal:
+    """The runs table as the executor and the dispatchers use it: claims, loads, checkpoints
+    and due times. A run is due when it is active, unclaimed (or its claim expired) and its
+    ``due_at`` has come."""
+
+    def __init__(self, engine: Engine, queue: RunQueue) -> None:
+        self.engine = engine
+        self.writer = CheckpointWriter(engine, queue)
+
+    def load(self, run_ids: list[str]) -> list[RunRows]:
+        with self.engine.connect() as connection:
+            return load(connection, run_ids)
+
+    def claim_due(
+        self, worker_id: str, now: datetime, lease: timedelta, limit: int
+    ) -> list[RunRows]:
+        """Claim up to ``limit`` due runs for ``worker_id`` and read them, oldest due first. The
+        claim is one statement: two workers never claim the same run."""
+        due = (
+            select(RUNS.c.id)
+            .where(RUNS.c.status.in_(ACTIVE), RUNS.c.due_at <= now, _free(now))
+            .order_by(RUNS.c.due_at)
+            .limit(limit)
+        )
+        with self.engine.begin() as connection:
+            claimed = connection.execute(
+                update(RUNS)
+                .where(RUNS.c.id.in_(due), _free(now))
+                .values(claimed_by=worker_id, claimed_until=now + lease)
+                .returning(RUNS.c.id)
+            ).scalars()
+            runs = load(connection, list(claimed))
+        return sorted(runs, key=lambda rows: rows.run.due_at or now)
+
+    def release(self, run_id: str, worker_id: str) -> None:
+        """Drop ``worker_id``'s claim on a run, so it is due again."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(RUNS)
+                .where(RUNS.c.id == run_id, RUNS.c.claimed_by == worker_id)
+                .values(claimed_by=None, claimed_until=None)
+            )
+
+    def release_claims(self, keep: tuple[str, ...] = ()) -> int:
+        """Release every claim on an active run but those of the workers in ``keep``; returns
+        how many were released."""
+        query = update(RUNS).where(RUNS.c.status.in_(ACTIVE), RUNS.c.claimed_by.is_not(None))
+        if keep:
+            query = query.where(RUNS.c.claimed_by.not_in(keep))
+        with self.engine.begin() as connection:
+            result = connection.execute(query.values(claimed_by=None, claimed_until=None))
+            return int(result.rowcount)
+
+    def next_due(self, now: datetime, excluding: list[str] | None = None) -> datetime | None:
+        """When the earliest active run that nobody holds falls due (runs ``excluding`` aside)."""
+        query = (
+            select(RUNS.c.due_at)
+            .where(RUNS.c.status.in_(ACTIVE), _free(now))
+            .order_by(RUNS.c.due_at)
+            .limit(1)
+        )
+        if excluding:
+            query = query.where(RUNS.c.id.not_in(excluding))
+        with self.engine.connect() as connection:
+            due: datetime | None = connection.execute(query).scalar()
+            return due
+
+    def busy(self, now: datetime) -> bool:
+        """Whether some active run is due now or held by a worker."""
+        query = (
+            select(RUNS.c.id)
+            .where(RUNS.c.status.in_(ACTIVE), or_(RUNS.c.due_at <= now, RUNS.c.claimed_until > now))
+            .limit(1)
+        )
+        with self.engine.connect() as connection:
+            return connection.execute(query).first() is not None
+
+    def is_due(self, run_id: str, by: datetime) -> bool:
+        """Whether the run is active and due at ``by`` (a stale job for it is not)."""
+        query = select(RUNS.c.status, RUNS.c.due_at).where(RUNS.c.id == run_id)
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        if row is None or row.status not in ACTIVE:
+            return False
+        return row.due_at is None or row.due_at <= by
 
 
-def _answer(
-    batch: list[tuple[Checkpoint, asyncio.Future[bool]]], outcomes: list[bool | BaseException]
-) -> None:
-    for (_, future), outcome in zip(batch, outcomes, strict=True):
-        if future.done():
-            continue
-        if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
+def _free(now: datetime) -> Any:
+    """Unclaimed, or claimed by a worker whose lease ran out."""
+    return or_(RUNS.c.claimed_by.is_(None), RUNS.c.claimed_until < now)
 
 
 def _claim(connection: Connection, checkpoint: Checkpoint) -> bool:

@@ -10,6 +10,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from latchflow.storage.status import EventStatus, RunStatus, StepStatus
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -95,7 +97,7 @@ class EventRecord(SQLModel, table=True):
     trigger: str
     dedupe_key: str | None = None
     source_key: str | None = None
-    status: str = "accepted"
+    status: str = EventStatus.ACCEPTED
     reason: str | None = None
     run_id: str | None = None
     data: dict[str, Any] = _json(nullable=False)
@@ -115,7 +117,7 @@ class RunRecord(SQLModel, table=True):
     flow_id: str = Field(index=True)
     flow_version: int
     event_id: str
-    status: str = "queued"
+    status: str = RunStatus.QUEUED
     step_index: int = 0
     due_at: datetime | None = _moment()
     claimed_by: str | None = None
@@ -135,7 +137,7 @@ class StepRecord(SQLModel, table=True):
     step_id: str = Field(primary_key=True)
     position: int
     action: str
-    status: str = "running"
+    status: str = StepStatus.RUNNING
     attempts: int = 0
     input: Any = _json()
     output: Any = _json()

@@ -1,33 +1,50 @@
-"""The database: engine set-up, migrations, and the records of flows and connections."""
+"""The store: the database's records, one object per kind, and flows and connections.
+
+Everything latchflow keeps goes through here; no other package issues SQL. ``Store`` holds the
+engine and the keys, reads and writes flows and connections itself, and hands out the other
+records:
+
+- ``events``: events in and the runs they start (``EventWriter``);
+- ``journal``: runs as the executor and the dispatchers take them (claims, checkpoints);
+- ``history``: runs and events for people (listings, detail, replay, cancel);
+- ``cursors``: where schedules and polls left off;
+- ``nodes`` and ``api_keys``.
+"""
 
 from __future__ import annotations
 
-import os
 import secrets
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, create_engine, select
+from sqlmodel import Session, col, delete, select, update
 
 from latchflow.flows.document import Flow
-from latchflow.plugin.clock import Clock
 from latchflow.plugin.errors import ConfigurationError, ValidationError
 from latchflow.plugin.types import JSON, Vendor
-from latchflow.storage.models import ConnectionRecord, FlowRecord, FlowVersion, utcnow
-from latchflow.storage.runqueue import SESSION_KEY, RunQueue, for_database
+from latchflow.storage.api_keys import ApiKeys
+from latchflow.storage.cursors import Cursors
+from latchflow.storage.database import QuickReader, Settings, make_engine, migrate
+from latchflow.storage.events import EventWriter
+from latchflow.storage.journal import Journal
+from latchflow.storage.models import (
+    ConnectionRecord,
+    FlowRecord,
+    FlowVersion,
+    PollCursor,
+    RunRecord,
+    WebhookReceipt,
+    utcnow,
+)
+from latchflow.storage.nodes import Nodes
+from latchflow.storage.runqueue import RunQueue
+from latchflow.storage.runs import RunHistory
 from latchflow.storage.secrets import Sealer, secret_fields
+from latchflow.storage.status import ACTIVE, RunStatus
 
-DATA_DIR_ENV = "LATCHFLOW_DATA_DIR"
-DATABASE_URL_ENV = "LATCHFLOW_DATABASE_URL"
-MIGRATIONS = Path(__file__).parent / "migrations"
 SWITCHES = (
     "id",
     "version",
@@ -44,78 +61,30 @@ SWITCHES_SQL = (
     " signing_secret FROM flows WHERE id = ?"
 )
 CONNECTION_VERSION_SQL = "SELECT updated_at FROM connections WHERE id = ?"
-MIGRATION_LOCK = 0x6C66_6D69  # PostgreSQL advisory lock key held while migrating
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Where latchflow keeps its data."""
-
-    data_dir: Path
-    database_url: str
-
-    @classmethod
-    def from_environment(
-        cls, data_dir: str | Path | None = None, database_url: str | None = None
-    ) -> Settings:
-        directory = Path(data_dir or os.environ.get(DATA_DIR_ENV) or ".latchflow")
-        url = (
-            database_url
-            or os.environ.get(DATABASE_URL_ENV)
-            or f"sqlite:///{directory / 'latchflow.db'}"
-        )
-        return cls(data_dir=directory, database_url=url)
-
-
-def make_engine(url: str) -> Engine:
-    """An engine; SQLite gets WAL, a busy timeout and normal sync (durable on commit in WAL)."""
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
-
-
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":  # nodes starting together migrate in turn
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
 
 
 class Store:
-    """Flows and connections; runs and events are written by the executor and intake."""
+    """The database of one latchflow installation; ``queue`` is its backend's run queue."""
 
-    def __init__(
-        self, settings: Settings, queue: RunQueue | None = None, clock: Clock | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, queue: RunQueue) -> None:
         self.settings = settings
-        self.queue: RunQueue = queue or for_database(settings.database_url, clock)
-        if settings.database_url.startswith("sqlite"):
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.queue = queue
         self.engine = make_engine(settings.database_url)
         self.sealer = Sealer.from_environment(settings.data_dir)
         migrate(self.engine)
+        self.events = EventWriter(self.engine, self.queue)
+        self.journal = Journal(self.engine, self.queue)
+        self.history = RunHistory(self.engine, self.queue)
+        self.cursors = Cursors(self.engine)
+        self.nodes = Nodes(self.engine)
+        self.api_keys = ApiKeys(self.engine)
         self._reader = QuickReader(self.engine)
         self._switch_records: dict[str, tuple[tuple[Any, ...], FlowRecord]] = {}
+        self._versions: dict[tuple[str, int], Flow] = {}
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with Session(
-            self.engine, expire_on_commit=False, info={SESSION_KEY: self.queue}
-        ) as session:
+        with Session(self.engine, expire_on_commit=False) as session:
             yield session
 
     # flows
@@ -190,15 +159,68 @@ class Store:
         return record
 
     def flow_version(self, flow_id: str, version: int) -> Flow:
-        with self.session() as session:
-            record = session.get(FlowVersion, (flow_id, version))
+        """A saved version of a flow, parsed; kept in memory, as a version never changes."""
+        key = (flow_id, version)
+        flow = self._versions.get(key)
+        if flow is None:
+            with self.session() as session:
+                record = session.get(FlowVersion, key)
             if record is None:
                 raise ConfigurationError(f"flow {flow_id!r} has no version {version}")
-            return Flow.parse(record.document)
+            flow = self._versions[key] = Flow.parse(record.document)
+        return flow
 
     def list_flows(self) -> list[FlowRecord]:
         with self.session() as session:
             return list(session.exec(select(FlowRecord).order_by(FlowRecord.id)))
+
+    def update_flow(self, flow_id: str, **values: Any) -> FlowRecord | None:
+        """Change switches of a flow's record (enabled, hook_token, signing_secret); None if
+        there is no such flow."""
+        with self.session() as session:
+            record = session.get(FlowRecord, flow_id)
+            if record is None:
+                return None
+            for name, value in values.items():
+                setattr(record, name, value)
+            record.updated_at = utcnow()
+            session.add(record)
+            session.commit()
+            return record
+
+    def delete_flow(self, flow_id: str, now: datetime) -> None:
+        """Delete a flow and its cursor and cancel its unfinished runs, in one commit. Its
+        versions stay: runs and caches refer to them by number."""
+        with self.session() as session:
+            session.execute(
+                update(RunRecord)
+                .where(col(RunRecord.flow_id) == flow_id, col(RunRecord.status).in_(ACTIVE))
+                .values(
+                    status=RunStatus.CANCELLED,
+                    error="flow deleted",
+                    finished_at=now,
+                    updated_at=now,
+                )
+            )
+            for table, column in ((PollCursor, PollCursor.flow_id), (FlowRecord, FlowRecord.id)):
+                session.execute(delete(table).where(col(column) == flow_id))
+            session.commit()
+
+    def flow_versions(self, flow_id: str) -> list[FlowVersion]:
+        """Every saved version of a flow, newest first."""
+        with self.session() as session:
+            return list(
+                session.exec(
+                    select(FlowVersion)
+                    .where(FlowVersion.flow_id == flow_id)
+                    .order_by(col(FlowVersion.version).desc())
+                )
+            )
+
+    def webhook_seen(self, flow_id: str, webhook_id: str) -> bool:
+        """Whether a signed delivery with this ``webhook-id`` was stored for the flow."""
+        with self.session() as session:
+            return session.get(WebhookReceipt, (flow_id, webhook_id)) is not None
 
     # connections
 
@@ -269,57 +291,6 @@ class Store:
                 session.add(record)
             session.commit()
             return len(records)
-
-
-class QuickReader:
-    """A DBAPI connection of its own for reads on hot paths (a flow's switches, a connection's
-    version), in autocommit so every read sees the latest commit. It is detached from the pool,
-    closed when the engine is disposed, and opened again when a read fails on it (a restarted
-    database server)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.qmark = engine.dialect.paramstyle == "qmark"
-        self._lock = threading.Lock()
-        self._connection: Any = None
-        event.listen(engine, "engine_disposed", self._disposed)
-
-    def row(self, sql: str, key: str) -> tuple[Any, ...] | None:
-        """The first row of ``sql`` (one ``?`` parameter, given ``key``), or None."""
-        if not self.qmark:
-            sql = sql.replace("?", "%s")
-        errors: type[Exception] = self.engine.dialect.loaded_dbapi.Error
-        with self._lock:
-            try:
-                return self._fetch(sql, key)
-            except errors:
-                self._close()
-            return self._fetch(sql, key)
-
-    def _fetch(self, sql: str, key: str) -> tuple[Any, ...] | None:
-        if self._connection is None:
-            pooled = self.engine.raw_connection()
-            pooled.detach()  # ours alone; the pool opens another in its place
-            connection = pooled.dbapi_connection
-            assert connection is not None  # a checked-out connection has its DBAPI connection
-            self.engine.dialect.set_isolation_level(connection, "AUTOCOMMIT")
-            self._connection = connection
-        cursor = self._connection.cursor()
-        try:
-            cursor.execute(sql, (key,))
-            rows = cursor.fetchall()
-        finally:
-            cursor.close()
-        return tuple(rows[0]) if rows else None
-
-    def _disposed(self, _engine: Engine) -> None:
-        with self._lock:
-            self._close()
-
-    def _close(self) -> None:
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            connection.close()
 
 
 def _new_version(session: Session, flow: Flow) -> bool:

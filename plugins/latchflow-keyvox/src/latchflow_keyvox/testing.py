@@ -9,8 +9,7 @@ import httpx
 from jsonschema import Draft202012Validator
 
 from latchflow import JSON, Action, Connection, RunContext
-from latchflow.plugin.host import Registry
-from latchflow.testing import make_context
+from latchflow.testing import Registry, make_context
 from latchflow_keyvox import assumptions as A
 from latchflow_keyvox.simulator import World
 

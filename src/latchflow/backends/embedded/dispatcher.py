@@ -1,13 +1,4 @@
-"""Dispatch: how runs and their due steps are queued, claimed and woken.
-
-The executor advances a run it is handed; a dispatcher decides which runs to hand it and when.
-The database is the source of truth: a run is due when it is active, unclaimed (or its claim
-expired) and its ``due_at`` has come. In-memory signals only make a dispatcher look sooner.
-
-This module holds the interface and the embedded backend (one asyncio dispatcher in the
-process, for SQLite or a single node). Other backends implement the same ``Dispatcher``
-protocol and pass the same contract tests (tests/server/contract.py).
-"""
+"""The embedded dispatcher: one asyncio loop in the process, for SQLite or a single node."""
 
 from __future__ import annotations
 
@@ -17,20 +8,14 @@ import logging
 import time
 from collections import deque
 from datetime import datetime
-from typing import Protocol
 
-from sqlalchemy import or_, true, update
-from sqlmodel import col, select
-
-from latchflow.engine import Engine
+from latchflow.backends.base import DEFAULT_WORKERS
 from latchflow.plugin.clock import Clock
-from latchflow.runs.executor import ACTIVE, Executor
+from latchflow.runs.executor import Executor
 from latchflow.storage.journal import RunRows
-from latchflow.storage.models import RunRecord
 
 log = logging.getLogger("latchflow.dispatch")
 
-DEFAULT_WORKERS = 16
 IDLE_SECONDS = 5.0
 """Longest the embedded dispatcher sleeps without re-reading the database."""
 BACKLOG = 64
@@ -42,38 +27,6 @@ BURST_NOTIFIES = 16
 start only while fewer than a quarter of the workers are busy (and in one process only, when
 several advance runs), so the web server's accepts keep the CPU (every queued run is stored;
 the backlog drains when the burst ends)."""
-
-
-class Dispatcher(Protocol):
-    """The narrow interface between run intake, the scheduler and whatever runs the work."""
-
-    fires_schedules: bool
-    """True when the backend fires schedules and polls itself (the embedded clock stays off)."""
-
-    @property
-    def in_flight(self) -> int:
-        """Steps this process is running now."""
-        ...
-
-    def notify(self) -> None:
-        """A run was queued (or became due) now: look for work without waiting."""
-        ...
-
-    def wake_at(self, when: datetime) -> None:
-        """Something becomes due at ``when`` (already stored): make sure to look by then."""
-        ...
-
-    async def drain(self) -> None:
-        """Run every due run until nothing is due at the clock's current time, then return."""
-        ...
-
-    async def start(self) -> None:
-        """Recover from a crash (stale claims) and begin dispatching in the background."""
-        ...
-
-    async def stop(self, grace_seconds: float = 10.0) -> None:
-        """Stop claiming; let in-flight steps finish for up to ``grace_seconds``; release claims."""
-        ...
 
 
 class EmbeddedDispatcher:
@@ -99,7 +52,7 @@ class EmbeddedDispatcher:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.executor = executor
-        self.store = executor.store
+        self.journal = executor.journal
         self.clock = clock
         self.workers = workers
         self.idle_seconds = idle_seconds
@@ -184,16 +137,7 @@ class EmbeddedDispatcher:
     def recover(self) -> int:
         """Release every claim on an active run but the peers' (single node: no other live
         process holds one)."""
-        claimed = col(RunRecord.claimed_by)
-        with self.store.session() as session:
-            result = session.execute(
-                update(RunRecord)
-                .where(col(RunRecord.status).in_(ACTIVE), claimed.is_not(None))
-                .where(claimed.not_in(self.peers) if self.peers else true())
-                .values(claimed_by=None, claimed_until=None)
-            )
-            session.commit()
-            return int(result.rowcount)  # type: ignore[attr-defined]
+        return self.journal.release_claims(keep=self.peers)
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -263,30 +207,7 @@ class EmbeddedDispatcher:
 
     def _seconds_to_next_due(self) -> float:
         now = self.clock.now()
-        with self.store.session() as session:
-            query = (
-                select(RunRecord.due_at)
-                .where(
-                    col(RunRecord.status).in_(ACTIVE),
-                    or_(col(RunRecord.claimed_by).is_(None), col(RunRecord.claimed_until) < now),
-                )
-                .order_by(col(RunRecord.due_at))
-                .limit(1)
-            )
-            if self._inflight:
-                query = query.where(col(RunRecord.id).not_in(list(self._inflight)))
-            due = session.exec(query).first()
+        due = self.journal.next_due(now, excluding=list(self._inflight))
         if due is None:
             return self.idle_seconds
         return max(0.0, min(self.idle_seconds, (due - now).total_seconds()))
-
-
-def make_dispatcher(
-    engine: Engine, workers: int = DEFAULT_WORKERS, name: str = "local"
-) -> Dispatcher:
-    """The backend the engine's database calls for: procrastinate on PostgreSQL, else embedded."""
-    if engine.store.engine.dialect.name == "postgresql":
-        from latchflow.backends.postgres.dispatcher import ProcrastinateDispatcher
-
-        return ProcrastinateDispatcher(engine, workers=workers, name=name)
-    return EmbeddedDispatcher(engine.executor, engine.clock, workers=workers)

@@ -1,7 +1,7 @@
 """Runs advanced by child processes, so the server's process keeps its core for accepting.
 
 With SQLite on a machine with more than one CPU, ``serve`` hands runs to child processes
-(``python -m latchflow.backends.embedded.run_processes``; one per CPU, at most ``MAX_DEFAULT``) that run the
+(``python -m latchflow.process``; how many is decided in ``backends.choose``) that run the
 embedded dispatcher against the same database; the server's process accepts webhooks, fires
 schedules and answers the API. One Python process can use only one core, so this is what lets
 the halves work at once.
@@ -25,32 +25,25 @@ the halves work at once.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import or_
-from sqlalchemy.engine import make_url
-from sqlmodel import col, select
-
-from latchflow.backends.embedded.dispatcher import DEFAULT_WORKERS, EmbeddedDispatcher
-from latchflow.engine import Engine
-from latchflow.plugin.errors import ConfigurationError
-from latchflow.runs.executor import ACTIVE
-from latchflow.storage.models import RunRecord
-from latchflow.storage.store import Settings
+from latchflow.backends.base import DEFAULT_WORKERS
+from latchflow.backends.embedded.dispatcher import EmbeddedDispatcher
+from latchflow.plugin.clock import Clock
+from latchflow.runs.executor import Executor
+from latchflow.storage.database import Settings, sqlite_file
+from latchflow.storage.store import Store
 
 log = logging.getLogger("latchflow.run_process")
 
-MAX_DEFAULT = 2
-"""SQLite has one writer at a time: more processes than this wait for it more than they gain."""
 RESTART_SECONDS = 1.0
 LOCK_POLL_SECONDS = 0.2
 
@@ -58,33 +51,13 @@ LOCK_POLL_SECONDS = 0.2
 def lock_path(settings: Settings, index: int = 0) -> Path | None:
     """The lock file of run process ``index`` on a SQLite database file; None for other
     databases (and in-memory)."""
-    url = make_url(settings.database_url)
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Path(f"{url.database}.runs-{index}.lock")
+    database = sqlite_file(settings.database_url)
+    return None if database is None else Path(f"{database}.runs-{index}.lock")
 
 
 def worker_id(index: int) -> str:
     """The name run process ``index`` claims runs under (the same for every server)."""
     return f"runs-{index}"
-
-
-def default_count() -> int:
-    """Run processes when none is asked for: one per CPU, at most ``MAX_DEFAULT``."""
-    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT))
-
-
-def wanted(settings: Settings, choice: bool | None) -> bool:
-    """Whether ``serve`` should advance runs in a child process (``None``: decide)."""
-    usable = lock_path(settings) is not None and os.name == "posix"
-    if choice and not usable:
-        raise ConfigurationError(
-            "--run-process needs a SQLite database file on a POSIX system; on PostgreSQL, start"
-            " more nodes instead"
-        )
-    if choice is None:
-        return usable and (os.cpu_count() or 1) > 1
-    return choice
 
 
 class RunProcess:
@@ -94,13 +67,15 @@ class RunProcess:
 
     def __init__(
         self,
-        engine: Engine,
+        store: Store,
+        clock: Clock,
         workers: int = DEFAULT_WORKERS,
         grace_seconds: float = 10.0,
         processes: int = 1,
     ) -> None:
-        self.engine = engine
-        self.settings = engine.settings
+        self.journal = store.journal
+        self.clock = clock
+        self.settings = store.settings
         self.workers = workers
         self.grace_seconds = grace_seconds
         self.processes = processes
@@ -131,22 +106,12 @@ class RunProcess:
             await asyncio.sleep(0.05)
 
     def _busy(self) -> bool:
-        now = self.engine.clock.now()
-        with self.engine.store.session() as session:
-            busy = session.exec(
-                select(RunRecord.id)
-                .where(
-                    col(RunRecord.status).in_(ACTIVE),
-                    or_(col(RunRecord.due_at) <= now, col(RunRecord.claimed_until) > now),
-                )
-                .limit(1)
-            ).first()
-        return busy is not None
+        return self.journal.busy(self.clock.now())
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = False
-        if self.engine.executor.next_due() is not None:
+        if self.journal.next_due(self.clock.now()) is not None:
             self.notify()
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
@@ -212,7 +177,7 @@ class RunProcess:
         return [
             sys.executable,
             "-m",
-            "latchflow.backends.embedded.run_processes",
+            "latchflow.process",
             "--data-dir",
             str(self.settings.data_dir),
             "--database-url",
@@ -285,52 +250,34 @@ async def _report(dispatcher: EmbeddedDispatcher) -> None:
 
 
 async def run_child(
-    settings: Settings, workers: int, grace_seconds: float, index: int = 0, processes: int = 1
+    executor: Executor,
+    workers: int,
+    grace_seconds: float,
+    index: int = 0,
+    processes: int = 1,
+    started: Callable[[], None] = lambda: None,
 ) -> None:
-    from latchflow.serve import settle_heap
-
+    """Child ``index`` of ``processes``: advance runs with ``executor`` (claiming as
+    ``worker_id(index)``) while holding the child's lock file, until stdin closes or SIGTERM;
+    ``started`` is called once the dispatcher runs."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    engine = Engine(settings, worker_id=worker_id(index))
-    engine.connections.processes = processes
+    executor.connections.processes = processes
     peers = tuple(worker_id(i) for i in range(processes) if i != index)
     dispatcher = EmbeddedDispatcher(
-        engine.executor, engine.clock, workers=workers, peers=peers, pause_in_bursts=index > 0
+        executor, executor.clock, workers=workers, peers=peers, pause_in_bursts=index > 0
     )
     reading = asyncio.create_task(_read_wakes(dispatcher, stop))
-    path = lock_path(settings, index)
+    path = lock_path(executor.store.settings, index)
     assert path is not None
     with _locked(path) as descriptor:
         if await _take_lock(descriptor, path, stop):
             await dispatcher.start()
-            settle_heap()
+            started()
             reporting = asyncio.create_task(_report(dispatcher))
             await stop.wait()
             reporting.cancel()
             await dispatcher.stop(grace_seconds)
     reading.cancel()
-    await engine.close()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Advance runs for a latchflow server.")
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--database-url", required=True)
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
-    parser.add_argument("--grace", type=float, default=10.0)
-    parser.add_argument("--index", type=int, default=0)
-    parser.add_argument("--processes", type=int, default=1)
-    args = parser.parse_args(argv)
-    from latchflow.serve import configure_logging, new_event_loop
-
-    configure_logging(worker_id(args.index))
-
-    settings = Settings.from_environment(args.data_dir, args.database_url)
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(run_child(settings, args.workers, args.grace, args.index, args.processes))
-
-
-if __name__ == "__main__":
-    main()

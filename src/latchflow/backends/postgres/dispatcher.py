@@ -37,20 +37,21 @@ from datetime import datetime, timedelta
 
 from procrastinate import App, PsycopgConnector, RetryStrategy, builtin_tasks, job_context
 from procrastinate.worker import Worker
-from sqlalchemy import make_url, text
-from sqlmodel import col, select
 
-from latchflow.backends.postgres.queue import ADVANCE_TASK, RUNS_QUEUE
-from latchflow.engine import Engine
-from latchflow.intake.schedules import ScheduleFires, next_tick, polled, schedule_trigger
+from latchflow.backends.base import DEFAULT_WORKERS
+from latchflow.backends.postgres.queue import (
+    ADVANCE_TASK,
+    RUNS_QUEUE,
+    ProcrastinateJobs,
+    conninfo,
+)
+from latchflow.intake.schedules import ScheduleFires
+from latchflow.intake.ticks import next_tick, polled, schedule_trigger
 from latchflow.plugin.timeparse import parse_moment
-from latchflow.runs.executor import ACTIVE
-from latchflow.storage.models import RunRecord
-from latchflow.storage.runqueue import enqueue
+from latchflow.runs.executor import Executor
 
 log = logging.getLogger("latchflow.dispatch.pg")
 
-DEFAULT_WORKERS = 16
 HOUSEKEEPING_QUEUE = "latchflow-housekeeping"
 HEARTBEAT_SECONDS = 2.0
 """How often a node's procrastinate worker records that it is alive."""
@@ -77,30 +78,28 @@ class RunWorker(Worker):
         self._new_job_event.set()
 
 
-def conninfo(database_url: str) -> str:
-    """The libpq connection string for a SQLAlchemy ``postgresql+psycopg://`` URL."""
-    url = make_url(database_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
-
-
 class ProcrastinateDispatcher:
     """Runs due runs through procrastinate; every node runs one worker in its event loop."""
 
     fires_schedules = True
 
-    def __init__(self, engine: Engine, workers: int = DEFAULT_WORKERS, name: str = "node") -> None:
+    def __init__(
+        self, executor: Executor, workers: int = DEFAULT_WORKERS, name: str = "node"
+    ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
-        self.engine = engine
-        self.store = engine.store
-        self.executor = engine.executor
-        self.clock = engine.clock
+        store = executor.store
+        self.executor = executor
+        self.journal = store.journal
+        self.clock = executor.clock
         self.workers = workers
         self.name = name
-        self.fires = ScheduleFires(engine, self)
+        self.database = store.engine
+        self.jobs = ProcrastinateJobs(self.clock)
+        self.fires = ScheduleFires(store, executor.registry, executor.connections, self.notify)
         self.app = App(
             connector=PsycopgConnector(
-                conninfo=conninfo(engine.settings.database_url), min_size=1, max_size=4
+                conninfo=conninfo(store.settings.database_url), min_size=1, max_size=4
             ),
             periodic_defaults={"max_delay": 60},
         )
@@ -154,22 +153,7 @@ class ProcrastinateDispatcher:
         """
         await self._ensure_open()
         while True:
-            with self.store.session() as session:
-                session.execute(
-                    text(
-                        "UPDATE procrastinate_jobs SET scheduled_at = NULL WHERE status = 'todo'"
-                        " AND queue_name = :queue AND scheduled_at <= :now"
-                    ),
-                    {"queue": RUNS_QUEUE, "now": self.clock.now()},
-                )
-                session.commit()
-                ready = session.execute(
-                    text(
-                        "SELECT count(*) FROM procrastinate_jobs WHERE queue_name = :queue"
-                        " AND (status = 'doing' OR (status = 'todo' AND scheduled_at IS NULL))"
-                    ),
-                    {"queue": RUNS_QUEUE},
-                ).scalar_one()
+            ready = self.jobs.make_due(self.database)
             if not ready:
                 return
             before = self._in_flight
@@ -220,12 +204,8 @@ class ProcrastinateDispatcher:
 
     async def advance_run(self, run_id: str) -> None:
         """One step of a run, unless the job is stale (run finished, or not due yet)."""
-        with self.store.session() as session:
-            run = session.get(RunRecord, run_id)
-            if run is None or run.status not in ACTIVE:
-                return
-            if run.due_at is not None and run.due_at > self.clock.now() + EARLY_TOLERANCE:
-                return
+        if not self.journal.is_due(run_id, self.clock.now() + EARLY_TOLERANCE):
+            return
         self._in_flight += 1
         try:
             await self.executor.advance(run_id)
@@ -248,7 +228,7 @@ class ProcrastinateDispatcher:
                     if tick is not None and tick <= now:
                         due.append(("schedule", flow_id))
                     continue
-                trigger_def = self.engine.registry.triggers[trigger_type]
+                trigger_def = self.executor.registry.triggers[trigger_type]
                 interval = timedelta(seconds=trigger_def.poll_interval)
                 if polled(trigger_def, document) and (
                     polled_at is None or polled_at + interval <= now
@@ -275,23 +255,8 @@ class ProcrastinateDispatcher:
     async def requeue_orphans(self, timestamp: int) -> None:
         """Queue active runs that are past due and have no job (a safety net; normally none)."""
         cutoff = self.clock.now() - timedelta(seconds=SWEEP_SECONDS)
-        with self.store.session() as session:
-            orphans = session.exec(
-                select(RunRecord)
-                .where(
-                    col(RunRecord.status).in_(ACTIVE),
-                    col(RunRecord.due_at) <= cutoff,
-                    text(
-                        "NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.lock = runs.id"
-                        " AND j.status IN ('todo', 'doing'))"
-                    ),
-                )
-                .limit(500)
-            ).all()
-            for run in orphans:
-                log.warning("run %s had no job; queueing it again", run.id)
-                enqueue(session, run.id, self.clock.now())
-            session.commit()
+        for run_id in self.jobs.requeue_orphans(self.database, cutoff):
+            log.warning("run %s had no job; queued it again", run_id)
 
     async def remove_old_jobs(self, context: job_context.JobContext, timestamp: int) -> None:
         await builtin_tasks.remove_old_jobs(context, max_hours=FINISHED_JOBS_HOURS)

@@ -7,10 +7,8 @@ import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
-from sqlmodel import col, delete, select, update
 
 from latchflow.plugin.errors import ValidationError
-from latchflow.runs.executor import ACTIVE
 from latchflow.server import signing
 from latchflow.server.errors import Rejected, responses
 from latchflow.server.schemas import (
@@ -25,7 +23,7 @@ from latchflow.server.schemas import (
     ValidationErrorBody,
 )
 from latchflow.server.state import ServerState, server_state
-from latchflow.storage.models import FlowRecord, FlowVersion, PollCursor, RunRecord, utcnow
+from latchflow.storage.models import FlowRecord
 
 router = APIRouter(prefix="/flows", tags=["flows"])
 State = Annotated[ServerState, Depends(server_state)]
@@ -68,16 +66,10 @@ def _detail(state: ServerState, request: Request, record: FlowRecord) -> dict[st
 
 
 def _update(state: ServerState, flow_id: str, **values: Any) -> FlowRecord:
-    with state.engine.store.session() as session:
-        record = session.get(FlowRecord, flow_id)
-        if record is None:
-            raise Rejected(404, f"no flow {flow_id!r}", "path")
-        for name, value in values.items():
-            setattr(record, name, value)
-        record.updated_at = utcnow()
-        session.add(record)
-        session.commit()
-        return record
+    record = state.engine.store.update_flow(flow_id, **values)
+    if record is None:
+        raise Rejected(404, f"no flow {flow_id!r}", "path")
+    return record
 
 
 @router.get("", response_model=list[FlowSummary], summary="List flows")
@@ -132,19 +124,7 @@ def get_flow(flow_id: str, request: Request, state: State) -> dict[str, Any]:
 )
 def delete_flow(flow_id: str, state: State) -> Response:
     _record(state, flow_id)
-    now = state.engine.clock.now()
-    with state.engine.store.session() as session:
-        session.execute(
-            update(RunRecord)
-            .where(col(RunRecord.flow_id) == flow_id, col(RunRecord.status).in_(ACTIVE))
-            .values(status="cancelled", error="flow deleted", finished_at=now, updated_at=now)
-        )
-        for table, column in (  # its versions stay: runs and caches refer to them by number
-            (PollCursor, PollCursor.flow_id),
-            (FlowRecord, FlowRecord.id),
-        ):
-            session.execute(delete(table).where(col(column) == flow_id))
-        session.commit()
+    state.engine.store.delete_flow(flow_id, state.engine.clock.now())
     state.flows_changed()
     return Response(status_code=204)
 
@@ -175,16 +155,10 @@ def disable_flow(flow_id: str, request: Request, state: State) -> dict[str, Any]
 )
 def flow_versions(flow_id: str, state: State) -> list[dict[str, Any]]:
     _record(state, flow_id)
-    with state.engine.store.session() as session:
-        rows = session.exec(
-            select(FlowVersion)
-            .where(FlowVersion.flow_id == flow_id)
-            .order_by(col(FlowVersion.version).desc())
-        )
-        return [
-            {"version": v.version, "created_at": v.created_at.isoformat(), "document": v.document}
-            for v in rows
-        ]
+    return [
+        {"version": v.version, "created_at": v.created_at.isoformat(), "document": v.document}
+        for v in state.engine.store.flow_versions(flow_id)
+    ]
 
 
 @router.post(

@@ -6,11 +6,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from sqlmodel import col, select
 
 from latchflow.runs.history import (
     cancel_run,
-    event_summary,
+    event_list,
     replay_run,
     run_detail,
     run_list,
@@ -19,7 +18,7 @@ from latchflow.runs.history import (
 from latchflow.server.errors import Rejected, responses
 from latchflow.server.schemas import EventOut, ReplayIn, RunDetail, RunSummary
 from latchflow.server.state import ServerState, server_state
-from latchflow.storage.models import EventRecord
+from latchflow.storage.status import EventStatus, RunStatus
 
 router = APIRouter(tags=["runs"])
 State = Annotated[ServerState, Depends(server_state)]
@@ -31,7 +30,7 @@ def list_runs(
     flow_id: str | None = None,
     status: Annotated[
         str | None,
-        Query(description="queued, running, waiting, succeeded, failed, filtered, cancelled"),
+        Query(description=", ".join(RunStatus)),
     ] = None,
     since: Annotated[datetime | None, Query(description="Created at or after")] = None,
     until: Annotated[datetime | None, Query(description="Created before")] = None,
@@ -100,13 +99,7 @@ def cancel(run_id: str, state: State) -> dict[str, Any]:
 def list_events(
     state: State,
     flow_id: str | None = None,
-    status: Annotated[str | None, Query(description="accepted, duplicate or filtered")] = None,
+    status: Annotated[str | None, Query(description=", ".join(EventStatus))] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[dict[str, Any]]:
-    query = select(EventRecord).order_by(col(EventRecord.received_at).desc()).limit(limit)
-    if flow_id:
-        query = query.where(EventRecord.flow_id == flow_id)
-    if status:
-        query = query.where(EventRecord.status == status)
-    with state.engine.store.session() as session:
-        return [event_summary(e) for e in session.exec(query)]
+    return event_list(state.engine.store, flow_id, status, limit)
