@@ -5,11 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+from latchflow import (
+    JSON,
+    Action,
+    FatalError,
+    Pending,
+    RunContext,
+    RunFiltered,
+    hookimpl,
+    parse_moment,
+)
 from latchflow.builtin.http_request import http_request
-from latchflow.plugin.errors import FatalError, RunFiltered
-from latchflow.plugin.hookspecs import hookimpl
-from latchflow.plugin.timeparse import parse_moment
-from latchflow.plugin.types import JSON, Action, Pending, RunContext
 
 
 async def set_values(ctx: RunContext, data: JSON) -> JSON:

@@ -10,8 +10,7 @@ from typing import Any
 
 import httpx
 
-from latchflow.plugin.errors import FatalError, RetryableError
-from latchflow.plugin.types import JSON, Action, RetryPolicy, RunContext
+from latchflow import JSON, Action, FatalError, RetryableError, RetryPolicy, RunContext
 
 ALLOW_ENV = "LATCHFLOW_HTTP_ALLOW_NETWORKS"
 

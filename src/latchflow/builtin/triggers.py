@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from latchflow.plugin.hookspecs import hookimpl
-from latchflow.plugin.types import JSON, Trigger
+from latchflow import JSON, Trigger, hookimpl
 
 
 def _always(config: JSON, data: JSON) -> bool:
