@@ -18,6 +18,7 @@ from latchflow.plugin.errors import LatchflowError, ValidationError
 from latchflow.plugin.host import Registry, load_registry
 from latchflow.runs.history import replay_run, run_detail, run_list
 from latchflow.storage.database import Settings
+from latchflow.storage.status import RunStatus
 
 app = typer.Typer(
     help="Low-code automation for smart locks, lockers and key automats.",
@@ -85,7 +86,7 @@ def run(
             err.print(f"[red]{file}[/red] {detail_line}", highlight=False)
         raise typer.Exit(1) from None
     _print_json(detail)
-    raise typer.Exit(0 if detail["status"] in ("succeeded", "filtered") else 1)
+    raise typer.Exit(0 if detail["status"] in (RunStatus.SUCCEEDED, RunStatus.FILTERED) else 1)
 
 
 async def _run_once(engine: Engine, run_id: str) -> None:

@@ -7,20 +7,17 @@ idempotency key (run id + step id), which plugins pass to the vendor or check be
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from jsonschema import Draft202012Validator
 
 from latchflow.flows import expressions
-from latchflow.flows.document import Flow, Step, json_path
+from latchflow.flows.document import Step, json_path
 from latchflow.plugin.clock import Clock
 from latchflow.plugin.errors import (
     ExpressionError,
@@ -34,57 +31,13 @@ from latchflow.plugin.errors import (
 from latchflow.plugin.host import Registry
 from latchflow.plugin.types import JSON, Action, Pending, RunContext
 from latchflow.runs.connections import Connections, LiveConnection
+from latchflow.runs.progress import ClaimLost, Outcome, Progress, validator
 from latchflow.storage.journal import Checkpoint, RunRow, RunRows, StepRow
 from latchflow.storage.secrets import redact
 from latchflow.storage.status import ACTIVE, DONE, RunStatus, StepStatus
 from latchflow.storage.store import Store
 
 log = logging.getLogger("latchflow.run")
-
-_VALIDATORS: dict[int, tuple[JSON, Draft202012Validator]] = {}
-
-
-def validator(schema: JSON) -> Draft202012Validator:
-    """A validator for an action's schema, built once (actions' schemas do not change)."""
-    cached = _VALIDATORS.get(id(schema))
-    if cached is None or cached[0] is not schema:
-        cached = _VALIDATORS[id(schema)] = (schema, Draft202012Validator(schema))
-    return cached[1]
-
-
-class ClaimLost(Exception):
-    """Another worker claimed the run between its loading and its first checkpoint."""
-
-
-@dataclass
-class Progress:
-    """A run being advanced: its rows and its scope, read once and kept across its steps."""
-
-    run: RunRow
-    flow: Flow
-    scope: JSON
-    records: dict[str, StepRow]
-    claim: bool
-    """Claim the run with its first checkpoint and release it with its last (``execute``)."""
-    loaded: tuple[str, int, datetime | None]
-    """Status, step index and due time as loaded: the claim holds only if none has changed."""
-    claimed: bool = False
-    changed: dict[str, StepRow] = field(default_factory=dict)
-    """Steps to write with the next checkpoint."""
-    queue_at: datetime | None = None
-    """When the next checkpoint queues the run to be advanced again."""
-    inputs: dict[str, Any] = field(default_factory=dict)
-    """Inputs rendered by this process, so its first call need not decrypt them."""
-
-    def touch(self, *records: StepRow) -> None:
-        for record in records:
-            self.changed[record.step_id] = record
-
-
-class Outcome(enum.Enum):
-    CONTINUE = "continue"
-    WAIT = "wait"
-    DONE = "done"
 
 
 class Executor:
@@ -293,66 +246,79 @@ class Executor:
     async def _call(
         self, progress: Progress, step: Step, record: StepRow, where: str, previous: str
     ) -> Outcome:
-        run = progress.run
-        connection_id: str | None = None
+        """Call the step's action (within its connection's concurrency bound) and record what
+        came of it."""
+        live: LiveConnection | None = None
         try:
             action = self._action(step, where)
-            ctx, live = await self._context(run, step, record, action, where)
+            ctx, live = await self._context(progress.run, step, record, action, where)
             if step.id in progress.inputs:
                 rendered = progress.inputs.pop(step.id)
             else:  # rendered before a restart or a wait
                 rendered = self.store.sealer.unseal(record.input_sealed or "null")
-            if live is not None:
-                connection_id = live.connection.id
+            if live is None:
+                result = await action.run(ctx, rendered)
+            else:
                 async with live.slots:
                     # a 429 may have arrived while this call waited for a slot
-                    resume_at = self.connections.cooling_until(connection_id)
+                    resume_at = self.connections.cooling_until(live.connection.id)
                     if resume_at is not None:
                         if previous != StepStatus.WAITING:
                             record.attempts -= 1
                         record.status = previous
                         return await self._postpone(progress, record, resume_at)
                     result = await action.run(ctx, rendered)
-            else:
-                result = await action.run(ctx, rendered)
-        except RateLimitedError as exc:
-            return await self._retry(progress, step, record, action, exc, cool=connection_id)
-        except RetryableError as exc:
-            return await self._retry(progress, step, record, action, exc)
-        except httpx.TransportError as exc:
-            return await self._retry(
-                progress, step, record, action, RetryableError(str(exc) or type(exc).__name__)
-            )
-        except SkipError as exc:
-            record.status, record.error = StepStatus.SKIPPED, str(exc)
-            record.finished_at = self.clock.now()
+        except Exception as exc:
+            return await self._raised(progress, step, record, exc, live)
+        if isinstance(result, Pending):
+            record.status, record.state = StepStatus.WAITING, result.state
+            progress.run.status, progress.run.due_at = RunStatus.WAITING, result.check_at
             progress.touch(record)
-            return self._next(progress)
-        except RunFiltered as exc:
-            record.status, record.error = StepStatus.FILTERED, str(exc)
-            record.finished_at = self.clock.now()
+            progress.queue_at = result.check_at
+            await self._commit(progress, last=True)
+            return Outcome.WAIT
+        return await self._returned(progress, step, record, action, result)
+
+    async def _raised(
+        self,
+        progress: Progress,
+        step: Step,
+        record: StepRow,
+        exc: Exception,
+        live: LiveConnection | None,
+    ) -> Outcome:
+        """What an error from the step's call means: retry, skip, filter or fail."""
+        run = progress.run
+        if isinstance(exc, RetryableError):
+            limited = live is not None and isinstance(exc, RateLimitedError)
+            cool = live.connection.id if limited and live else None
+            return await self._retry(progress, step, record, exc, cool=cool)
+        if isinstance(exc, httpx.TransportError):
+            retryable = RetryableError(str(exc) or type(exc).__name__)
+            return await self._retry(progress, step, record, retryable)
+        if isinstance(exc, SkipError | RunFiltered):
+            status = StepStatus.SKIPPED if isinstance(exc, SkipError) else StepStatus.FILTERED
+            record.status, record.error, record.finished_at = status, str(exc), self.clock.now()
+            progress.touch(record)
+            if isinstance(exc, SkipError):
+                return self._next(progress)
             run.status, run.error, run.finished_at = (
                 RunStatus.FILTERED,
                 str(exc),
                 record.finished_at,
             )
-            progress.touch(record)
             await self._commit(progress, last=True)
             return Outcome.DONE
-        except (LatchflowError, ExpressionError) as exc:
+        if isinstance(exc, LatchflowError | ExpressionError):
             return await self._fail(progress, record, step, str(exc))
-        except Exception as exc:  # a plugin bug must fail the run, not the worker
-            log.exception("step %s of run %s raised", step.id, run.id)
-            return await self._fail(
-                progress, record, step, f"unexpected {type(exc).__name__}: {exc}"
-            )
-        if isinstance(result, Pending):
-            record.status, record.state = StepStatus.WAITING, result.state
-            run.status, run.due_at = RunStatus.WAITING, result.check_at
-            progress.touch(record)
-            progress.queue_at = result.check_at
-            await self._commit(progress, last=True)
-            return Outcome.WAIT
+        # a plugin bug must fail the run, not the worker
+        log.error("step %s of run %s raised", step.id, run.id, exc_info=exc)
+        return await self._fail(progress, record, step, f"unexpected {type(exc).__name__}: {exc}")
+
+    async def _returned(
+        self, progress: Progress, step: Step, record: StepRow, action: Action, result: JSON
+    ) -> Outcome:
+        """The step succeeded if the action's output matches its schema."""
         problems = list(validator(action.output_schema).iter_errors(result))
         if problems:
             return await self._fail(
@@ -435,13 +401,12 @@ class Executor:
         progress: Progress,
         step: Step,
         record: StepRow,
-        action: Action,
         exc: RetryableError,
         cool: str | None = None,
     ) -> Outcome:
         """Retry the step later; ``cool`` names a rate-limited connection to hold back as long."""
         run = progress.run
-        policy = step.retry_policy(action.retry)
+        policy = step.retry_policy(self.registry.actions[step.action].retry)
         delay = (
             exc.retry_after
             if exc.retry_after is not None

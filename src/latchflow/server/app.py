@@ -102,6 +102,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.latchflow = state
+    _add_routes(app)
+    return app
+
+
+def _add_routes(app: FastAPI) -> None:
+    """Error handlers, /healthz, the management API (behind an API key) and the webhooks."""
     app.add_exception_handler(Rejected, rejected_handler)
     app.add_exception_handler(ValidationError, validation_handler)
     app.add_exception_handler(LatchflowError, latchflow_error_handler)
@@ -113,15 +119,11 @@ def create_app(
     api = APIRouter(
         prefix="/api", dependencies=[Depends(require_api_key)], responses=responses(401)
     )
-    api.include_router(flows.router)
-    api.include_router(runs.router)
-    api.include_router(connections.router)
-    api.include_router(catalog.router)
-    api.include_router(nodes.router)
+    for module in (flows, runs, connections, catalog, nodes):
+        api.include_router(module.router)
     app.include_router(api)
     app.include_router(trigger_urls.router)
     app.include_router(vendor_webhooks.router)
-    return app
 
 
 def _version() -> str:
