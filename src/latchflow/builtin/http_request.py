@@ -45,11 +45,6 @@ async def check_target(url: str) -> None:
         )
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    return float(value) if value.replace(".", "", 1).isdigit() else None
-
-
 async def send(ctx: RunContext, data: JSON) -> JSON:
     await check_target(data["url"])
     kwargs: dict[str, Any] = {
@@ -69,8 +64,8 @@ async def send(ctx: RunContext, data: JSON) -> JSON:
     except httpx.TransportError as exc:
         raise RetryableError(f"{data['url']} could not be reached: {exc}") from exc
     if response.status_code == 429 or response.status_code >= 500:
-        raise RetryableError(
-            f"{data['url']} answered {response.status_code}", retry_after=_retry_after(response)
+        raise RetryableError.from_response(
+            f"{data['url']} answered {response.status_code}", response
         )
     if response.status_code >= 400:
         raise FatalError(f"{data['url']} answered {response.status_code}: {response.text[:300]}")

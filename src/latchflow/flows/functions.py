@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import phonenumbers
 from jmespath.functions import Functions, signature
 from jmespath.visitor import Options
 
 from latchflow.flows.values import MAX_FUNCTION_STRING, PIN_DIGITS, as_text, iso_text, show
+from latchflow.phone import PhoneNumberError, e164
 from latchflow.plugin.errors import ExpressionError, FatalError
 from latchflow.plugin.timeparse import parse_moment
 
@@ -211,24 +211,11 @@ class LatchflowFunctions(Functions):
 
     @signature({"types": ["string", "number"]}, {"types": ["string", "null"]})
     def _func_e164(self, phone: Any, region: str | None = None) -> str:
-        text = as_text(phone).strip()
-        where = f" (region {region})" if region else ""
-        if region is not None and not re.fullmatch(r"[A-Za-z]{2}", region):
-            raise ExpressionError(
-                f"e164(): {show(region)} is not a two-letter region code (e.g. 'DE', 'US')"
-            )
-        if len(text) > 64:
-            raise ExpressionError(f"e164(): {show(phone)} is not a phone number")
         try:
-            number = phonenumbers.parse(text, region.upper() if region else None)
-        except phonenumbers.NumberParseException:
-            hint = "" if region or text.startswith("+") else "; give a region or a +country code"
-            raise ExpressionError(
-                f"e164(): {show(phone)} is not a phone number{where}{hint}"
-            ) from None
-        if not phonenumbers.is_valid_number(number):
-            raise ExpressionError(f"e164(): {show(phone)} is not a valid phone number{where}")
-        return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+            return e164(as_text(phone), region)
+        except PhoneNumberError as exc:
+            shown = show(phone) if exc.value != region else show(region)
+            raise ExpressionError(f"e164(): {shown} {exc}") from None
 
     @signature({"types": ["string"]}, {"types": ["object", "array"]})
     def _func_format(self, template: str, values: dict[str, Any] | list[Any]) -> str:

@@ -21,7 +21,14 @@ or a header name) and, where it helps, what to do.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Self
+
+import httpx
 
 
 class LatchflowError(Exception):
@@ -38,6 +45,33 @@ class RetryableError(ActionError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+    @classmethod
+    def from_response(cls, message: str, response: httpx.Response) -> Self:
+        """The error for a vendor's answer, waiting as long as its ``Retry-After`` asks."""
+        return cls(message, retry_after=retry_after_seconds(response.headers))
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait: delay-seconds, or an HTTP date counted
+    from the answer's ``Date`` (else from now); None when it is missing or unreadable."""
+    value = (headers.get("retry-after") or "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+        if seconds < 0:
+            return None
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+            sent = parsedate_to_datetime(headers["date"]) if "date" in headers else None
+        except (TypeError, ValueError, IndexError):
+            return None
+        if moment.tzinfo is None:  # an HTTP date is in GMT; this one did not say so
+            moment = moment.replace(tzinfo=UTC)
+        seconds = (moment - (sent or datetime.now(UTC))).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 class RateLimitedError(RetryableError):

@@ -78,10 +78,8 @@ class KeyvoxClient:
 def _envelope_data(function: str, response: httpx.Response) -> Any:
     status = response.status_code
     if status == 429:
-        retry_after = response.headers.get("retry-after", "")
-        raise RateLimitedError(
-            f"KEYVOX {function}: rate limited (HTTP 429); slowing down",
-            retry_after=float(retry_after) if retry_after.isdigit() else None,
+        raise RateLimitedError.from_response(
+            f"KEYVOX {function}: rate limited (HTTP 429); slowing down", response
         )
     if status >= 500:
         raise RetryableError(f"KEYVOX {function}: server error HTTP {status}")

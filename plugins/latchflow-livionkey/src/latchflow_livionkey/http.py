@@ -19,12 +19,3 @@ async def send(
         raise RetryableError(f"{where} timed out: {exc}") from exc
     except httpx.HTTPError as exc:
         raise RetryableError(f"{where} failed to connect: {exc}") from exc
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    """The ``Retry-After`` header in seconds, when it is a number."""
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

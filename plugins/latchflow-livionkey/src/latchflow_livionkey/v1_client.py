@@ -23,7 +23,7 @@ from latchflow import (
     RetryableError,
 )
 from latchflow_livionkey.assumptions import V1_BASE_URL, V1_REFRESH_MARGIN_SECONDS
-from latchflow_livionkey.http import retry_after, send
+from latchflow_livionkey.http import send
 
 TOKEN_CACHE_KEY = "livionkey.v1.token"  # noqa: S105 - a cache slot name, not a secret
 
@@ -102,9 +102,8 @@ class V1Client:
             json={"email": config.get("email", ""), "password": config.get("password", "")},
         )
         if response.status_code == 429:
-            raise RateLimitedError(
-                "LivionKey throttled logins (429): too many login attempts",
-                retry_after=retry_after(response),
+            raise RateLimitedError.from_response(
+                "LivionKey throttled logins (429): too many login attempts", response
             )
         if response.status_code >= 500:
             raise RetryableError(f"LivionKey login failed with HTTP {response.status_code}")
@@ -171,8 +170,8 @@ class V1Client:
     def _result(self, method: str, path: str, response: httpx.Response) -> Any:
         status = response.status_code
         if status == 429:
-            raise RateLimitedError(
-                f"LivionKey rate-limited {method} {path} (429)", retry_after=retry_after(response)
+            raise RateLimitedError.from_response(
+                f"LivionKey rate-limited {method} {path} (429)", response
             )
         if status >= 500:
             raise RetryableError(f"LivionKey {method} {path} failed with HTTP {status}")

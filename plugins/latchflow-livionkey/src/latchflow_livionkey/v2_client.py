@@ -11,7 +11,7 @@ import httpx
 from latchflow import ConfigurationError, Connection, FatalError, RateLimitedError, RetryableError
 from latchflow_livionkey import v2_signing
 from latchflow_livionkey.assumptions import V2_BASE_URL, V2_PAGE_LIMIT_MAX
-from latchflow_livionkey.http import retry_after, send
+from latchflow_livionkey.http import send
 
 KEY_CACHE_KEY = "livionkey.v2.private_key"
 
@@ -98,9 +98,8 @@ class V2Client:
         status = response.status_code
         where = f"LivionKey {method} {path}"
         if status == 429:
-            raise RateLimitedError(
-                f"{where} was rate-limited (429); backing off",
-                retry_after=retry_after(response),
+            raise RateLimitedError.from_response(
+                f"{where} was rate-limited (429); backing off", response
             )
         if status >= 500:
             raise RetryableError(f"{where} failed with HTTP {status}")

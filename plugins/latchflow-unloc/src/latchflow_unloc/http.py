@@ -38,14 +38,6 @@ def problem_text(response: httpx.Response) -> str:
     return "; ".join(parts) or str(body)[:300]
 
 
-def retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def raise_for_status(response: httpx.Response, what: str) -> None:
     """Raise the latchflow error that says what the engine should do about a failed call."""
     status = response.status_code
@@ -54,13 +46,9 @@ def raise_for_status(response: httpx.Response, what: str) -> None:
     text = problem_text(response)
     where = f"Unloc {what} ({response.request.method} {response.request.url.path})"
     if status == 429:
-        raise RateLimitedError(
-            f"{where}: rate limited (429): {text}", retry_after=retry_after(response)
-        )
+        raise RateLimitedError.from_response(f"{where}: rate limited (429): {text}", response)
     if status >= 500:
-        raise RetryableError(
-            f"{where}: Unloc answered {status}: {text}", retry_after=retry_after(response)
-        )
+        raise RetryableError.from_response(f"{where}: Unloc answered {status}: {text}", response)
     if status == 401:
         raise ConfigurationError(
             f"{where}: 401 unauthorised: {text}. Check the connection's client id and secret."
