@@ -34,9 +34,8 @@ HTTP_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16, kee
 
 
 def pooled_transport() -> httpx.AsyncBaseTransport | None:
-    """httpx's API over aiohttp's connection pool: about a third of the CPU per request of
-    httpx's own pool (measured at 64 concurrent requests: 0.6 ms instead of 2.0 ms), with
-    httpx's CA bundle. Where the environment sets a proxy (``HTTPS_PROXY``, ...), None: httpx's
+    """httpx's API over aiohttp's connection pool, which costs much less CPU per request than
+    httpx's own pool (README, Performance), with httpx's CA bundle. Where the environment sets a proxy (``HTTPS_PROXY``, ...), None: httpx's
     own pool, which honours it (aiohttp would also read ``.netrc`` on every request)."""
     if urllib.request.getproxies():
         return None

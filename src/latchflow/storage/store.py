@@ -141,10 +141,10 @@ class Store:
 
     def flow_switches(self, flow_id: str) -> FlowRecord | None:
         """The flow's record without its timestamps: the trigger URL's hot path. Every call
-        reads the database (on its own connection: ~7 µs on SQLite, where a pooled one takes
-        ~30 µs and a Session's ``get`` ~500 µs), so a change by any process counts at once;
-        only the Python object is reused while the row read is the same (building it takes
-        longer than the read). The record is shared: read it, do not change or save it."""
+        reads the database (on a connection of its own, much cheaper than a pooled one or a
+        Session's ``get``), so a change by any process counts at once; only the Python object
+        is reused while the row read is the same (building it takes longer than the read). The
+        record is shared: read it, do not change or save it."""
         row = self._reader.row(SWITCHES_SQL, flow_id)
         if row is None:
             self._switch_records.pop(flow_id, None)

@@ -19,7 +19,7 @@ the halves work at once.
   flight finish their current step, as in a graceful shutdown. They ignore SIGINT, which a
   terminal sends to the whole process group; the server closes the pipes instead.
 - They run at the server's CPU priority: a lower one made the server wait longer for SQLite's
-  write lock whenever a child held it and was not scheduled (ingest p99 149 vs 120 ms).
+  write lock whenever a child held it and was not scheduled.
 - A child that exits unexpectedly is replaced a second later.
 """
 
