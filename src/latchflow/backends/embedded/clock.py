@@ -148,7 +148,7 @@ class Scheduler(ScheduleFires):
             return
         delay = max(self._heap[0][0] - self.clock.now(), timedelta(0))
         self._aps.add_job(
-            self._due,
+            self.run_due,
             DateTrigger(run_date=datetime.now(UTC) + delay),
             id="due",
             replace_existing=True,
@@ -159,8 +159,10 @@ class Scheduler(ScheduleFires):
         self._next[job] = when
         heapq.heappush(self._heap, (when, job))
 
-    async def _due(self) -> None:
-        """Fire the schedules and start the polls whose time came, then re-arm."""
+    async def run_due(self) -> None:
+        """Fire the schedules and start the polls whose time came by the engine's clock, then
+        re-arm (APScheduler calls this when the earliest job is due; a test that steps the
+        clock calls it, then ``polls_done``)."""
         with self._lock:
             now = self.clock.now()
             while self._heap and self._heap[0][0] <= now:
@@ -211,6 +213,10 @@ class Scheduler(ScheduleFires):
         task = asyncio.get_running_loop().create_task(self._poll(flow_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def polls_done(self) -> None:
+        """Wait for the polls in progress."""
+        await asyncio.gather(*self._tasks)
 
     async def _poll(self, flow_id: str) -> None:
         try:
