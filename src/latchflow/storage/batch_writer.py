@@ -57,8 +57,8 @@ class BatchWriter(Generic[Item, Result]):
         self.lock_timeout = lock_timeout
         """Seconds a batch waits for SQLite's write lock before each of its items fails."""
         self.copies_wal = copies_wal
-        """False: this writer's commits never copy SQLite's WAL back into the database (10+ ms
-        on the event loop); the other connections' commits do it instead."""
+        """False: this writer's commits never copy SQLite's WAL back into the database (a long
+        pause on the event loop); the other connections' commits do it instead."""
         self._single_writer = single_writer(engine)
         self._connection: Connection | None = None
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
