@@ -167,7 +167,8 @@ def test_two_nodes_fire_a_per_second_schedule_once_per_tick(
     gaps = {(later - earlier).total_seconds() for earlier, later in itertools.pairwise(ticks)}
     assert gaps == {1.0}, f"ticks missing or doubled: gaps {sorted(gaps)}"
     assert runs == (len(ticks),)  # one run per tick (a repeated fire is recorded, never run)
-    assert set(receiver.deliveries.values()) <= {1}
+    assert len(receiver.effects) >= len(ticks) - 2
+    assert set(receiver.deliveries.values()) == {1}
 
 
 def accepted_ticks(cluster: Cluster) -> list[datetime]:
