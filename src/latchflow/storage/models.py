@@ -57,6 +57,9 @@ class FlowRecord(SQLModel, table=True):
     hook_token: str
     signing_secret: str | None = None
     """Fernet-encrypted Standard Webhooks secret, when the trigger URL requires signatures."""
+    previous_signing_secret: str | None = None
+    """The secret it replaced (Fernet-encrypted), still accepted until ``previous_secret_until``."""
+    previous_secret_until: datetime | None = _moment()
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
@@ -80,6 +83,10 @@ class ConnectionRecord(SQLModel, table=True):
     name: str
     config: dict[str, Any] = _json(nullable=False)
     secrets: str
+    webhook_token_hash: str | None = None
+    """SHA-256 of the token in the connection's vendor webhook URL (shown once, rotatable)."""
+    webhook_sources: list[str] | None = _json()
+    """Networks (CIDR) the vendor's webhooks may come from; None: any."""
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
@@ -165,6 +172,10 @@ class ApiKey(SQLModel, table=True):
     id: str = Field(primary_key=True)
     name: str
     key_hash: str = Field(unique=True)
+    scope: str = Field(default="admin", sa_column_kwargs={"server_default": "admin"})
+    """read, write or admin: what the key may do."""
+    expires_at: datetime | None = _moment()
+    last_used_at: datetime | None = _moment()
     created_at: datetime = _created()
 
 
@@ -174,6 +185,8 @@ class WebhookReceipt(SQLModel, table=True):
     __tablename__ = "webhook_receipts"
     flow_id: str = Field(primary_key=True)
     webhook_id: str = Field(primary_key=True)
+    run_id: str | None = None
+    """The run the delivery started, the answer to a sender that delivers it again."""
     received_at: datetime = _created(index=True)
 
 
