@@ -16,6 +16,7 @@ from latchflow.engine import Engine
 from latchflow.flows.document import full_schema, load_document, validate_flow
 from latchflow.plugin.errors import LatchflowError, ValidationError
 from latchflow.plugin.host import Registry, load_registry
+from latchflow.runs.connections import new_webhook_token
 from latchflow.runs.history import replay_run, run_detail, run_list
 from latchflow.storage.database import Settings
 from latchflow.storage.status import RunStatus
@@ -190,10 +191,15 @@ def connections_add(
     config: Annotated[list[str], typer.Option("--set", help="field=value (repeat)")] = [],  # noqa: B006
     name: Annotated[str | None, typer.Option(help="Display name")] = None,
     test: Annotated[bool, typer.Option(help="Test the connection after saving")] = False,
+    webhook_source: Annotated[
+        list[str] | None,
+        typer.Option(help="Network the vendor's webhooks come from, e.g. 203.0.113.0/24 (repeat)"),
+    ] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Add or update a connection; secret fields are encrypted at rest."""
+    """Add or update a connection; secret fields are encrypted at rest. A new connection to a
+    vendor that sends webhooks prints its webhook path once."""
     engine = _engine(data_dir, database_url)
     values: dict[str, Any] = {}
     for item in config:
@@ -204,12 +210,41 @@ def connections_add(
         values[key] = _parse_value(value)
     try:
         result = asyncio.run(
-            engine.connections.save(connection_id, vendor, name or connection_id, values, test=test)
+            engine.connections.save(
+                connection_id,
+                vendor,
+                name or connection_id,
+                values,
+                test=test,
+                webhook_sources=webhook_source,
+            )
         )
     except LatchflowError as exc:
         err.print(str(exc), highlight=False)
         raise typer.Exit(1) from None
+    token = result.pop("webhook_token", None)
+    if token is not None:
+        result["webhook_path"] = webhook_path(vendor, connection_id, token)
     _print_json(result)
+
+
+def webhook_path(vendor: str, connection_id: str, token: str) -> str:
+    return f"/vendors/{vendor}/{connection_id}/{token}"
+
+
+@connections_app.command("rotate-webhook-token")
+def connections_rotate_webhook_token(
+    connection_id: str, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
+    """Give a connection a new webhook URL and print its path (the old URL stops working)."""
+    engine = _engine(data_dir, database_url)
+    record = engine.store.get_connection(connection_id)
+    if record is None:
+        err.print(f"no connection {connection_id!r}; `latchflow connections list` shows them")
+        raise typer.Exit(1)
+    token = new_webhook_token()
+    engine.store.rotate_webhook_token(connection_id, token)
+    print(webhook_path(record.vendor, connection_id, token))
 
 
 def _parse_value(text: str) -> Any:

@@ -25,7 +25,9 @@ from latchflow.engine import Engine
 from latchflow.flows.document import load_document
 from latchflow.plugin.errors import LatchflowError, ValidationError
 from latchflow.process import settle_heap
+from latchflow.runs.connections import new_webhook_token
 from latchflow.server import create_app
+from latchflow.server.protocol import BoundedHttpToolsProtocol
 from latchflow.server.state import DEFAULT_BODY_LIMIT
 from latchflow.storage.database import Settings
 
@@ -103,11 +105,12 @@ async def start_sandboxes(
             continue
         servers.append(server)
         connection_id = f"sandbox-{vendor.key}"
-        webhook_url = f"{public_base}/vendors/{vendor.key}/{connection_id}"
+        token = new_webhook_token()  # a new URL for every start: the simulator is new too
+        webhook_url = f"{public_base}/vendors/{vendor.key}/{connection_id}/{token}"
         try:
             config = await vendor.sandbox(f"http://127.0.0.1:{port}", webhook_url)
             await engine.connections.save(
-                connection_id, vendor.key, f"{vendor.title} sandbox", config
+                connection_id, vendor.key, f"{vendor.title} sandbox", config, webhook_token=token
             )
         except Exception as exc:  # one vendor's sandbox failing must not stop the server
             problems.append(f"sandbox {vendor.key}: {type(exc).__name__}: {exc}")
@@ -157,6 +160,7 @@ async def serve(options: ServeOptions) -> None:
             port=options.port,
             log_level="info",
             access_log=options.access_log,
+            http=BoundedHttpToolsProtocol,
         )
     )
     settle_heap()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
@@ -135,9 +136,11 @@ async def test_runs_filters_replay_and_cancel(
 async def test_vendor_webhook_routes_events_to_listening_flows(
     client: httpx.AsyncClient, engine: Engine, state: ServerState
 ) -> None:
-    await client.put(
+    created = await client.put(
         "/api/connections/acme-1", json={"vendor": "acme", "config": {"api_key": "k1"}}
     )
+    url = created.json()["webhook_url"].removeprefix("http://testserver")
+    assert url.startswith("/vendors/acme/acme-1/")
     for flow_id, door in (("front", "front"), ("back", "back")):
         engine.install_flow(
             {
@@ -148,25 +151,97 @@ async def test_vendor_webhook_routes_events_to_listening_flows(
                 "steps": [{"id": "c", "action": "test.count"}],
             }
         )
-    refused = await client.post("/vendors/acme/acme-1", json={"id": "e1", "door": "front"})
+    refused = await client.post(url, json={"id": "e1", "door": "front"})
     assert refused.status_code == 401 and "x-acme-token" in refused.json()["error"]
     headers = {"x-acme-token": "k1"}
-    result = (
-        await client.post(
-            "/vendors/acme/acme-1", json={"id": "e1", "door": "front"}, headers=headers
-        )
-    ).json()
+    result = (await client.post(url, json={"id": "e1", "door": "front"}, headers=headers)).json()
     assert [(r["flow_id"], r["created"]) for r in result["runs"]] == [("front", True)]
     assert [f["flow_id"] for f in result["filtered"]] == ["back"]
-    again = (
-        await client.post(
-            "/vendors/acme/acme-1", json={"id": "e1", "door": "front"}, headers=headers
-        )
-    ).json()
+    again = (await client.post(url, json={"id": "e1", "door": "front"}, headers=headers)).json()
     assert again["runs"][0]["created"] is False
     why = (await client.get("/api/events", params={"flow_id": "back"})).json()
     assert why[0]["status"] == "filtered" and "door" in why[0]["reason"]
-    assert (await client.post("/vendors/acme/nope", json={}, headers=headers)).status_code == 404
+
+
+FORGED = {"id": "mallory", "door": "front"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/vendors/acme/acme-1",  # the URL before connections had tokens
+        "/vendors/acme/acme-1/guessed-token",
+        "/vendors/acme/nope/{token}",  # a token, but for another connection id
+        "/vendors/other/acme-1/{token}",
+    ],
+)
+async def test_a_forged_vendor_webhook_is_refused_and_stores_nothing(
+    client: httpx.AsyncClient, engine: Engine, path: str
+) -> None:
+    created = await client.put(
+        "/api/connections/acme-1", json={"vendor": "acme", "config": {"api_key": "k1"}}
+    )
+    token = created.json()["webhook_url"].rsplit("/", 1)[1]
+    engine.install_flow(
+        {
+            "id": "front",
+            "name": "front",
+            "version": 1,
+            "trigger": {"type": "acme.door_opened", "input": {"door": "front"}},
+            "steps": [{"id": "c", "action": "test.count"}],
+        }
+    )
+    forged = await client.post(
+        path.format(token=token), json=FORGED, headers={"x-acme-token": "k1"}
+    )
+    assert forged.status_code == 404
+    assert "acme-1" not in forged.text and "nope" not in forged.text  # tells no ids apart
+    assert (await client.get("/api/events")).json() == []
+    assert (await client.get("/api/runs")).json() == []
+
+
+async def test_a_rotated_webhook_token_retires_the_old_url(client: httpx.AsyncClient) -> None:
+    created = await client.put(
+        "/api/connections/acme-1", json={"vendor": "acme", "config": {"api_key": "k1"}}
+    )
+    old = created.json()["webhook_url"]
+    rotated = await client.post("/api/connections/acme-1/rotate-webhook-token")
+    new = rotated.json()["webhook_url"]
+    assert rotated.status_code == 200 and new != old
+    headers = {"x-acme-token": "k1"}
+    assert (await client.post(old, json=FORGED, headers=headers)).status_code == 404
+    assert (await client.post(new, json=FORGED, headers=headers)).status_code == 200
+    shown = (await client.get("/api/connections")).json()
+    assert shown[0]["webhook_url"] is None  # the token is shown once
+
+
+async def test_webhooks_from_outside_the_connections_networks_are_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await client.put(
+        "/api/connections/acme-1",
+        json={"vendor": "acme", "config": {"api_key": "k1"}, "webhook_sources": ["203.0.113.0/24"]},
+    )
+    url = created.json()["webhook_url"]
+    refused = await client.post(url, json=FORGED, headers={"x-acme-token": "k1"})
+    assert refused.status_code == 403 and "203.0.113.0/24" in refused.json()["error"]
+    assert (await client.get("/api/events")).json() == []
+    bad = await client.put(
+        "/api/connections/acme-1",
+        json={"vendor": "acme", "config": {}, "webhook_sources": ["not-a-network"]},
+    )
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["path"] == "$.webhook_sources[0]"
+    opened = await client.put(
+        "/api/connections/acme-1",
+        json={"vendor": "acme", "config": {}, "webhook_sources": ["127.0.0.0/8", "testclient/32"]},
+    )
+    assert opened.status_code == 422  # every source is checked
+    anywhere = await client.put(
+        "/api/connections/acme-1", json={"vendor": "acme", "config": {}, "webhook_sources": []}
+    )
+    assert anywhere.json()["webhook_sources"] is None
+    assert (await client.post(url, json=FORGED, headers={"x-acme-token": "k1"})).status_code == 200
 
 
 async def test_catalog_lists_components_with_schemas_and_samples(client: httpx.AsyncClient) -> None:

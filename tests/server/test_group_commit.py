@@ -15,8 +15,8 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import col, func, select
 
 from latchflow.engine import Engine
-from latchflow.storage.events import Delivery, EventWriter, WebhookIdReplayed
-from latchflow.storage.models import EventRecord, FlowRecord, RunRecord
+from latchflow.storage.events import Accepted, Delivery, EventWriter, Outcome
+from latchflow.storage.models import EventRecord, FlowRecord, RunRecord, WebhookReceipt
 from latchflow.storage.write_lock import WriteLockTimeout
 
 from .conftest import webhook_flow
@@ -62,24 +62,73 @@ async def test_a_batch_answers_duplicates_and_replays_like_lone_deliveries(engin
     assert record is not None
     now = engine.clock.now()
     committer = EventWriter(engine.store.engine, engine.store.queue)
-    first = await committer.batches.write([Delivery(record, {"n": 0}, now, "k", "msg_1")])
+    (first,) = await committer.batches.write([Delivery(record, {"n": 0}, now, "k", "msg_1")])
+    inserts: list[str] = []
+
+    def count_inserts(_db: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO events"):
+            inserts.append(statement)
+
+    event.listen(engine.store.engine, "before_cursor_execute", count_inserts)
     outcomes = await committer.batches.write(
         [
             Delivery(record, {"n": 1}, now, "k", "msg_2"),  # a known key: the first run, 200
-            Delivery(record, {"n": 2}, now, None, "msg_1"),  # a known webhook id: replayed
+            Delivery(record, {"n": 2}, now, "k2", "msg_1"),  # a known webhook id: the first run
             Delivery(record, {"n": 3}, now, None, "msg_3"),
             Delivery(record, {"n": 4}, now, None, "msg_3"),  # the same id within the batch
         ]
     )
+    event.remove(engine.store.engine, "before_cursor_execute", count_inserts)
     await committer.close()
-    duplicate, replayed, fresh, replayed_again = outcomes
-    assert not isinstance(first[0], WebhookIdReplayed)
-    assert not isinstance(duplicate, WebhookIdReplayed) and not duplicate.created
-    assert duplicate.run_id == first[0].run_id
-    assert isinstance(replayed, WebhookIdReplayed) and isinstance(replayed_again, WebhookIdReplayed)
-    assert not isinstance(fresh, WebhookIdReplayed) and fresh.created
+    assert len(inserts) == 1, "the batch was not written in one transaction"
+    assert isinstance(first, Accepted) and first.created
+    duplicate, replayed, fresh, replayed_again = (answer(o) for o in outcomes)
+    assert (duplicate.run_id, duplicate.created) == (first.run_id, False)
+    assert (replayed.run_id, replayed.event_id, replayed.created) == (
+        first.run_id,
+        first.event_id,
+        False,
+    )
+    assert fresh.created and fresh.run_id != first.run_id
+    assert (replayed_again.run_id, replayed_again.created) == (fresh.run_id, False)
     with engine.store.session() as session:
         assert session.exec(select(func.count()).select_from(RunRecord)).one() == 2
+        receipts = {r.webhook_id: r.run_id for r in session.exec(select(WebhookReceipt))}
+        reasons = session.exec(
+            select(EventRecord.reason).where(col(EventRecord.status) == "duplicate")
+        ).all()
+    assert receipts == {"msg_1": first.run_id, "msg_3": fresh.run_id}
+    assert sorted(str(r).split(" as ")[0] for r in reasons) == [
+        "same key 'k'",
+        "same webhook-id 'msg_1'",
+        "same webhook-id 'msg_3'",
+    ]
+
+
+def answer(outcome: Outcome | Exception) -> Accepted:
+    assert isinstance(outcome, Accepted), outcome
+    return outcome
+
+
+async def test_a_receipt_stored_without_its_run_finds_the_run_by_its_event(
+    engine: Engine,
+) -> None:
+    engine.install_flow(webhook_flow())
+    record = engine.store.get_flow("hooked")
+    assert record is not None
+    committer = EventWriter(engine.store.engine, engine.store.queue)
+    data = {"body": {}, "headers": {"webhook-id": "msg_1"}}
+    other = {"body": {}, "headers": {"webhook-id": "msg_2"}}
+    now = engine.clock.now()
+    first, _ = await committer.batches.write(
+        [Delivery(record, data, now, None, "msg_1"), Delivery(record, other, now, None, "msg_2")]
+    )
+    with engine.store.engine.begin() as db:  # as receipts were stored before migration 0005
+        db.exec_driver_sql("UPDATE webhook_receipts SET run_id = NULL")
+    (again,) = await committer.batches.write([Delivery(record, data, now, None, "msg_1")])
+    await committer.close()
+    assert (answer(again).run_id, answer(again).created) == (answer(first).run_id, False)
+    assert stored_runs(engine) == 2
 
 
 @pytest.fixture

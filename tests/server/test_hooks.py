@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import logging
 import socket
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,7 @@ from fastapi import FastAPI
 from sqlmodel import func, select
 
 from latchflow.engine import Engine
+from latchflow.plugin.clock import FakeClock
 from latchflow.plugin.host import load_registry
 from latchflow.server import create_app, signing
 from latchflow.server.auth import create_api_key
@@ -103,21 +108,43 @@ def signed_headers(secret: str, body: bytes, webhook_id: str, stamp: int) -> dic
     }
 
 
-async def test_signed_delivery_is_accepted_once(client: httpx.AsyncClient, engine: Engine) -> None:
+async def test_a_signed_delivery_sent_again_gets_200_with_its_first_run(
+    client: httpx.AsyncClient, engine: Engine, clock: FakeClock
+) -> None:
     engine.install_flow(webhook_flow())
     secret = (await client.put("/api/flows/hooked/signing-secret", json={})).json()["secret"]
     body = json.dumps({"n": 1}).encode()
-    stamp = int(engine.clock.now().timestamp())
-    ok = await client.post(
-        hook_url(engine), content=body, headers=signed_headers(secret, body, "msg_1", stamp)
-    )
+    first = signed_headers(secret, body, "msg_1", int(clock.now().timestamp()))
+    ok = await client.post(hook_url(engine), content=body, headers=first)
     assert ok.status_code == 202, ok.text
     assert counts(engine) == (1, 1, 1)
-    replay = await client.post(
-        hook_url(engine), content=body, headers=signed_headers(secret, body, "msg_1", stamp)
-    )
-    assert replay.status_code == 409
-    assert replay.json()["where"] == "header webhook-id"
+    clock.advance(90)  # the sender retries later: same webhook-id, new timestamp and signature
+    retry = signed_headers(secret, body, "msg_1", int(clock.now().timestamp()))
+    assert retry["webhook-signature"] != first["webhook-signature"]
+    again = await client.post(hook_url(engine), content=body, headers=retry)
+    assert again.status_code == 200, again.text
+    assert again.json()["run_id"] == ok.json()["run_id"] and again.json()["duplicate"] is True
+    assert again.json()["status_url"] == ok.json()["status_url"]
+    assert counts(engine) == (2, 1, 1)  # a duplicate event, as for a repeated Idempotency-Key
+    duplicates = (await client.get("/api/events", params={"status": "duplicate"})).json()
+    assert len(duplicates) == 1 and "webhook-id 'msg_1'" in duplicates[0]["reason"]
+    with engine.store.session() as session:
+        receipt = session.get(WebhookReceipt, ("hooked", "msg_1"))
+    assert receipt is not None and receipt.run_id == ok.json()["run_id"]
+
+
+async def test_a_captured_delivery_sent_after_the_window_is_refused(
+    client: httpx.AsyncClient, engine: Engine, clock: FakeClock
+) -> None:
+    engine.install_flow(webhook_flow())
+    secret = (await client.put("/api/flows/hooked/signing-secret", json={})).json()["secret"]
+    body = b'{"n": 1}'
+    captured = signed_headers(secret, body, "msg_1", int(clock.now().timestamp()))
+    assert (await client.post(hook_url(engine), content=body, headers=captured)).status_code == 202
+    clock.advance(signing.TOLERANCE_SECONDS + 1)
+    replay = await client.post(hook_url(engine), content=body, headers=captured)
+    assert replay.status_code == 401
+    assert replay.json()["where"] == "header webhook-timestamp"
     assert counts(engine) == (1, 1, 1)
 
 
@@ -141,7 +168,9 @@ def _signed(secret: str, body: bytes, stamp: int, **change: str) -> dict[str, st
         ("bad signature", 401, "header webhook-signature"),
         ("stale timestamp", 401, "header webhook-timestamp"),
         ("future timestamp", 401, "header webhook-timestamp"),
-        ("replayed id", 409, "header webhook-id"),
+        ("superscript timestamp", 400, "header webhook-timestamp"),
+        ("5,000-digit timestamp", 400, "header webhook-timestamp"),
+        ("millisecond timestamp", 400, "header webhook-timestamp"),
     ],
 )
 async def test_rejections_are_clear_and_store_nothing(
@@ -152,9 +181,6 @@ async def test_rejections_are_clear_and_store_nothing(
     url = hook_url(engine)
     now = int(engine.clock.now().timestamp())
     body = b'{"ok": true}'
-    if case == "replayed id":
-        first = await client.post(url, content=body, headers=_signed(secret, body, now))
-        assert first.status_code == 202
     before = counts(engine)
     kwargs: dict[str, Any] = {"content": body, "headers": _signed(secret, body, now)}
     if case == "wrong token":
@@ -179,6 +205,12 @@ async def test_rejections_are_clear_and_store_nothing(
         kwargs["headers"] = _signed(secret, body, now - 301)
     elif case == "future timestamp":
         kwargs["headers"] = _signed(secret, body, now + 400)
+    elif case == "superscript timestamp":  # "²".isdigit(), but int("²") fails
+        kwargs["headers"]["webhook-timestamp"] = "²".encode("latin-1")
+    elif case == "5,000-digit timestamp":  # longer than int() reads
+        kwargs["headers"]["webhook-timestamp"] = "9" * 5000
+    elif case == "millisecond timestamp":
+        kwargs["headers"]["webhook-timestamp"] = str(now * 1000)
     response = await client.post(url, **kwargs)
     assert response.status_code == status, response.text
     problem = response.json()
@@ -197,6 +229,142 @@ async def test_disabled_flow_and_rotated_token_are_refused(
     await client.post("/api/flows/hooked/disable")
     refused = await client.post(new_url, json={})
     assert refused.status_code == 409 and "disabled" in refused.json()["error"]
+
+
+async def test_a_malformed_timestamp_says_what_to_send(
+    client: httpx.AsyncClient, engine: Engine
+) -> None:
+    engine.install_flow(webhook_flow())
+    secret = (await client.put("/api/flows/hooked/signing-secret", json={})).json()["secret"]
+    body = b"{}"
+    headers: dict[str, Any] = signed_headers(secret, body, "msg_1", 0)
+    headers["webhook-timestamp"] = "12²".encode("latin-1")
+    response = await client.post(hook_url(engine), content=body, headers=headers)
+    assert response.status_code == 400
+    problem = response.json()
+    assert "webhook-timestamp" in problem["error"] and "digits" in problem["error"]
+    assert "seconds since 1970" in problem["hint"]
+
+
+def reference_signature(key: bytes, webhook_id: str, stamp: int, body: bytes) -> str:
+    """A signature made as a sender's library makes it, from the raw key."""
+    digest = hmac.new(key, f"{webhook_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+@pytest.mark.parametrize("padded", [True, False])
+async def test_secrets_with_and_without_base64_padding_verify(
+    client: httpx.AsyncClient, engine: Engine, padded: bool
+) -> None:
+    key = bytes(range(100, 120))  # 20 bytes: base64 ends in "="
+    encoded = base64.b64encode(key).decode()
+    assert encoded.endswith("=")
+    secret = "whsec_" + (encoded if padded else encoded.rstrip("="))
+    assert signing.secret_key(secret) == key
+    engine.install_flow(webhook_flow())
+    saved = await client.put("/api/flows/hooked/signing-secret", json={"secret": secret})
+    assert saved.status_code == 200, saved.text
+    body = b'{"n": 1}'
+    stamp = int(engine.clock.now().timestamp())
+    headers = signed_headers(secret, body, "msg_1", stamp)
+    headers["webhook-signature"] = reference_signature(key, "msg_1", stamp, body)
+    response = await client.post(hook_url(engine), content=body, headers=headers)
+    assert response.status_code == 202, response.text
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        ("whsec_" + base64.b64encode(bytes(15)).decode(), "too short"),
+        ("whsec_" + base64.b64encode(bytes(15)).decode().rstrip("="), "too short"),
+        ("whsec_" + "A" * 25, "not standard base64"),
+        ("whsec_abc-def_ghijklmnopqrstuv", "not standard base64"),
+        (base64.b64encode(bytes(24)).decode(), "starts with 'whsec_'"),
+    ],
+)
+async def test_unusable_secrets_are_refused(
+    client: httpx.AsyncClient, engine: Engine, secret: str, message: str
+) -> None:
+    engine.install_flow(webhook_flow())
+    response = await client.put("/api/flows/hooked/signing-secret", json={"secret": secret})
+    assert response.status_code == 400
+    assert message in response.json()["error"] and response.json()["where"] == "secret"
+
+
+async def signed_with(
+    client: httpx.AsyncClient, engine: Engine, secret: str, webhook_id: str
+) -> int:
+    """The status of a delivery signed with ``secret`` at the engine's current time."""
+    body = json.dumps({"id": webhook_id}).encode()
+    stamp = int(engine.clock.now().timestamp())
+    headers = signed_headers(secret, body, webhook_id, stamp)
+    return (await client.post(hook_url(engine), content=body, headers=headers)).status_code
+
+
+async def test_a_replaced_secret_works_until_its_grace_period_ends(
+    client: httpx.AsyncClient, engine: Engine, clock: FakeClock
+) -> None:
+    engine.install_flow(webhook_flow())
+    url = "/api/flows/hooked/signing-secret"
+    old = (await client.put(url, json={})).json()["secret"]
+    assert (await client.get("/api/flows/hooked")).json()["previous_secret_until"] is None
+    new = (await client.put(url, json={"grace_seconds": 3600})).json()["secret"]
+    until = clock.now() + timedelta(seconds=3600)
+    shown = (await client.get("/api/flows/hooked")).json()["previous_secret_until"]
+    assert datetime.fromisoformat(shown) == until
+    assert await signed_with(client, engine, old, "msg_1") == 202
+    assert await signed_with(client, engine, new, "msg_2") == 202
+    clock.advance(3599)
+    assert await signed_with(client, engine, old, "msg_3") == 202
+    clock.advance(1)
+    assert await signed_with(client, engine, old, "msg_4") == 401
+    assert await signed_with(client, engine, new, "msg_5") == 202
+    assert (await client.get("/api/flows/hooked")).json()["previous_secret_until"] is None
+
+
+async def test_the_default_grace_period_is_a_day(
+    client: httpx.AsyncClient, engine: Engine, clock: FakeClock
+) -> None:
+    engine.install_flow(webhook_flow())
+    url = "/api/flows/hooked/signing-secret"
+    old = (await client.put(url, json={})).json()["secret"]
+    await client.put(url, json={})
+    clock.advance(24 * 3600 - 1)
+    assert await signed_with(client, engine, old, "msg_1") == 202
+    clock.advance(1)
+    assert await signed_with(client, engine, old, "msg_2") == 401
+
+
+async def test_grace_0_stops_the_old_secret_at_once_and_delete_clears_both(
+    client: httpx.AsyncClient, engine: Engine
+) -> None:
+    engine.install_flow(webhook_flow())
+    url = "/api/flows/hooked/signing-secret"
+    first = (await client.put(url, json={})).json()["secret"]
+    second = (await client.put(url, json={"grace_seconds": 0})).json()["secret"]
+    assert await signed_with(client, engine, first, "msg_1") == 401
+    assert await signed_with(client, engine, second, "msg_2") == 202
+    await client.put(url, json={"grace_seconds": 600})
+    assert await signed_with(client, engine, second, "msg_3") == 202
+    cleared = await client.delete(url)
+    assert cleared.json()["signed"] is False and cleared.json()["previous_secret_until"] is None
+    record = engine.store.get_flow("hooked")
+    assert record is not None
+    assert (record.previous_signing_secret, record.previous_secret_until) == (None, None)
+    assert (await client.post(hook_url(engine), json={})).status_code == 202
+
+
+@pytest.mark.parametrize("grace", [-1, 7 * 24 * 3600 + 1, "a day"])
+async def test_a_grace_period_outside_0_to_7_days_is_refused(
+    client: httpx.AsyncClient, engine: Engine, grace: object
+) -> None:
+    engine.install_flow(webhook_flow())
+    url = "/api/flows/hooked/signing-secret"
+    response = await client.put(url, json={"grace_seconds": grace})
+    assert response.status_code == 422, response.text
+    assert "grace_seconds" in response.text
+    record = engine.store.get_flow("hooked")
+    assert record is not None and record.signing_secret is None
 
 
 def test_signature_matches_the_standard_webhooks_example() -> None:

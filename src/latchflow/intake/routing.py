@@ -67,8 +67,8 @@ class Intake:
         return outcome
 
     async def deliver(self, delivery: Delivery) -> Accepted:
-        """A trigger URL delivery, stored with concurrent ones (``WebhookIdReplayed`` if its
-        signed id was delivered before)."""
+        """A trigger URL delivery, stored with concurrent ones (a repeated dedupe key or signed
+        ``webhook-id`` is answered with the first delivery's run)."""
         return await self.store.events.accept(delivery)
 
     def dedupe_key(self, record: FlowRecord, header: str | None, body: Any) -> str | None:

@@ -154,7 +154,7 @@ class Trigger:
 
 @dataclass(frozen=True)
 class WebhookRequest:
-    """An HTTP request a vendor sent to ``/vendors/{vendor}/{connection_id}``."""
+    """An HTTP request a vendor sent to ``/vendors/{vendor}/{connection_id}/{token}``."""
 
     method: str
     url: str

@@ -11,6 +11,8 @@ several nodes each node learns of a rate limit from its own first 429.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import secrets
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,11 +25,32 @@ from jsonschema import Draft202012Validator
 
 from latchflow.flows.document import schema_errors
 from latchflow.plugin.clock import Clock
-from latchflow.plugin.errors import ConfigurationError, ValidationError
+from latchflow.plugin.errors import ConfigurationError, ErrorDetail, ValidationError
 from latchflow.plugin.host import Registry
 from latchflow.plugin.types import JSON, Connection
 from latchflow.storage.secrets import secret_fields
 from latchflow.storage.store import Store
+
+
+def _networks(sources: list[str], errors: list[ErrorDetail]) -> list[str]:
+    """The sources as CIDR networks; each one that is not is added to ``errors``."""
+    networks = []
+    for index, source in enumerate(sources):
+        try:
+            networks.append(str(ipaddress.ip_network(source.strip(), strict=False)))
+        except ValueError as exc:
+            errors.append(
+                ErrorDetail(
+                    f"$.webhook_sources[{index}]", f"{exc}; write a network such as 203.0.113.0/24"
+                )
+            )
+    return networks
+
+
+def new_webhook_token() -> str:
+    """The unguessable part of a connection's vendor webhook URL (192 random bits)."""
+    return secrets.token_urlsafe(24)
+
 
 TransportFactory = Callable[[str], httpx.AsyncBaseTransport | None]
 HTTP_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16, keepalive_expiry=5.0)
@@ -168,12 +191,22 @@ class Connections:
         return self._secret_values
 
     async def save(
-        self, connection_id: str, vendor_key: str, name: str, config: JSON, test: bool = False
+        self,
+        connection_id: str,
+        vendor_key: str,
+        name: str,
+        config: JSON,
+        test: bool = False,
+        webhook_token: str | None = None,
+        webhook_sources: list[str] | None = None,
     ) -> JSON:
         """Validate and store a connection (secrets encrypted), optionally testing it.
 
-        Secret fields left out of an update keep their stored values. Returns the connection as
-        shown to users: settings without secrets, and the test result when asked for.
+        Secret fields left out of an update keep their stored values. A new connection to a
+        vendor that sends webhooks gets the token of its webhook URL (``webhook_token`` when
+        given); ``webhook_sources`` (CIDR networks; empty: any) limit where its webhooks may
+        come from. Returns the connection as shown to users: settings without secrets, the
+        token when it was just made (it is shown this once), and the test result when asked.
         """
         vendor = self.registry.vendors.get(vendor_key)
         if vendor is None:
@@ -186,16 +219,25 @@ class Connections:
         if connection_id in existing:
             _, stored = self.store.connection_config(connection_id)
             merged = {**stored, **config}
+        elif vendor.webhook is not None and webhook_token is None:
+            webhook_token = new_webhook_token()
         errors = schema_errors(Draft202012Validator(vendor.connection_schema), merged, "$.config")
+        if webhook_sources is not None:
+            webhook_sources = _networks(webhook_sources, errors)
         if errors:
             raise ValidationError(errors)
-        record = self.store.save_connection(connection_id, vendor, name, merged)
+        record = self.store.save_connection(
+            connection_id, vendor, name, merged, webhook_token, webhook_sources
+        )
         shown: JSON = {
             "id": record.id,
             "vendor": record.vendor,
             "name": record.name,
             "config": record.config,
+            "webhook_sources": record.webhook_sources,
         }
+        if webhook_token is not None:
+            shown["webhook_token"] = webhook_token
         if test:
             live = await self.get(connection_id)
             shown["test"] = await vendor.test_connection(live.connection)

@@ -1,7 +1,8 @@
 """Running a flow run: one step at a time, each checkpointed before the next starts.
 
 A run resumes at its first unfinished step after any interruption; a finished step is never
-run again. The step that was in flight when a process died runs again with the same
+run again. A run cancelled while a step is in flight starts no further step: the checkpoint
+after that step finds it cancelled (``RunEnded``). The step that was in flight when a process died runs again with the same
 idempotency key (run id + step id), which plugins pass to the vendor or check before acting.
 """
 
@@ -32,7 +33,7 @@ from latchflow.plugin.host import Registry
 from latchflow.plugin.types import JSON, Action, Pending, RunContext
 from latchflow.runs.connections import Connections, LiveConnection
 from latchflow.runs.progress import ClaimLost, Outcome, Progress, validator
-from latchflow.storage.journal import Checkpoint, RunRow, RunRows, StepRow
+from latchflow.storage.journal import Checkpoint, RunEnded, RunRow, RunRows, StepRow
 from latchflow.storage.secrets import redact
 from latchflow.storage.status import ACTIVE, DONE, RunStatus, StepStatus
 from latchflow.storage.store import Store
@@ -96,7 +97,7 @@ class Executor:
                 if self.stopping:  # the next start goes on from the next step
                     await self._commit(progress, last=True)
                     break
-        except ClaimLost:
+        except (ClaimLost, RunEnded):  # another worker has it, or it was cancelled meanwhile
             return None
         finally:
             if progress.claimed:  # an error left the run claimed: let it be due again
@@ -109,9 +110,12 @@ class Executor:
         progress = self._load(run_id, claim=False)
         if progress is None:
             return Outcome.DONE
-        outcome = await self._step(progress)
-        if outcome is Outcome.CONTINUE:
-            await self._commit(progress)
+        try:
+            outcome = await self._step(progress)
+            if outcome is Outcome.CONTINUE:
+                await self._commit(progress)
+        except RunEnded:  # cancelled meanwhile: no further step
+            return Outcome.DONE
         return outcome
 
     def _load(self, run_id: str, claim: bool, claimed: RunRows | None = None) -> Progress | None:

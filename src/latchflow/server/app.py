@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import metadata
 
-from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI
 from starlette.types import Receive, Scope, Send
 
 from latchflow.backends import choose
@@ -16,11 +15,11 @@ from latchflow.backends.base import DEFAULT_WORKERS
 from latchflow.backends.embedded.clock import Scheduler
 from latchflow.backends.nodes import NodeHeartbeat, new_node_id
 from latchflow.engine import Engine
-from latchflow.plugin.errors import LatchflowError, ValidationError
-from latchflow.server import trigger_urls, vendor_webhooks
+from latchflow.server import gate, trigger_urls, vendor_webhooks
 from latchflow.server.api import catalog, connections, flows, nodes, runs
 from latchflow.server.auth import require_api_key
-from latchflow.server.errors import Rejected, rejected_handler, responses
+from latchflow.server.errors import add_error_handlers, responses
+from latchflow.server.responses import SafeJSONResponse
 from latchflow.server.schemas import Health
 from latchflow.server.state import DEFAULT_BODY_LIMIT, ServerState
 
@@ -28,31 +27,27 @@ log = logging.getLogger("latchflow.server")
 
 
 class LatchflowApp(FastAPI):
-    """FastAPI, with trigger URLs answered before its middleware and routing (``trigger_urls.answer``):
-    they are the hot path, and the framework's layers cost as much as the handler."""
+    """FastAPI, behind two doors that open before its middleware and routing:
+
+    - trigger URLs are answered straight from ASGI (``trigger_urls.answer``): they are the hot
+      path, and the framework's layers cost as much as the handler;
+    - management API requests pass the gate (``gate.admit``: key, then body) first.
+    """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.root_path:  # as FastAPI sets it, so the trigger URL sees the same scope
             scope["root_path"] = self.root_path
+        state: ServerState = self.state.latchflow
         target = trigger_urls.trigger_url_parts(scope)
-        if target is None:
-            await super().__call__(scope, receive, send)
-        else:
-            await trigger_urls.answer(self.state.latchflow, *target, scope, receive, send)
-
-
-async def validation_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ValidationError)
-    return JSONResponse(
-        {"error": "invalid document", "errors": [e.as_dict() for e in exc.errors]},
-        status_code=422,
-    )
-
-
-async def latchflow_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse(
-        {"error": str(exc), "where": getattr(exc, "path", None), "hint": None}, status_code=400
-    )
+        if target is not None:
+            await trigger_urls.answer(state, *target, scope, receive, send)
+            return
+        if gate.guarded(scope):
+            admitted = await gate.admit(state.engine.store, state.body_limit, scope, receive, send)
+            if admitted is None:
+                return
+            receive = admitted
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -100,6 +95,7 @@ def create_app(
         version=_version(),
         description="Low-code automation for smart locks, smart lockers and key automats.",
         lifespan=lifespan,
+        default_response_class=SafeJSONResponse,
     )
     app.state.latchflow = state
     _add_routes(app)
@@ -108,9 +104,7 @@ def create_app(
 
 def _add_routes(app: FastAPI) -> None:
     """Error handlers, /healthz, the management API (behind an API key) and the webhooks."""
-    app.add_exception_handler(Rejected, rejected_handler)
-    app.add_exception_handler(ValidationError, validation_handler)
-    app.add_exception_handler(LatchflowError, latchflow_error_handler)
+    add_error_handlers(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness")
     def healthz() -> Health:

@@ -1,11 +1,21 @@
-"""Refusals as clear JSON errors: ``{"error", "where", "hint"}`` with a 4xx status."""
+"""Refusals as clear JSON errors, the same shape whoever refuses.
+
+``{"error", "where", "hint"}`` for a refusal, ``{"error", "errors": [{"path", "message"}]}``
+for an invalid document or request body; FastAPI's own refusals (unknown route, method not
+allowed, a body that does not match its model) are answered in the same shapes.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from latchflow.plugin.errors import LatchflowError, ValidationError
+from latchflow.server.responses import SafeJSONResponse
 
 
 class Rejected(Exception):
@@ -25,9 +35,61 @@ class Rejected(Exception):
         return {"error": self.error, "where": self.where, "hint": self.hint}
 
 
-async def rejected_handler(request: Request, exc: Exception) -> JSONResponse:
+def add_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Rejected, _rejected)
+    app.add_exception_handler(ValidationError, _invalid_document)
+    app.add_exception_handler(LatchflowError, _latchflow_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+
+
+async def _rejected(request: Request, exc: Exception) -> SafeJSONResponse:
     assert isinstance(exc, Rejected)
-    return JSONResponse(exc.problem(), status_code=exc.status_code)
+    return SafeJSONResponse(exc.problem(), status_code=exc.status_code)
+
+
+async def _invalid_document(request: Request, exc: Exception) -> SafeJSONResponse:
+    assert isinstance(exc, ValidationError)
+    return SafeJSONResponse(
+        {"error": "invalid document", "errors": [e.as_dict() for e in exc.errors]},
+        status_code=422,
+    )
+
+
+async def _latchflow_error(request: Request, exc: Exception) -> SafeJSONResponse:
+    return SafeJSONResponse(
+        {"error": str(exc), "where": getattr(exc, "path", None), "hint": None}, status_code=400
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> SafeJSONResponse:
+    assert isinstance(exc, HTTPException)
+    where, hint = "path", "GET /docs lists the routes and their methods"
+    if exc.status_code == 405:
+        where = "method"
+    body = {"error": str(exc.detail), "where": where, "hint": hint}
+    return SafeJSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _invalid_request(request: Request, exc: Exception) -> SafeJSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"path": _where(error.get("loc", ())), "message": str(error.get("msg", "invalid"))}
+        for error in exc.errors()
+    ]
+    return SafeJSONResponse({"error": "invalid request", "errors": errors}, status_code=422)
+
+
+def _where(location: Sequence[Any]) -> str:
+    """A FastAPI error location as latchflow names places: ``$.a.b[0]`` in the body, else
+    ``query limit``, ``header x``, ``path run_id``."""
+    kind, *rest = list(location) or ["body"]
+    if kind != "body":
+        return f"{kind} {'.'.join(str(part) for part in rest)}".strip()
+    path = "$"
+    for part in rest:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:

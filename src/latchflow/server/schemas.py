@@ -74,6 +74,9 @@ class FlowSummary(BaseModel):
     signed: bool = Field(
         description="Whether the trigger URL requires Standard Webhooks signatures"
     )
+    previous_secret_until: str | None = Field(
+        None, description="Until when the signing secret replaced last is still accepted"
+    )
     trigger_url: str | None = Field(None, description="POST here to start a run (webhook flows)")
     created_at: str
     updated_at: str
@@ -93,9 +96,19 @@ class TokenOut(BaseModel):
     trigger_url: str
 
 
+MAX_GRACE_SECONDS = 7 * 24 * 3600
+DEFAULT_GRACE_SECONDS = 24 * 3600
+
+
 class SigningSecretIn(BaseModel):
     secret: str | None = Field(
         None, description="A whsec_-prefixed base64 secret; leave out to have one generated"
+    )
+    grace_seconds: int = Field(
+        DEFAULT_GRACE_SECONDS,
+        ge=0,
+        le=MAX_GRACE_SECONDS,
+        description="How long the secret being replaced is still accepted (0: not at all)",
     )
 
 
@@ -115,6 +128,13 @@ class ConnectionIn(BaseModel):
         default_factory=dict, description="Settings; secret fields left out keep their values"
     )
     test: bool = False
+    webhook_sources: list[str] | None = Field(
+        None,
+        description=(
+            "Networks (CIDR, e.g. 203.0.113.0/24) the vendor's webhooks may come from; an empty"
+            " list accepts any; left out keeps what is set"
+        ),
+    )
 
 
 class ConnectionOut(BaseModel):
@@ -124,7 +144,19 @@ class ConnectionOut(BaseModel):
     vendor: str
     name: str
     config: dict[str, Any]
+    webhook_sources: list[str] | None = None
+    webhook_url: str | None = Field(
+        None,
+        description=(
+            "Where the vendor sends webhooks: shown once, when the connection is created (or its"
+            " token rotated); only a hash of its token is kept"
+        ),
+    )
     test: dict[str, Any] | None = None
+
+
+class WebhookUrlOut(BaseModel):
+    webhook_url: str
 
 
 class ConnectionTest(BaseModel):

@@ -1,8 +1,8 @@
 """Standard Webhooks signatures (webhook-id, webhook-timestamp, webhook-signature).
 
 The signature is ``v1,`` + base64(HMAC-SHA256(key, f"{id}.{timestamp}.{body}")) where the key
-is the base64 part of a ``whsec_``-prefixed secret. A header may carry several space-separated
-signatures (during secret rotation); one match is enough.
+is the base64 part of a ``whsec_``-prefixed secret, with or without its ``=`` padding. A header
+may carry several space-separated signatures (during secret rotation); one match is enough.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import secrets
 
 PREFIX = "whsec_"
 TOLERANCE_SECONDS = 300
+MIN_KEY_BYTES = 16
 
 
 def new_secret() -> str:
@@ -22,15 +23,20 @@ def new_secret() -> str:
 
 
 def secret_key(secret: str) -> bytes:
-    """The HMAC key of a ``whsec_`` secret; ValueError if it is not one."""
+    """The HMAC key of a ``whsec_`` secret, padded or not; ValueError if it is not one."""
     if not secret.startswith(PREFIX):
         raise ValueError("a signing secret starts with 'whsec_' followed by base64")
+    encoded = secret[len(PREFIX) :].rstrip("=")
     try:
-        key = base64.b64decode(secret[len(PREFIX) :], validate=True)
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except binascii.Error as exc:
-        raise ValueError("the part after 'whsec_' is not valid base64") from exc
-    if len(key) < 16:
-        raise ValueError("the key is too short: use at least 16 random bytes")
+        raise ValueError(
+            "the part after 'whsec_' is not standard base64 (A-Z, a-z, 0-9, '+', '/')"
+        ) from exc
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(
+            f"the key is too short: use at least {MIN_KEY_BYTES} random bytes ({len(key)} given)"
+        )
     return key
 
 

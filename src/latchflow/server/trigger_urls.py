@@ -1,10 +1,12 @@
 """Trigger URLs: ``POST /hooks/{flow_id}/{token}`` starts a run of a webhook flow.
 
 Order of checks: the URL (flow, token, trigger type, enabled), then the request (content type,
-size, JSON), then the signature when the flow has a signing secret (timestamp window, replayed
-ids). Every refusal is a JSON error and stores nothing. The event, its run and the webhook id
-receipt are committed in one transaction before the answer; concurrent deliveries share
-transactions (``storage.events``, through ``intake``).
+size, JSON), then the signature when the flow has a signing secret (timestamp window, then the
+current secret or, during a rotation's grace period, the previous one). Every refusal is a JSON
+error and stores nothing. The event, its run and the webhook id receipt are committed in one
+transaction before the answer; concurrent deliveries share transactions (``storage.events``,
+through ``intake``). A signed delivery whose ``webhook-id`` the flow already accepted (a
+sender's retry) is answered 200 with the first delivery's run, as a repeated Idempotency-Key is.
 
 These requests are the hot path, so the app answers them straight from ASGI (``answer``, called
 by ``LatchflowApp`` before FastAPI's middleware and routing, which cost as much CPU as the
@@ -17,25 +19,25 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
-import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import URL
-from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from latchflow.server import signing
-from latchflow.server.bodies import collect_body, parse_json, require_json_content_type
+from latchflow.server.bodies import chunks, collect_body, parse_json, require_json_content_type
 from latchflow.server.errors import Rejected, responses
+from latchflow.server.responses import render, send_json
 from latchflow.server.schemas import HookAccepted
 from latchflow.server.state import MAX_WAIT_SECONDS, ServerState
-from latchflow.storage.events import Delivery, WebhookIdReplayed
+from latchflow.storage.events import Delivery
 from latchflow.storage.models import FlowRecord, RunRecord
 from latchflow.storage.status import FINISHED
 
@@ -46,6 +48,7 @@ OK_200: dict[int | str, dict[str, Any]] = {
 }
 HIDDEN_HEADERS = {"authorization", "cookie", "webhook-signature", "proxy-authorization"}
 TRIGGER_PATH = re.compile(r"/hooks/([^/]+)/([^/]+)")
+UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 INTERNAL_ERROR = {
     "error": "the server failed to take the delivery",
     "where": None,
@@ -74,15 +77,9 @@ class HookRequest:
         """The first value of a header (``name`` in lower case)."""
         return self._first.get(name)
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives; ``ClientDisconnect`` if the client leaves first."""
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnect
-            yield message.get("body", b"")
-            if not message.get("more_body", False):
-                return
+        return chunks(self.receive)
 
     @property
     def base_url(self) -> str:
@@ -121,19 +118,6 @@ def trigger_url_parts(scope: Scope) -> tuple[str, str] | None:
     return None if match is None else (match[1], match[2])
 
 
-def render(content: Any) -> bytes:
-    """JSON as ``JSONResponse`` renders it."""
-    return json.dumps(
-        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-    ).encode("utf-8")
-
-
-async def _send_json(send: Send, status: int, body: bytes) -> None:
-    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 async def answer(
     state: ServerState, flow_id: str, token: str, scope: Scope, receive: Receive, send: Send
 ) -> None:
@@ -145,9 +129,9 @@ async def answer(
     except Rejected as exc:
         status, body = exc.status_code, render(exc.problem())
     except Exception:
-        await _send_json(send, 500, render(INTERNAL_ERROR))
+        await send_json(send, 500, render(INTERNAL_ERROR))
         raise
-    await _send_json(send, status, body)
+    await send_json(send, status, body)
 
 
 def _flow_for(state: ServerState, flow_id: str, token: str) -> FlowRecord:
@@ -183,33 +167,52 @@ def verify_signature(
     """The delivery's webhook id when the flow requires signatures (and they check out)."""
     if record.signing_secret is None:
         return None
-    secret = state.engine.store.sealer.unseal(record.signing_secret)
     webhook_id, stamp, signature = (
         _signature_header(request, name)
         for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
     )
-    if not stamp.isdigit():
-        raise Rejected(400, "webhook-timestamp is not unix seconds", "header webhook-timestamp")
-    now = state.engine.clock.now().timestamp()
-    if abs(now - int(stamp)) > signing.TOLERANCE_SECONDS:
+    timestamp = _timestamp(stamp)
+    now = state.engine.clock.now()
+    age = now.timestamp() - timestamp
+    if abs(age) > signing.TOLERANCE_SECONDS:
         raise Rejected(
             401,
-            f"webhook-timestamp is {int(now - int(stamp))} s away from now; the tolerance is"
+            f"webhook-timestamp is {int(age)} s away from now; the tolerance is"
             f" {signing.TOLERANCE_SECONDS} s",
             "header webhook-timestamp",
             "sign with the current time; check the sender's clock",
         )
-    if not signing.signature_matches(secret, webhook_id, int(stamp), body, signature):
+    for secret in _secrets(state, record, now):
+        if signing.signature_matches(secret, webhook_id, timestamp, body, signature):
+            return webhook_id
+    raise Rejected(
+        401,
+        "webhook-signature does not match the body",
+        "header webhook-signature",
+        "sign '{webhook-id}.{webhook-timestamp}.{raw body}' with HMAC-SHA256 and the"
+        " flow's current secret",
+    )
+
+
+def _timestamp(stamp: str) -> int:
+    if UNIX_SECONDS.fullmatch(stamp) is None:
         raise Rejected(
-            401,
-            "webhook-signature does not match the body",
-            "header webhook-signature",
-            "sign '{webhook-id}.{webhook-timestamp}.{raw body}' with HMAC-SHA256 and the"
-            " flow's current secret",
+            400,
+            "webhook-timestamp is not unix seconds (1 to 12 ASCII digits)",
+            "header webhook-timestamp",
+            "send the time of signing in whole seconds since 1970-01-01 UTC, e.g. 1614265330",
         )
-    if state.engine.store.webhook_seen(record.id, webhook_id):
-        raise _replayed(webhook_id)
-    return webhook_id
+    return int(stamp)
+
+
+def _secrets(state: ServerState, record: FlowRecord, now: datetime) -> Iterator[str]:
+    """The flow's current secret, then the one it replaced while its grace period lasts."""
+    sealer = state.engine.store.sealer
+    assert record.signing_secret is not None
+    yield sealer.unseal(record.signing_secret)
+    until = record.previous_secret_until
+    if record.previous_signing_secret is not None and until is not None and now < until:
+        yield sealer.unseal(record.previous_signing_secret)
 
 
 def _signature_header(request: HookRequest, name: str) -> str:
@@ -223,15 +226,6 @@ def _signature_header(request: HookRequest, name: str) -> str:
             " webhook-signature)",
         )
     return value
-
-
-def _replayed(webhook_id: str) -> Rejected:
-    return Rejected(
-        409,
-        f"webhook-id {webhook_id!r} was already delivered",
-        "header webhook-id",
-        "give every new delivery a new webhook-id",
-    )
 
 
 WAIT_PARAMETER = {
@@ -312,10 +306,8 @@ async def take_delivery(
         "query": {k: v for k, v in request.query.items() if k != "wait"},
         "received_at": now.isoformat(),
     }
-    try:  # the receipt, event and run are committed together (or not at all) before we answer
-        accepted = await state.engine.intake.deliver(Delivery(record, data, now, key, webhook_id))
-    except WebhookIdReplayed as exc:
-        raise _replayed(webhook_id or "") from exc
+    # the receipt, event and run are committed together (or not at all) before we answer
+    accepted = await state.engine.intake.deliver(Delivery(record, data, now, key, webhook_id))
     result: dict[str, Any] = {
         "run_id": accepted.run_id,
         "status_url": f"{request.base_url}api/runs/{accepted.run_id}",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 
 from sqlalchemy import Engine
@@ -10,12 +9,9 @@ from sqlmodel import Session, select
 
 from latchflow.storage.events import new_id
 from latchflow.storage.models import ApiKey
+from latchflow.storage.secrets import token_hash
 
 PREFIX = "lf_"
-
-
-def key_hash(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 class ApiKeys:
@@ -25,7 +21,7 @@ class ApiKeys:
     def create(self, name: str) -> tuple[ApiKey, str]:
         """A new key: the record (hash only) and the key itself, which is not stored."""
         key = PREFIX + secrets.token_urlsafe(32)
-        record = ApiKey(id=new_id()[:12], name=name, key_hash=key_hash(key))
+        record = ApiKey(id=new_id()[:12], name=name, key_hash=token_hash(key))
         with Session(self.engine, expire_on_commit=False) as session:
             session.add(record)
             session.commit()
@@ -34,4 +30,4 @@ class ApiKeys:
     def find(self, key: str) -> ApiKey | None:
         """The record of a key, if it is one."""
         with Session(self.engine) as session:
-            return session.exec(select(ApiKey).where(ApiKey.key_hash == key_hash(key))).first()
+            return session.exec(select(ApiKey).where(ApiKey.key_hash == token_hash(key))).first()

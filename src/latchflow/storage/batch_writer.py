@@ -42,7 +42,7 @@ class BatchWriter(Generic[Item, Result]):
     def __init__(
         self,
         engine: Engine,
-        write_batch: Callable[[Connection, Sequence[Item]], list[Result]],
+        write_batch: Callable[[Connection, Sequence[Item]], Sequence[Result | Exception]],
         *,
         name: str,
         max_batch: int = MAX_BATCH,
@@ -51,7 +51,8 @@ class BatchWriter(Generic[Item, Result]):
     ) -> None:
         self.engine = engine
         self.write_batch = write_batch
-        """Writes a batch on a connection in a transaction (the writer commits it)."""
+        """Writes a batch on a connection in a transaction (the writer commits it); an item's
+        result that is an exception is raised to that item's caller."""
         self.name = name
         self.max_batch = max_batch
         self.lock_timeout = lock_timeout
@@ -124,7 +125,9 @@ class BatchWriter(Generic[Item, Result]):
                 return [result for item in items for result in self._write_alone(item)]
             return self._write_alone(items[0]) if isinstance(exc, IntegrityError) else [exc]
 
-    def _write_once(self, connection: Connection | None, items: Sequence[Item]) -> list[Result]:
+    def _write_once(
+        self, connection: Connection | None, items: Sequence[Item]
+    ) -> list[Result | Exception]:
         if connection is None:
             with self.engine.begin() as pooled:
                 return list(self.write_batch(pooled, items))

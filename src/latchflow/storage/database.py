@@ -45,13 +45,31 @@ class Settings:
         return cls(data_dir=directory, database_url=url)
 
 
+def private_directory(path: Path) -> None:
+    """Make ``path`` (and missing parents) readable by its owner only: it holds runs, events,
+    sealed secrets and the key to them."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` readable and writable by its owner only, or make it so. SQLite gives
+    the WAL and shared-memory files it adds the database file's permissions."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    path.chmod(0o600)
+    for extra in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if extra.exists():
+            extra.chmod(0o600)
+
+
 def make_engine(url: str) -> Engine:
-    """An engine; SQLite gets its file's directory, WAL, a busy timeout and normal sync
-    (durable on commit in WAL)."""
+    """An engine; a SQLite file is private to its owner (with its directory) and gets WAL, a
+    busy timeout and normal sync (durable on commit in WAL)."""
     if url.startswith("sqlite"):
         database = sqlite_file(url)
         if database is not None:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            private_directory(Path(database).parent)
+            private_file(Path(database))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")

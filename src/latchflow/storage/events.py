@@ -3,10 +3,9 @@
 A ``Delivery`` is one event for one flow, from a trigger URL, a vendor webhook, a schedule fire,
 a poll or a manual start. ``EventWriter`` stores deliveries in batches, one transaction each:
 
-- a delivery whose dedupe key the flow has seen (in the database or earlier in the batch) is
-  kept as a ``duplicate`` event and answered with the first event's run;
-- a delivery whose signed ``webhook-id`` the flow has seen is answered ``WebhookIdReplayed``
-  and stores nothing;
+- a delivery whose signed ``webhook-id`` or dedupe key the flow has seen (in the database or
+  earlier in the batch) is kept as a ``duplicate`` event and answered with the first event's
+  run (a sender retries a signed delivery with the same ``webhook-id`` until it gets a 2xx);
 - a delivery with a ``filtered`` reason is kept as a ``filtered`` event, without a run;
 - every other delivery becomes an ``accepted`` event and a ``queued`` run, queued with the
   store's run queue in the same transaction.
@@ -46,10 +45,6 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-class WebhookIdReplayed(Exception):
-    """The delivery's signed ``webhook-id`` was already delivered for this flow."""
-
-
 @dataclass(frozen=True)
 class Accepted:
     """The run an event started; ``created`` is False when the event was a duplicate."""
@@ -72,8 +67,11 @@ class Delivery:
     """Why the event does not concern the flow: kept as "filtered", with no run."""
 
 
-Outcome = Accepted | WebhookIdReplayed | None
-"""What became of a delivery: its run, a replayed webhook id, or None when it was filtered."""
+Outcome = Accepted | None
+"""What became of a delivery: its run (or its first delivery's), or None when it was filtered."""
+
+First = tuple[str, str]
+"""The event id and run id of the accepted delivery that others duplicate."""
 
 
 @dataclass(frozen=True)
@@ -105,8 +103,6 @@ class EventWriter:
     async def accept(self, delivery: Delivery) -> Accepted:
         """Store the delivery's event and run (or find its duplicate) once it is committed."""
         outcome = await self.batches.submit(delivery)
-        if isinstance(outcome, WebhookIdReplayed):
-            raise outcome
         assert outcome is not None, "a trigger URL delivery is never filtered"
         return outcome
 
@@ -125,7 +121,7 @@ class EventWriter:
 
     def _write_batch(self, connection: Connection, deliveries: Sequence[Delivery]) -> list[Outcome]:
         firsts = _existing_events(connection, deliveries)
-        seen_ids = _existing_receipts(connection, deliveries)
+        receipted = _existing_receipts(connection, deliveries)
         outcomes: list[Outcome] = []
         receipts: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
@@ -136,22 +132,23 @@ class EventWriter:
                 events.append(_event_row(d, None, EventStatus.FILTERED, d.filtered))
                 outcomes.append(None)
                 continue
-            if d.webhook_id is not None and (flow.id, d.webhook_id) in seen_ids:
-                outcomes.append(WebhookIdReplayed(d.webhook_id))
-                continue
-            first = firsts.get((flow.id, d.dedupe_key)) if d.dedupe_key is not None else None
-            if first is not None:
-                event_id, run_id = first
-                reason = f"same key {d.dedupe_key!r} as event {event_id}"
+            duplicate = _duplicate_of(d, receipted, firsts)
+            if duplicate is not None:
+                (event_id, run_id), reason = duplicate
                 events.append(_event_row(d, None, EventStatus.DUPLICATE, reason))
                 outcomes.append(Accepted(run_id=run_id, event_id=event_id, created=False))
                 continue
             event = _event_row(d, new_id())
             event_id, run_id = event["id"], event["run_id"]
             if d.webhook_id is not None:
-                seen_ids.add((flow.id, d.webhook_id))
+                receipted[(flow.id, d.webhook_id)] = (event_id, run_id)
                 receipts.append(
-                    {"flow_id": flow.id, "webhook_id": d.webhook_id, "received_at": d.now}
+                    {
+                        "flow_id": flow.id,
+                        "webhook_id": d.webhook_id,
+                        "run_id": run_id,
+                        "received_at": d.now,
+                    }
                 )
             if d.dedupe_key is not None:
                 firsts[(flow.id, d.dedupe_key)] = (event_id, run_id)
@@ -164,6 +161,24 @@ class EventWriter:
         for run in runs:
             self.queue.enqueue(connection, run["id"], run["due_at"])
         return outcomes
+
+
+def _duplicate_of(
+    d: Delivery,
+    receipted: dict[tuple[str, str], First],
+    firsts: dict[tuple[str, str | None], First],
+) -> tuple[First, str] | None:
+    """The accepted delivery ``d`` repeats (by signed ``webhook-id``, then by dedupe key) and
+    why, or None when it is new."""
+    if d.webhook_id is not None:
+        first = receipted.get((d.flow.id, d.webhook_id))
+        if first is not None:
+            return first, f"same webhook-id {d.webhook_id!r} as event {first[0]}"
+    if d.dedupe_key is not None:
+        first = firsts.get((d.flow.id, d.dedupe_key))
+        if first is not None:
+            return first, f"same key {d.dedupe_key!r} as event {first[0]}"
+    return None
 
 
 def _event_row(
@@ -221,16 +236,49 @@ def _existing_events(
 
 def _existing_receipts(
     connection: Connection, deliveries: Sequence[Delivery]
-) -> set[tuple[str, str]]:
+) -> dict[tuple[str, str], First]:
+    """(flow id, webhook id) → (event id, run id) of accepted deliveries with the batch's ids."""
     wanted = {(d.flow.id, d.webhook_id) for d in deliveries if d.webhook_id is not None}
     if not wanted:
-        return set()
+        return {}
     rows = connection.execute(
-        select(RECEIPTS.c.flow_id, RECEIPTS.c.webhook_id).where(
-            tuple_(RECEIPTS.c.flow_id, RECEIPTS.c.webhook_id).in_(wanted)
+        select(
+            RECEIPTS.c.flow_id,
+            RECEIPTS.c.webhook_id,
+            RECEIPTS.c.run_id,
+            RUNS.c.event_id,
+            RECEIPTS.c.received_at,
+        )
+        .select_from(RECEIPTS.outerjoin(RUNS, RUNS.c.id == RECEIPTS.c.run_id))
+        .where(tuple_(RECEIPTS.c.flow_id, RECEIPTS.c.webhook_id).in_(wanted))
+    )
+    found: dict[tuple[str, str], First] = {}
+    for flow_id, webhook_id, run_id, event_id, received_at in rows:
+        if run_id is None or event_id is None:  # a receipt from before receipts kept their run
+            event_id, run_id = _receipt_event(connection, flow_id, webhook_id, received_at)
+        found[(flow_id, webhook_id)] = (event_id, run_id)
+    return found
+
+
+def _receipt_event(
+    connection: Connection, flow_id: str, webhook_id: str, received_at: datetime
+) -> First:
+    """The accepted event stored with a receipt that has no run id: same flow, same moment
+    (one transaction wrote both), and the webhook id among its headers."""
+    rows = connection.execute(
+        select(EVENTS.c.id, EVENTS.c.run_id, EVENTS.c.data).where(
+            EVENTS.c.flow_id == flow_id,
+            EVENTS.c.received_at == received_at,
+            EVENTS.c.status == EventStatus.ACCEPTED,
         )
     )
-    return {(f, w) for f, w in rows}
+    for event_id, run_id, data in rows:
+        if run_id is not None and (data.get("headers") or {}).get("webhook-id") == webhook_id:
+            return event_id, run_id
+    raise LookupError(
+        f"webhook receipt ({flow_id!r}, {webhook_id!r}) has no run id and no accepted event"
+        f" received at {received_at.isoformat()} carries that webhook-id"
+    )
 
 
 def _save_cursor(connection: Connection, cursor: Cursor) -> None:

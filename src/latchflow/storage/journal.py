@@ -13,13 +13,13 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, bindparam, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, literal_column, or_, select, update
 
 from latchflow.plugin.types import JSON
 from latchflow.storage.batch_writer import BatchWriter
 from latchflow.storage.models import EventRecord, RunRecord, StepRecord
 from latchflow.storage.runqueue import RunQueue
-from latchflow.storage.status import ACTIVE, StepStatus
+from latchflow.storage.status import ACTIVE, FINISHED_STEP, StepStatus
 
 RUNS = RunRecord.__table__  # type: ignore[attr-defined]
 STEPS = StepRecord.__table__  # type: ignore[attr-defined]
@@ -84,7 +84,9 @@ _INSERT_STEPS = STEPS.insert()
 _UPDATE_STEPS = STEPS.update().where(
     STEPS.c.run_id == bindparam("_run_id"), STEPS.c.step_id == bindparam("_step_id")
 )
-_UPDATE_RUN = RUNS.update().where(RUNS.c.id == bindparam("_id"))
+STILL_ACTIVE = RUNS.c.status.in_([literal_column(f"'{status.value}'") for status in ACTIVE])
+"""The run was not cancelled meanwhile (literal values: executemany allows no expanding IN)."""
+_UPDATE_RUN = RUNS.update().where(RUNS.c.id == bindparam("_id"), STILL_ACTIVE)
 _CLAIM_RUN = RUNS.update().where(
     RUNS.c.id == bindparam("_id"),
     RUNS.c.status == bindparam("_status"),
@@ -151,6 +153,11 @@ class Checkpoint:
         )
 
 
+class RunEnded(Exception):
+    """The run was cancelled (or its flow deleted) while it was being advanced: it must not go
+    on. The checkpoint's finished steps were written; nothing else of it was."""
+
+
 class CheckpointWriter:
     """Concurrent runs' checkpoints share one transaction (group commit, ``BatchWriter``).
 
@@ -158,6 +165,10 @@ class CheckpointWriter:
     action only after its checkpoint is durable; the batch spends one transaction and one
     statement per kind of row on many runs. If a batch fails, each checkpoint in it is written
     on its own, so one run's bad row fails only that run.
+
+    A checkpoint changes its run only while the run is active: one cancelled meanwhile keeps
+    its status, only the steps that finished are written (a step in flight when the run was
+    cancelled did happen), and the executor is told ``RunEnded``.
     """
 
     def __init__(self, engine: Engine, queue: RunQueue) -> None:
@@ -165,24 +176,47 @@ class CheckpointWriter:
         self._writer = BatchWriter(engine, self._write_batch, name="checkpoints")
 
     async def commit(self, checkpoint: Checkpoint) -> bool:
-        """Write the checkpoint; False if its claim failed (and nothing of it was written)."""
+        """Write the checkpoint; False if its claim failed (and nothing of it was written),
+        ``RunEnded`` if the run is no longer active."""
         return await self._writer.submit(checkpoint)
 
-    def _write_batch(self, connection: Connection, batch: Sequence[Checkpoint]) -> list[bool]:
+    def _write_batch(
+        self, connection: Connection, batch: Sequence[Checkpoint]
+    ) -> list[bool | RunEnded]:
         written = [c.claim is None or _claim(connection, c) for c in batch]
         kept = [c for c, ok in zip(batch, written, strict=True) if ok]
-        plain = [{"_id": c.run_id, **c.run} for c in kept if c.claim is None]
+        ended = self._update_runs(connection, [c for c in kept if c.claim is None])
         for statement, rows in (
-            (_UPDATE_RUN, plain),
-            (_INSERT_STEPS, [row for c in kept for row in c.new_steps]),
-            (_UPDATE_STEPS, [row for c in kept for row in c.changed_steps]),
+            (_INSERT_STEPS, [row for c in kept for row in c.new_steps if _kept(c, row, ended)]),
+            (_UPDATE_STEPS, [row for c in kept for row in c.changed_steps if _kept(c, row, ended)]),
         ):
             if rows:
                 connection.execute(statement, rows)
         for c in kept:
-            if c.queue_at is not None:
+            if c.queue_at is not None and c.run_id not in ended:
                 self.queue.enqueue(connection, c.run_id, c.queue_at)
-        return written
+        return [
+            RunEnded(c.run_id) if c.run_id in ended else ok
+            for c, ok in zip(batch, written, strict=True)
+        ]
+
+    @staticmethod
+    def _update_runs(connection: Connection, plain: list[Checkpoint]) -> set[str]:
+        """Write the runs that are still active; the ids of those that are not."""
+        if not plain:
+            return set()
+        rows = [{"_id": c.run_id, **c.run} for c in plain]
+        if connection.execute(_UPDATE_RUN, rows).rowcount == len(rows):
+            return set()
+        statuses = connection.execute(
+            select(RUNS.c.id, RUNS.c.status).where(RUNS.c.id.in_([c.run_id for c in plain]))
+        )
+        return {run_id for run_id, status in statuses if status not in ACTIVE}
+
+
+def _kept(checkpoint: Checkpoint, row: dict[str, Any], ended: set[str]) -> bool:
+    """Whether a step row is written: always, but for an ended run only a finished step."""
+    return checkpoint.run_id not in ended or row["status"] in FINISHED_STEP
 
 
 class Journal:

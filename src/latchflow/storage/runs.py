@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, col, delete, select, update
 
 from latchflow.plugin.errors import ValidationError
 from latchflow.storage.models import EventRecord, RunRecord, StepRecord
@@ -112,3 +112,20 @@ class RunHistory:
             session.add(run)
             session.commit()
             return True
+
+    def cancel_flow(self, flow_id: str, now: datetime, reason: str) -> int:
+        """End every unfinished run of a flow; how many were."""
+        with self._session() as session:
+            cancelled = cancel_flow_runs(session, flow_id, now, reason)
+            session.commit()
+            return cancelled
+
+
+def cancel_flow_runs(session: Session, flow_id: str, now: datetime, reason: str) -> int:
+    """End every unfinished run of a flow in ``session``'s transaction; how many were."""
+    result = session.execute(
+        update(RunRecord)
+        .where(col(RunRecord.flow_id) == flow_id, col(RunRecord.status).in_(ACTIVE))
+        .values(status=RunStatus.CANCELLED, error=reason, finished_at=now, updated_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

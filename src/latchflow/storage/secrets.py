@@ -1,4 +1,4 @@
-"""Encryption of secrets at rest (Fernet) and their redaction from anything shown or logged.
+"""Secrets at rest: encrypted (Fernet) or hashed (tokens), and redacted from anything shown or logged.
 
 The key comes from ``LATCHFLOW_SECRET_KEY`` (comma list: the first encrypts, all decrypt, so keys
 rotate with MultiFernet) or from ``secret.key`` in the data directory, created 0600 on first use.
@@ -6,6 +6,7 @@ rotate with MultiFernet) or from ``secret.key`` in the data directory, created 0
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -43,7 +44,7 @@ class Sealer:
             return cls([k.strip().encode() for k in configured.split(",") if k.strip()])
         key_file = data_dir / "secret.key"
         if not key_file.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
+            data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(Fernet.generate_key())
@@ -65,6 +66,11 @@ class Sealer:
     def rotate(self, token: str) -> str:
         """Re-encrypt a sealed value with the first (newest) key."""
         return self._fernet.rotate(token.encode()).decode()
+
+
+def token_hash(token: str) -> str:
+    """What is stored of an API key or a URL token: its SHA-256, in hex."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def secret_fields(schema: dict[str, Any]) -> set[str]:

@@ -41,6 +41,7 @@ class StepStatus(StrEnum):
 
 DONE = (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
 """Steps a run moves on from."""
+FINISHED_STEP = (*DONE, StepStatus.FAILED, StepStatus.FILTERED)
 
 
 class EventStatus(StrEnum):

@@ -13,14 +13,15 @@ records:
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, delete, select, update
+from sqlmodel import Session, col, delete, select
 
 from latchflow.flows.document import Flow
 from latchflow.plugin.errors import ConfigurationError, ValidationError
@@ -35,15 +36,12 @@ from latchflow.storage.models import (
     FlowRecord,
     FlowVersion,
     PollCursor,
-    RunRecord,
-    WebhookReceipt,
     utcnow,
 )
 from latchflow.storage.nodes import Nodes
 from latchflow.storage.runqueue import RunQueue
-from latchflow.storage.runs import RunHistory
-from latchflow.storage.secrets import Sealer, secret_fields
-from latchflow.storage.status import ACTIVE, RunStatus
+from latchflow.storage.runs import RunHistory, cancel_flow_runs
+from latchflow.storage.secrets import Sealer, secret_fields, token_hash
 
 SWITCHES = (
     "id",
@@ -54,11 +52,13 @@ SWITCHES = (
     "enabled",
     "hook_token",
     "signing_secret",
+    "previous_signing_secret",
+    "previous_secret_until",
 )
 """The columns of a flow's record that decide what its trigger URL accepts."""
 SWITCHES_SQL = (
     "SELECT id, version, name, trigger_type, trigger_connection, enabled, hook_token,"
-    " signing_secret FROM flows WHERE id = ?"
+    " signing_secret, previous_signing_secret, previous_secret_until FROM flows WHERE id = ?"
 )
 CONNECTION_VERSION_SQL = "SELECT updated_at FROM connections WHERE id = ?"
 
@@ -154,6 +154,7 @@ class Store:
             return known[1]
         values = dict(zip(SWITCHES, row, strict=True))
         values["enabled"] = bool(values["enabled"])
+        values["previous_secret_until"] = _moment(values["previous_secret_until"])
         record = FlowRecord.model_construct(**values, created_at=None, updated_at=None)
         self._switch_records[flow_id] = (row, record)
         return record
@@ -192,16 +193,7 @@ class Store:
         """Delete a flow and its cursor and cancel its unfinished runs, in one commit. Its
         versions stay: runs and caches refer to them by number."""
         with self.session() as session:
-            session.execute(
-                update(RunRecord)
-                .where(col(RunRecord.flow_id) == flow_id, col(RunRecord.status).in_(ACTIVE))
-                .values(
-                    status=RunStatus.CANCELLED,
-                    error="flow deleted",
-                    finished_at=now,
-                    updated_at=now,
-                )
-            )
+            cancel_flow_runs(session, flow_id, now, "flow deleted")
             for table, column in ((PollCursor, PollCursor.flow_id), (FlowRecord, FlowRecord.id)):
                 session.execute(delete(table).where(col(column) == flow_id))
             session.commit()
@@ -217,17 +209,21 @@ class Store:
                 )
             )
 
-    def webhook_seen(self, flow_id: str, webhook_id: str) -> bool:
-        """Whether a signed delivery with this ``webhook-id`` was stored for the flow."""
-        with self.session() as session:
-            return session.get(WebhookReceipt, (flow_id, webhook_id)) is not None
-
     # connections
 
     def save_connection(
-        self, connection_id: str, vendor: Vendor, name: str, config: JSON
+        self,
+        connection_id: str,
+        vendor: Vendor,
+        name: str,
+        config: JSON,
+        webhook_token: str | None = None,
+        webhook_sources: list[str] | None = None,
     ) -> ConnectionRecord:
-        """Store a connection; ``writeOnly`` fields of the vendor's schema are encrypted."""
+        """Store a connection; ``writeOnly`` fields of the vendor's schema are encrypted. A
+        given ``webhook_token`` replaces the one in its vendor webhook URL (only its hash is
+        kept); given ``webhook_sources`` (CIDR; an empty list: any) replace the networks its
+        webhooks may come from."""
         hidden = secret_fields(vendor.connection_schema)
         with self.session() as session:
             record = session.get(ConnectionRecord, connection_id)
@@ -244,10 +240,37 @@ class Store:
                 )
             record.name, record.config = name, plain
             record.secrets = self.sealer.seal(sealed)
+            if webhook_token is not None:
+                record.webhook_token_hash = token_hash(webhook_token)
+            if webhook_sources is not None:
+                record.webhook_sources = webhook_sources or None
             record.updated_at = utcnow()
             session.add(record)
             session.commit()
             return record
+
+    def rotate_webhook_token(self, connection_id: str, token: str) -> bool:
+        """Give a connection's vendor webhook URL a new token; False if there is no such
+        connection."""
+        with self.session() as session:
+            record = session.get(ConnectionRecord, connection_id)
+            if record is None:
+                return False
+            record.webhook_token_hash = token_hash(token)
+            session.add(record)
+            session.commit()
+            return True
+
+    def webhook_connection(
+        self, vendor: str, connection_id: str, token: str
+    ) -> ConnectionRecord | None:
+        """The connection whose vendor webhook URL this is, if the vendor and token match."""
+        record = self.get_connection(connection_id)
+        if record is None or record.vendor != vendor or record.webhook_token_hash is None:
+            return None
+        if not hmac.compare_digest(record.webhook_token_hash, token_hash(token)):
+            return None
+        return record
 
     def connection_version(self, connection_id: str) -> Any:
         """The connection's ``updated_at`` as the database returns it (None if there is no such
@@ -255,10 +278,13 @@ class Store:
         row = self._reader.row(CONNECTION_VERSION_SQL, connection_id)
         return row[0] if row else None
 
+    def get_connection(self, connection_id: str) -> ConnectionRecord | None:
+        with self.session() as session:
+            return session.get(ConnectionRecord, connection_id)
+
     def connection_config(self, connection_id: str) -> tuple[ConnectionRecord, JSON]:
         """The record and its full config, secrets decrypted."""
-        with self.session() as session:
-            record = session.get(ConnectionRecord, connection_id)
+        record = self.get_connection(connection_id)
         if record is None:
             raise ConfigurationError(
                 f"connection {connection_id!r} does not exist; create it with"
@@ -291,6 +317,15 @@ class Store:
                 session.add(record)
             session.commit()
             return len(records)
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    """A ``Moment`` column as the DBAPI returns it (SQLite: text; others: a naive datetime),
+    timezone-aware as ``Moment`` reads it."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _new_version(session: Session, flow: Flow) -> bool:

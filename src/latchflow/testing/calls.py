@@ -68,11 +68,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_app(app: ASGIApp | Any, port: int | None = None) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on a loopback port in a thread; yields its base URL."""
+def serve_app(app: ASGIApp | Any, port: int | None = None, **options: Any) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a loopback port in a thread; yields its base URL.
+    ``options`` are more ``uvicorn.Config`` options."""
     port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **options
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

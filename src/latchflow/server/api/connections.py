@@ -1,32 +1,52 @@
-"""Management API: connections to vendor accounts (secret fields are write-only)."""
+"""Management API: connections to vendor accounts.
+
+Secret fields are write-only. A connection to a vendor that sends webhooks has its own webhook
+URL, whose token is shown once (when the connection is created, or the token rotated) and kept
+only as a hash.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from latchflow.plugin.errors import LatchflowError
+from latchflow.runs.connections import new_webhook_token
 from latchflow.server.errors import Rejected, responses
 from latchflow.server.schemas import (
     ConnectionIn,
     ConnectionOut,
     ConnectionTest,
     ValidationErrorBody,
+    WebhookUrlOut,
 )
 from latchflow.server.state import ServerState, server_state
+from latchflow.storage.models import ConnectionRecord
 
 router = APIRouter(tags=["connections"])
 State = Annotated[ServerState, Depends(server_state)]
 
 
-def _shown(record: Any) -> dict[str, Any]:
-    return {"id": record.id, "vendor": record.vendor, "name": record.name, "config": record.config}
+def _shown(record: ConnectionRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "vendor": record.vendor,
+        "name": record.name,
+        "config": record.config,
+        "webhook_sources": record.webhook_sources,
+    }
 
 
-@router.get(
-    "/connections", response_model=list[ConnectionOut], tags=["connections"], summary="Connections"
-)
+def webhook_url(request: Request, vendor: str, connection_id: str, token: str) -> str:
+    return str(
+        request.url_for(
+            "post_vendor_webhook", vendor=vendor, connection_id=connection_id, token=token
+        )
+    )
+
+
+@router.get("/connections", response_model=list[ConnectionOut], summary="Connections")
 def list_connections(state: State) -> list[dict[str, Any]]:
     return [_shown(r) for r in state.engine.store.list_connections()]
 
@@ -37,14 +57,42 @@ def list_connections(state: State) -> list[dict[str, Any]]:
     responses={422: {"model": ValidationErrorBody}},
     summary="Create or update a connection (secret fields left out keep their values)",
 )
-async def put_connection(connection_id: str, body: ConnectionIn, state: State) -> dict[str, Any]:
-    return await state.engine.connections.save(
+async def put_connection(
+    connection_id: str, body: ConnectionIn, request: Request, state: State
+) -> dict[str, Any]:
+    shown = await state.engine.connections.save(
         connection_id,
         body.vendor,
         body.name or connection_id,
         body.config,
         test=body.test,
+        webhook_sources=body.webhook_sources,
     )
+    token = shown.pop("webhook_token", None)
+    if token is not None:
+        shown["webhook_url"] = webhook_url(request, body.vendor, connection_id, token)
+    return shown
+
+
+@router.post(
+    "/connections/{connection_id}/rotate-webhook-token",
+    response_model=WebhookUrlOut,
+    responses=responses(404, 409),
+    summary="Give the connection a new webhook URL (the old one stops working at once)",
+)
+def rotate_webhook_token(connection_id: str, request: Request, state: State) -> dict[str, Any]:
+    engine = state.engine
+    record = engine.store.get_connection(connection_id)
+    if record is None:
+        raise Rejected(404, f"no connection {connection_id!r}", "path")
+    vendor = engine.registry.vendors.get(record.vendor)
+    if vendor is None or vendor.webhook is None:
+        raise Rejected(
+            409, f"vendor {record.vendor!r} sends no webhooks", "path", "nothing to rotate"
+        )
+    token = new_webhook_token()
+    engine.store.rotate_webhook_token(connection_id, token)
+    return {"webhook_url": webhook_url(request, record.vendor, connection_id, token)}
 
 
 @router.post(
@@ -55,7 +103,7 @@ async def put_connection(connection_id: str, body: ConnectionIn, state: State) -
 )
 async def test_connection(connection_id: str, state: State) -> dict[str, Any]:
     engine = state.engine
-    record = next((c for c in engine.store.list_connections() if c.id == connection_id), None)
+    record = engine.store.get_connection(connection_id)
     if record is None:
         raise Rejected(404, f"no connection {connection_id!r}", "path")
     try:

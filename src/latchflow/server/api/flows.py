@@ -4,9 +4,10 @@ their trigger URL tokens and signing secrets, and starting a run by hand."""
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from latchflow.plugin.errors import ValidationError
 from latchflow.server import signing
@@ -47,10 +48,18 @@ def summary(request: Request, record: FlowRecord) -> dict[str, Any]:
         "trigger_connection": record.trigger_connection,
         "enabled": record.enabled,
         "signed": record.signing_secret is not None,
+        "previous_secret_until": _previous_secret_until(request, record),
         "trigger_url": trigger_url(request, record),
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
     }
+
+
+def _previous_secret_until(request: Request, record: FlowRecord) -> str | None:
+    until = record.previous_secret_until
+    if record.previous_signing_secret is None or until is None:
+        return None
+    return until.isoformat() if server_state(request).engine.clock.now() < until else None
 
 
 def _record(state: ServerState, flow_id: str) -> FlowRecord:
@@ -139,10 +148,22 @@ def enable_flow(flow_id: str, request: Request, state: State) -> dict[str, Any]:
 
 
 @router.post(
-    "/{flow_id}/disable", response_model=FlowSummary, responses=responses(404), summary="Disable"
+    "/{flow_id}/disable",
+    response_model=FlowSummary,
+    responses=responses(404),
+    summary="Disable (new events start no run; with cancel_runs, unfinished runs end too)",
 )
-def disable_flow(flow_id: str, request: Request, state: State) -> dict[str, Any]:
+def disable_flow(
+    flow_id: str,
+    request: Request,
+    state: State,
+    cancel_runs: Annotated[
+        bool, Query(description="Also cancel the flow's unfinished runs (no further step starts)")
+    ] = False,
+) -> dict[str, Any]:
     record = _update(state, flow_id, enabled=False)
+    if cancel_runs:
+        state.engine.store.history.cancel_flow(flow_id, state.engine.clock.now(), "flow disabled")
     state.flows_changed()
     return summary(request, record)
 
@@ -178,7 +199,8 @@ def rotate_token(flow_id: str, request: Request, state: State) -> dict[str, Any]
     "/{flow_id}/signing-secret",
     response_model=SigningSecretOut,
     responses=responses(400, 404),
-    summary="Require Standard Webhooks signatures on the trigger URL, with this (or a new) secret",
+    summary="Require Standard Webhooks signatures on the trigger URL, with this (or a new) secret;"
+    " the secret it replaces is still accepted for grace_seconds",
 )
 def set_signing_secret(flow_id: str, state: State, body: SigningSecretIn) -> dict[str, Any]:
     secret = body.secret or signing.new_secret()
@@ -186,7 +208,16 @@ def set_signing_secret(flow_id: str, state: State, body: SigningSecretIn) -> dic
         signing.secret_key(secret)
     except ValueError as exc:
         raise Rejected(400, str(exc), "secret", "leave it out to have one generated") from None
-    _update(state, flow_id, signing_secret=state.engine.store.sealer.seal(secret))
+    current = _record(state, flow_id).signing_secret
+    until = state.engine.clock.now() + timedelta(seconds=body.grace_seconds)
+    keep = current is not None and body.grace_seconds > 0
+    _update(
+        state,
+        flow_id,
+        signing_secret=state.engine.store.sealer.seal(secret),
+        previous_signing_secret=current if keep else None,
+        previous_secret_until=until if keep else None,
+    )
     return {"secret": secret}
 
 
@@ -194,10 +225,17 @@ def set_signing_secret(flow_id: str, state: State, body: SigningSecretIn) -> dic
     "/{flow_id}/signing-secret",
     response_model=FlowSummary,
     responses=responses(404),
-    summary="Stop requiring signatures on the trigger URL",
+    summary="Stop requiring signatures on the trigger URL (the previous secret goes too)",
 )
 def clear_signing_secret(flow_id: str, request: Request, state: State) -> dict[str, Any]:
-    return summary(request, _update(state, flow_id, signing_secret=None))
+    record = _update(
+        state,
+        flow_id,
+        signing_secret=None,
+        previous_signing_secret=None,
+        previous_secret_until=None,
+    )
+    return summary(request, record)
 
 
 @router.post(
