@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +19,9 @@ from latchflow.plugin.errors import LatchflowError, ValidationError
 from latchflow.plugin.host import Registry, load_registry
 from latchflow.runs.connections import new_webhook_token
 from latchflow.runs.history import replay_run, run_detail, run_list
+from latchflow.storage.api_keys import Scope
 from latchflow.storage.database import Settings
+from latchflow.storage.models import ApiKey
 from latchflow.storage.status import RunStatus
 
 app = typer.Typer(
@@ -365,15 +368,64 @@ def serve(
 @apikey_app.command("create")
 def apikey_create(
     name: Annotated[str, typer.Option(help="What the key is for")] = "default",
+    scope: Annotated[
+        Scope, typer.Option(help="read: see; write: also change; admin: also manage keys")
+    ] = Scope.ADMIN,
+    expires: Annotated[
+        int | None, typer.Option(help="Days until the key is refused (default: never)", min=1)
+    ] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create a management API key and print it once (only its hash is stored)."""
-    from latchflow.server.auth import create_api_key
-
     engine = _engine(data_dir, database_url, registry=Registry())
-    _, key = create_api_key(engine.store, name)
+    until = engine.clock.now() + timedelta(days=expires) if expires else None
+    _, key = engine.store.api_keys.create(name, scope, until)
     print(key)
+
+
+@apikey_app.command("list")
+def apikey_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """List the API keys (never the keys themselves): scope, expiry, last use."""
+    engine = _engine(data_dir, database_url, registry=Registry())
+    keys = engine.store.api_keys.all()
+    if as_json:
+        _print_json([shown_key(k) for k in keys])
+        return
+    table = Table("id", "name", "scope", "created", "expires", "last used")
+    for k in keys:
+        row = shown_key(k)
+        table.add_row(*(str(row[c] or "") for c in row))
+    console.print(table)
+
+
+def shown_key(record: ApiKey) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "name": record.name,
+        "scope": record.scope,
+        "created_at": _when(record.created_at),
+        "expires_at": _when(record.expires_at),
+        "last_used_at": _when(record.last_used_at),
+    }
+
+
+def _when(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: str, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Revoke an API key: requests with it are refused from now on."""
+    engine = _engine(data_dir, database_url, registry=Registry())
+    if not engine.store.api_keys.revoke(key_id):
+        err.print(f"no API key {key_id!r}; `latchflow apikey list` shows them")
+        raise typer.Exit(1)
+    console.print(f"revoked {key_id}")
 
 
 if __name__ == "__main__":

@@ -40,9 +40,10 @@ class Engine:
         self.intake = Intake(self.store, self.registry, self.clock)
         self.executor = Executor(self.store, self.registry, self.connections, self.clock, worker_id)
 
-    def install_flow(self, document: Any) -> FlowRecord:
-        """Validate a flow document and save it (a new version if it changed)."""
-        return self.store.save_flow(validate_flow(document, self.registry))
+    def install_flow(self, document: Any, expected_version: int | None = None) -> FlowRecord:
+        """Validate a flow document and save it (a new version if it changed); see
+        ``Store.save_flow`` for ``expected_version``."""
+        return self.store.save_flow(validate_flow(document, self.registry), expected_version)
 
     def start(self, flow_id: str, data: JSON, dedupe_key: str | None = None) -> Accepted:
         """Accept an event for a flow: the event and its queued run are committed together."""

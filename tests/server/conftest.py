@@ -15,7 +15,6 @@ from latchflow.engine import Engine
 from latchflow.plugin.clock import FakeClock
 from latchflow.plugin.host import load_registry
 from latchflow.server import create_app
-from latchflow.server.auth import create_api_key
 from latchflow.server.state import ServerState
 from latchflow.storage.database import Settings
 
@@ -91,7 +90,7 @@ def state(app: FastAPI) -> ServerState:
 
 @pytest.fixture
 async def client(app: FastAPI, engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
-    _, key = create_api_key(engine.store, "tests")
+    _, key = engine.store.api_keys.create("tests")
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://testserver",

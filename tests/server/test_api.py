@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 
 from latchflow.engine import Engine
 from latchflow.server import trigger_urls, vendor_webhooks
-from latchflow.server.api import catalog, connections, flows, nodes, runs
+from latchflow.server.api import catalog, connections, flows, keys, nodes, runs
 from latchflow.server.state import ServerState
 from latchflow.testing import assert_no_secret
 
@@ -264,6 +264,7 @@ def test_openapi_lists_every_route_with_request_and_response_schemas(app: FastAP
         ("/api", connections.router),
         ("/api", catalog.router),
         ("/api", nodes.router),
+        ("/api", keys.router),
     ]
     routes = {
         (method, prefix + route.path)

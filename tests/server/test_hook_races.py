@@ -14,7 +14,6 @@ from sqlmodel import func, select
 from latchflow.engine import Engine
 from latchflow.plugin.host import load_registry
 from latchflow.server import create_app
-from latchflow.server.auth import create_api_key
 from latchflow.storage.database import Settings
 from latchflow.storage.models import RunRecord, WebhookReceipt
 from latchflow.testing import serve_app
@@ -31,7 +30,7 @@ def two_nodes(tmp_path: Path) -> Iterator[tuple[Engine, str, str, str]]:
     settings = Settings.from_environment(tmp_path / "data")
     engines = [Engine(settings, registry=load_registry()) for _ in range(2)]
     engines[0].install_flow(webhook_flow())
-    _, key = create_api_key(engines[0].store, "races")
+    _, key = engines[0].store.api_keys.create("races")
     apps = [create_app(engine, background=False) for engine in engines]
     with serve_app(apps[0]) as first, serve_app(apps[1]) as second:
         yield engines[0], key, first, second

@@ -22,7 +22,6 @@ from latchflow.engine import Engine
 from latchflow.plugin.clock import FakeClock
 from latchflow.plugin.host import load_registry
 from latchflow.server import create_app, signing
-from latchflow.server.auth import create_api_key
 from latchflow.server.state import ServerState
 from latchflow.storage.database import Settings
 from latchflow.storage.models import EventRecord, RunRecord, WebhookReceipt
@@ -428,7 +427,7 @@ def test_a_failure_while_storing_is_a_logged_json_500_that_stores_nothing(
 
 async def test_behind_a_root_path_the_status_url_keeps_it(app: FastAPI, engine: Engine) -> None:
     engine.install_flow(webhook_flow())
-    _, key = create_api_key(engine.store, "proxied")
+    _, key = engine.store.api_keys.create("proxied")
     transport = httpx.ASGITransport(app=app, root_path="/latchflow")
     async with httpx.AsyncClient(
         transport=transport,
@@ -451,7 +450,7 @@ async def test_changes_made_through_another_node_count_at_once(
     settings = Settings.from_environment(tmp_path / "data", url)
     engines = [Engine(settings, registry=load_registry()) for _ in range(2)]
     engines[0].install_flow(webhook_flow())
-    _, key = create_api_key(engines[0].store, "nodes")
+    _, key = engines[0].store.api_keys.create("nodes")
     hooks_node, api_node = (
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=create_app(engine, background=False)),

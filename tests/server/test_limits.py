@@ -12,7 +12,6 @@ import pytest
 from fastapi import FastAPI
 
 from latchflow.engine import Engine
-from latchflow.server.auth import create_api_key
 from latchflow.server.protocol import MAX_HEAD_BYTES, BoundedHttpToolsProtocol
 from latchflow.testing import serve_app
 
@@ -132,7 +131,7 @@ async def test_unknown_routes_and_methods_answer_in_the_error_format(
 def test_the_key_is_checked_before_anything_else_on_every_api_route(
     app: FastAPI, engine: Engine, server: str
 ) -> None:
-    _, key = create_api_key(engine.store, "limits")
+    _, key = engine.store.api_keys.create("limits")
     operations = [
         (method, path)
         for path, item in app.openapi()["paths"].items()

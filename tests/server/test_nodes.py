@@ -12,7 +12,6 @@ from latchflow.backends.nodes import NodeHeartbeat
 from latchflow.engine import Engine
 from latchflow.plugin.clock import SystemClock
 from latchflow.server import create_app
-from latchflow.server.auth import create_api_key
 from latchflow.storage.models import NodeRecord
 
 from .processes import cli
@@ -20,7 +19,7 @@ from .processes import cli
 
 async def test_the_embedded_server_lists_itself_while_it_runs(engine: Engine) -> None:
     app = create_app(engine, background=True)
-    _, key = create_api_key(engine.store, "tests")
+    _, key = engine.store.api_keys.create("tests")
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://testserver",

@@ -1,52 +1,34 @@
-"""The ``http.request`` action: call any HTTP endpoint, refusing private networks by default."""
+"""The ``http.request`` action: call any HTTP endpoint, refusing non-public addresses by default.
+
+The request goes through the guarded client of :mod:`latchflow.builtin.egress` (not the
+engine's shared client): the address checked is the address connected to.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import os
-import urllib.parse
 from typing import Any
 
 import httpx
 
 from latchflow import JSON, Action, FatalError, RetryableError, RetryPolicy, RunContext
+from latchflow.builtin.egress import Egress
 
-ALLOW_ENV = "LATCHFLOW_HTTP_ALLOW_NETWORKS"
-
-
-def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """Networks ``http.request`` may reach despite being private (comma list of CIDRs)."""
-    return [
-        ipaddress.ip_network(part.strip(), strict=False)
-        for part in os.environ.get(ALLOW_ENV, "").split(",")
-        if part.strip()
-    ]
+EGRESS = Egress()
+"""The guarded clients every ``http.request`` step uses (tests pass their own to ``send``)."""
 
 
-async def check_target(url: str) -> None:
-    """Refuse loopback, private, link-local and other non-public addresses (after DNS)."""
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise FatalError(f"$.input.url: {url!r} is not an http(s) URL")
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+def check_url(url: str) -> None:
+    """Refuse anything but an absolute http(s) URL."""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parsed.hostname, port)
-    except OSError as exc:
-        raise RetryableError(f"$.input.url: cannot resolve {parsed.hostname!r}: {exc}") from exc
-    allowed = allowed_networks()
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_global or any(address in net for net in allowed):
-            continue
-        raise FatalError(
-            f"$.input.url: {parsed.hostname} resolves to {address}, a non-public address;"
-            f" allow its network in {ALLOW_ENV} (e.g. 127.0.0.0/8) if this is intended"
-        )
+        target = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise FatalError(f"$.input.url: {url!r} is not a valid URL: {exc}") from exc
+    if target.scheme not in ("http", "https") or not target.host:
+        raise FatalError(f"$.input.url: {url!r} is not an http(s) URL")
 
 
-async def send(ctx: RunContext, data: JSON) -> JSON:
-    await check_target(data["url"])
+async def send(ctx: RunContext, data: JSON, egress: Egress = EGRESS) -> JSON:
+    check_url(data["url"])
     kwargs: dict[str, Any] = {
         "headers": data.get("headers") or {},
         "params": data.get("query") or None,
@@ -58,7 +40,7 @@ async def send(ctx: RunContext, data: JSON) -> JSON:
         kwargs["content"] = str(data["body"]).encode()
     kwargs["headers"].setdefault("idempotency-key", ctx.idempotency_key)
     try:
-        response = await ctx.http.request(data.get("method", "POST"), data["url"], **kwargs)
+        response = await egress.client().request(data.get("method", "POST"), data["url"], **kwargs)
     except httpx.TimeoutException as exc:
         raise RetryableError(f"{data['url']} timed out: {type(exc).__name__}") from exc
     except httpx.TransportError as exc:
@@ -82,6 +64,8 @@ http_request = Action(
     description=(
         "Send an HTTP request (JSON by default) and return the status, headers and body."
         " 429 and 5xx answers and timeouts are retried; other 4xx answers fail the run."
+        " Non-public addresses are refused unless LATCHFLOW_HTTP_ALLOW_NETWORKS allows them;"
+        " proxies are not used and redirects are not followed."
     ),
     input_schema={
         "type": "object",

@@ -28,8 +28,9 @@ from latchflow.plugin.clock import Clock
 from latchflow.plugin.errors import ConfigurationError, ErrorDetail, ValidationError
 from latchflow.plugin.host import Registry
 from latchflow.plugin.types import JSON, Connection
+from latchflow.storage.models import ConnectionRecord
 from latchflow.storage.secrets import secret_fields
-from latchflow.storage.store import Store
+from latchflow.storage.store import StaleWrite, Store
 
 
 def _networks(sources: list[str], errors: list[ErrorDetail]) -> list[str]:
@@ -45,6 +46,11 @@ def _networks(sources: list[str], errors: list[ErrorDetail]) -> list[str]:
                 )
             )
     return networks
+
+
+def revision(record: ConnectionRecord) -> str:
+    """A connection's ETag: it changes with every save."""
+    return f'"{int(record.updated_at.timestamp() * 1_000_000)}"'
 
 
 def new_webhook_token() -> str:
@@ -199,14 +205,17 @@ class Connections:
         test: bool = False,
         webhook_token: str | None = None,
         webhook_sources: list[str] | None = None,
+        expected: str | None = None,
     ) -> JSON:
         """Validate and store a connection (secrets encrypted), optionally testing it.
 
         Secret fields left out of an update keep their stored values. A new connection to a
         vendor that sends webhooks gets the token of its webhook URL (``webhook_token`` when
         given); ``webhook_sources`` (CIDR networks; empty: any) limit where its webhooks may
-        come from. Returns the connection as shown to users: settings without secrets, the
-        token when it was just made (it is shown this once), and the test result when asked.
+        come from. ``expected`` is the ``revision`` the change was made from (a client's
+        ``If-Match``); a change made from another one, or a save that races another, raises
+        ``StaleWrite``. Returns the connection as shown to users: settings without secrets, its
+        revision, the token when it was just made (shown this once), and the test result.
         """
         vendor = self.registry.vendors.get(vendor_key)
         if vendor is None:
@@ -214,11 +223,12 @@ class Connections:
                 "$.vendor",
                 f"unknown vendor {vendor_key!r}; installed: {', '.join(sorted(self.registry.vendors))}",
             )
-        existing = {c.id for c in self.store.list_connections()}
-        merged = dict(config)
-        if connection_id in existing:
-            _, stored = self.store.connection_config(connection_id)
-            merged = {**stored, **config}
+        merged, based_on = dict(config), None
+        if self.store.get_connection(connection_id) is not None:
+            record, stored = self.store.connection_config(connection_id)
+            merged, based_on = {**stored, **config}, record.updated_at
+            if expected is not None and expected != revision(record):
+                raise StaleWrite(f"connection {connection_id!r}")
         elif vendor.webhook is not None and webhook_token is None:
             webhook_token = new_webhook_token()
         errors = schema_errors(Draft202012Validator(vendor.connection_schema), merged, "$.config")
@@ -227,7 +237,7 @@ class Connections:
         if errors:
             raise ValidationError(errors)
         record = self.store.save_connection(
-            connection_id, vendor, name, merged, webhook_token, webhook_sources
+            connection_id, vendor, name, merged, webhook_token, webhook_sources, based_on
         )
         shown: JSON = {
             "id": record.id,
@@ -235,6 +245,7 @@ class Connections:
             "name": record.name,
             "config": record.config,
             "webhook_sources": record.webhook_sources,
+            "revision": revision(record),
         }
         if webhook_token is not None:
             shown["webhook_token"] = webhook_token

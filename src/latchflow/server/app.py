@@ -16,7 +16,7 @@ from latchflow.backends.embedded.clock import Scheduler
 from latchflow.backends.nodes import NodeHeartbeat, new_node_id
 from latchflow.engine import Engine
 from latchflow.server import gate, trigger_urls, vendor_webhooks
-from latchflow.server.api import catalog, connections, flows, nodes, runs
+from latchflow.server.api import catalog, connections, flows, keys, nodes, runs
 from latchflow.server.auth import require_api_key
 from latchflow.server.errors import add_error_handlers, responses
 from latchflow.server.responses import SafeJSONResponse
@@ -43,7 +43,7 @@ class LatchflowApp(FastAPI):
             await trigger_urls.answer(state, *target, scope, receive, send)
             return
         if gate.guarded(scope):
-            admitted = await gate.admit(state.engine.store, state.body_limit, scope, receive, send)
+            admitted = await gate.admit(state, scope, receive, send)
             if admitted is None:
                 return
             receive = admitted
@@ -113,7 +113,7 @@ def _add_routes(app: FastAPI) -> None:
     api = APIRouter(
         prefix="/api", dependencies=[Depends(require_api_key)], responses=responses(401)
     )
-    for module in (flows, runs, connections, catalog, nodes):
+    for module in (flows, runs, connections, catalog, nodes, keys):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(trigger_urls.router)

@@ -2,31 +2,47 @@
 
 FastAPI reads and parses a route's body before it runs the route's dependencies, so a key
 checked in a dependency is checked after the body was read. The gate runs first, on the raw
-ASGI request: the API key from the ``Authorization`` header, then the body, read up to the
-limit (refused at once when ``Content-Length`` is larger) and checked as strict JSON
-(``bodies.parse_json``). FastAPI then gets the body the gate read, and the key's record in
-``request.state.api_key``.
+ASGI request: the API key from the ``Authorization`` header (known, not expired, with a scope
+that allows the request: ``read`` for GET, ``write`` for changes, ``admin`` for the keys), then
+the body, read up to the limit (refused at once when ``Content-Length`` is larger) and checked
+as strict JSON (``bodies.parse_json``). FastAPI then gets the body the gate read, and the key's
+record in ``request.state.api_key``.
 """
 
 from __future__ import annotations
 
-from starlette.types import Message, Receive, Scope, Send
+from datetime import datetime
+
+from starlette.types import Message, Receive, Send
+from starlette.types import Scope as ASGIScope
 
 from latchflow.server.bodies import chunks, collect_body, refuse_unsafe_json
 from latchflow.server.errors import Rejected
 from latchflow.server.responses import render, send_json
+from latchflow.server.state import ServerState
+from latchflow.storage.api_keys import Scope
 from latchflow.storage.models import ApiKey
 from latchflow.storage.store import Store
 
 API_PREFIX = "/api/"
+KEYS_PATH = "/api/keys"
 STATE_KEY = "api_key"
 """Where the gate leaves the key's record in ``scope["state"]`` (``request.state.api_key``)."""
 
 
-def guarded(scope: Scope) -> bool:
+def guarded(scope: ASGIScope) -> bool:
     """Whether a request is for the management API."""
+    if scope["type"] != "http":
+        return False
     path: str = scope["path"]
-    return scope["type"] == "http" and path.startswith(API_PREFIX)
+    return path.startswith(API_PREFIX)
+
+
+def needed_scope(method: str, path: str) -> Scope:
+    """The scope a request needs."""
+    if path == KEYS_PATH or path.startswith(KEYS_PATH + "/"):
+        return Scope.ADMIN
+    return Scope.READ if method in ("GET", "HEAD") else Scope.WRITE
 
 
 def api_key(store: Store, authorization: str | None) -> ApiKey:
@@ -50,15 +66,38 @@ def api_key(store: Store, authorization: str | None) -> ApiKey:
     return record
 
 
+def authorise(record: ApiKey, method: str, path: str, now: datetime) -> None:
+    """Refuse an expired key (401) or one whose scope does not allow the request (403)."""
+    if record.expires_at is not None and record.expires_at <= now:
+        raise Rejected(
+            401,
+            f"the API key {record.name!r} expired at {record.expires_at.isoformat()}",
+            "header authorization",
+            "create a new one with `latchflow apikey create --expires ...`",
+        )
+    needed = needed_scope(method, path)
+    if not Scope(record.scope).allows(needed):
+        raise Rejected(
+            403,
+            f"the API key {record.name!r} has scope {record.scope}; {method} {path} needs {needed}",
+            "header authorization",
+            f"use a key with scope {needed} (`latchflow apikey create --scope {needed}`)",
+        )
+
+
 async def admit(
-    store: Store, body_limit: int, scope: Scope, receive: Receive, send: Send
+    state: ServerState, scope: ASGIScope, receive: Receive, send: Send
 ) -> Receive | None:
     """Check the request's key and body; the ``receive`` FastAPI reads the body from, or None
     once a refusal was sent."""
+    store, now = state.engine.store, state.engine.clock.now()
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     try:
-        scope.setdefault("state", {})[STATE_KEY] = api_key(store, headers.get("authorization"))
-        body = await collect_body(chunks(receive), headers.get("content-length"), body_limit)
+        record = api_key(store, headers.get("authorization"))
+        authorise(record, scope["method"], scope["path"], now)
+        store.api_keys.used(record, now)
+        scope.setdefault("state", {})[STATE_KEY] = record
+        body = await collect_body(chunks(receive), headers.get("content-length"), state.body_limit)
         if body:
             refuse_unsafe_json(body, headers.get("content-type", "application/json"))
     except Rejected as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -145,6 +145,9 @@ class ConnectionOut(BaseModel):
     name: str
     config: dict[str, Any]
     webhook_sources: list[str] | None = None
+    revision: str = Field(
+        description="Changes with every save; send it as If-Match to change only this revision"
+    )
     webhook_url: str | None = Field(
         None,
         description=(
@@ -264,12 +267,6 @@ class Catalog(BaseModel):
     actions: list[ActionOut]
 
 
-class ApiKeyOut(BaseModel):
-    id: str
-    name: str
-    created_at: str
-
-
 class NodeOut(BaseModel):
     """A ``latchflow serve`` process; ``alive`` is false once its heartbeat is 15 s old."""
 
@@ -280,3 +277,28 @@ class NodeOut(BaseModel):
     last_heartbeat: datetime
     jobs_in_flight: int = Field(description="Steps this node was running at its last heartbeat")
     alive: bool
+
+
+class ApiKeyIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100, description="What the key is for")
+    scope: Literal["read", "write", "admin"] = Field(
+        "read", description="read: see; write: also change; admin: also manage keys"
+    )
+    expires_in_days: int | None = Field(
+        None, ge=1, le=3650, description="Refused after this many days; none: never"
+    )
+
+
+class ApiKeyOut(BaseModel):
+    """An API key's record: never the key, which is shown once, when it is created."""
+
+    id: str
+    name: str
+    scope: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="Send as 'Authorization: Bearer <key>'; shown this once")

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, col, delete, select, update
 
 from latchflow.flows.document import Flow
 from latchflow.plugin.errors import ConfigurationError, ValidationError
@@ -63,6 +63,17 @@ SWITCHES_SQL = (
 CONNECTION_VERSION_SQL = "SELECT updated_at FROM connections WHERE id = ?"
 
 
+class StaleWrite(Exception):
+    """A record changed after the change being saved was made from it (or while it was being
+    saved): saving it would undo the other change."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what} was changed by someone else while this change was made; read it again"
+            " and make the change on what it is now"
+        )
+
+
 class Store:
     """The database of one latchflow installation; ``queue`` is its backend's run queue."""
 
@@ -89,20 +100,26 @@ class Store:
 
     # flows
 
-    def save_flow(self, flow: Flow) -> FlowRecord:
+    def save_flow(self, flow: Flow, expected_version: int | None = None) -> FlowRecord:
         """Store a validated flow; a changed document must carry a higher version.
 
-        Nodes starting together with the same ``--flows`` may save the same flow at once: the
-        one whose commit loses sees the winner's record on its second attempt.
+        ``expected_version`` (a client's ``If-Match``) is the version the change was made
+        from: another one stored raises ``StaleWrite``. Two saves at once never both count:
+        the one whose write comes second finds the record changed and raises ``StaleWrite``
+        (nodes starting together with the same ``--flows`` save the same document, which is
+        no change: the loser of that race finds the winner's record on its second attempt).
         """
         try:
-            return self._save_flow(flow)
+            return self._save_flow(flow, expected_version)
         except IntegrityError:
-            return self._save_flow(flow)
+            return self._save_flow(flow, expected_version)
 
-    def _save_flow(self, flow: Flow) -> FlowRecord:
+    def _save_flow(self, flow: Flow, expected_version: int | None) -> FlowRecord:
         with self.session() as session:
             record = session.get(FlowRecord, flow.id)
+            read = None if record is None else record.version
+            if expected_version is not None and read != expected_version:
+                raise StaleWrite(f"flow {flow.id!r} (now at version {read})")
             if record is not None:
                 current = session.get(FlowVersion, (flow.id, record.version))
                 if current is not None and current.document == flow.document:
@@ -113,27 +130,34 @@ class Store:
                         f"flow {flow.id!r} is already at version {record.version}; raise the version"
                         " to save a changed document",
                     )
-            else:
-                record = FlowRecord(
-                    id=flow.id,
-                    version=flow.version,
-                    name=flow.name,
-                    trigger_type=flow.trigger_type,
-                    hook_token=secrets.token_urlsafe(24),
-                )
-            record.version = flow.version
-            record.name = flow.name
-            record.trigger_type = flow.trigger_type
-            record.trigger_connection = flow.trigger_connection
-            record.enabled = bool(flow.document.get("enabled", True))
-            record.updated_at = utcnow()
+            values: dict[str, Any] = {
+                "version": flow.version,
+                "name": flow.name,
+                "trigger_type": flow.trigger_type,
+                "trigger_connection": flow.trigger_connection,
+                "enabled": bool(flow.document.get("enabled", True)),
+                "updated_at": utcnow(),
+            }
             if _new_version(session, flow):
                 session.add(
                     FlowVersion(flow_id=flow.id, version=flow.version, document=flow.document)
                 )
-            session.add(record)
+            if record is None:
+                session.add(FlowRecord(id=flow.id, hook_token=secrets.token_urlsafe(24), **values))
+            else:
+                session.expunge(record)  # written below only if nobody changed it meanwhile
+                changed = session.execute(
+                    update(FlowRecord)
+                    .where(col(FlowRecord.id) == flow.id, col(FlowRecord.version) == read)
+                    .values(**values)
+                )
+                if not changed.rowcount:  # type: ignore[attr-defined]
+                    session.rollback()
+                    raise StaleWrite(f"flow {flow.id!r}")
             session.commit()
-            return record
+        saved = self.get_flow(flow.id)
+        assert saved is not None
+        return saved
 
     def get_flow(self, flow_id: str) -> FlowRecord | None:
         with self.session() as session:
@@ -219,35 +243,56 @@ class Store:
         config: JSON,
         webhook_token: str | None = None,
         webhook_sources: list[str] | None = None,
+        based_on: datetime | None = None,
     ) -> ConnectionRecord:
         """Store a connection; ``writeOnly`` fields of the vendor's schema are encrypted. A
         given ``webhook_token`` replaces the one in its vendor webhook URL (only its hash is
         kept); given ``webhook_sources`` (CIDR; an empty list: any) replace the networks its
-        webhooks may come from."""
+        webhooks may come from. ``based_on`` is the ``updated_at`` of the record the change
+        was made from (None: a new connection); ``StaleWrite`` if it is not the stored one."""
         hidden = secret_fields(vendor.connection_schema)
         with self.session() as session:
             record = session.get(ConnectionRecord, connection_id)
-            old_secrets = self.sealer.unseal(record.secrets) if record else {}
-            plain = {k: v for k, v in config.items() if k not in hidden}
-            sealed = {**old_secrets, **{k: v for k, v in config.items() if k in hidden}}
-            if record is None:
-                record = ConnectionRecord(
-                    id=connection_id, vendor=vendor.key, name=name, config=plain, secrets=""
-                )
-            elif record.vendor != vendor.key:
+            if (record.updated_at if record else None) != based_on:
+                raise StaleWrite(f"connection {connection_id!r}")
+            if record is not None and record.vendor != vendor.key:
                 raise ValidationError.at(
                     "$.vendor", f"connection {connection_id!r} belongs to vendor {record.vendor!r}"
                 )
-            record.name, record.config = name, plain
-            record.secrets = self.sealer.seal(sealed)
+            old_secrets = self.sealer.unseal(record.secrets) if record else {}
+            values: dict[str, Any] = {
+                "name": name,
+                "config": {k: v for k, v in config.items() if k not in hidden},
+                "secrets": self.sealer.seal(
+                    {**old_secrets, **{k: v for k, v in config.items() if k in hidden}}
+                ),
+                "updated_at": utcnow(),
+            }
             if webhook_token is not None:
-                record.webhook_token_hash = token_hash(webhook_token)
+                values["webhook_token_hash"] = token_hash(webhook_token)
             if webhook_sources is not None:
-                record.webhook_sources = webhook_sources or None
-            record.updated_at = utcnow()
-            session.add(record)
-            session.commit()
-            return record
+                values["webhook_sources"] = webhook_sources or None
+            if record is None:
+                session.add(ConnectionRecord(id=connection_id, vendor=vendor.key, **values))
+            else:
+                session.expunge(record)  # written below only if nobody changed it meanwhile
+                changed = session.execute(
+                    update(ConnectionRecord)
+                    .where(
+                        col(ConnectionRecord.id) == connection_id,
+                        col(ConnectionRecord.updated_at) == based_on,
+                    )
+                    .values(**values)
+                )
+                if not changed.rowcount:  # type: ignore[attr-defined]
+                    raise StaleWrite(f"connection {connection_id!r}")
+            try:
+                session.commit()
+            except IntegrityError:  # created by someone else meanwhile
+                raise StaleWrite(f"connection {connection_id!r}") from None
+        saved = self.get_connection(connection_id)
+        assert saved is not None
+        return saved
 
     def rotate_webhook_token(self, connection_id: str, token: str) -> bool:
         """Give a connection's vendor webhook URL a new token; False if there is no such

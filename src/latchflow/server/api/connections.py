@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 
 from latchflow.plugin.errors import LatchflowError
-from latchflow.runs.connections import new_webhook_token
+from latchflow.runs.connections import new_webhook_token, revision
 from latchflow.server.errors import Rejected, responses
 from latchflow.server.schemas import (
     ConnectionIn,
@@ -23,6 +23,7 @@ from latchflow.server.schemas import (
 )
 from latchflow.server.state import ServerState, server_state
 from latchflow.storage.models import ConnectionRecord
+from latchflow.storage.store import StaleWrite
 
 router = APIRouter(tags=["connections"])
 State = Annotated[ServerState, Depends(server_state)]
@@ -35,6 +36,7 @@ def _shown(record: ConnectionRecord) -> dict[str, Any]:
         "name": record.name,
         "config": record.config,
         "webhook_sources": record.webhook_sources,
+        "revision": revision(record),
     }
 
 
@@ -54,23 +56,40 @@ def list_connections(state: State) -> list[dict[str, Any]]:
 @router.put(
     "/connections/{connection_id}",
     response_model=ConnectionOut,
-    responses={422: {"model": ValidationErrorBody}},
+    responses=responses(409, 412) | {422: {"model": ValidationErrorBody}},
     summary="Create or update a connection (secret fields left out keep their values)",
 )
 async def put_connection(
-    connection_id: str, body: ConnectionIn, request: Request, state: State
+    connection_id: str,
+    body: ConnectionIn,
+    request: Request,
+    response: Response,
+    state: State,
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="if-match",
+            description="The connection's revision the change was made from (else: 412)",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    shown = await state.engine.connections.save(
-        connection_id,
-        body.vendor,
-        body.name or connection_id,
-        body.config,
-        test=body.test,
-        webhook_sources=body.webhook_sources,
-    )
+    try:
+        shown = await state.engine.connections.save(
+            connection_id,
+            body.vendor,
+            body.name or connection_id,
+            body.config,
+            test=body.test,
+            webhook_sources=body.webhook_sources,
+            expected=if_match,
+        )
+    except StaleWrite as exc:
+        status, where = (412, "header if-match") if if_match is not None else (409, "path")
+        raise Rejected(status, str(exc), where, "GET /api/connections shows it now") from None
     token = shown.pop("webhook_token", None)
     if token is not None:
         shown["webhook_url"] = webhook_url(request, body.vendor, connection_id, token)
+    response.headers["etag"] = shown["revision"]
     return shown
 
 

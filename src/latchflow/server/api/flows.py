@@ -7,7 +7,7 @@ import secrets
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 
 from latchflow.plugin.errors import ValidationError
 from latchflow.server import signing
@@ -25,6 +25,7 @@ from latchflow.server.schemas import (
 )
 from latchflow.server.state import ServerState, server_state
 from latchflow.storage.models import FlowRecord
+from latchflow.storage.store import StaleWrite
 
 router = APIRouter(prefix="/flows", tags=["flows"])
 State = Annotated[ServerState, Depends(server_state)]
@@ -86,20 +87,57 @@ def list_flows(request: Request, state: State) -> list[dict[str, Any]]:
     return [summary(request, r) for r in state.engine.store.list_flows()]
 
 
+IF_MATCH = Header(
+    alias="if-match",
+    description=(
+        "The ETag of the version the change was made from (GET /api/flows/{id} sends it, e.g."
+        ' "3"): if the flow is at another version now, nothing is saved (412)'
+    ),
+)
+
+
+def etag(record: FlowRecord) -> str:
+    return f'"{record.version}"'
+
+
+def expected_version(if_match: str | None) -> int | None:
+    """The version an ``If-Match`` header names, or 400 saying what to send."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    value = if_match.strip().removeprefix("W/").strip('"')
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
+        raise Rejected(
+            400,
+            f"If-Match {if_match!r} is not an ETag of a flow version",
+            "header if-match",
+            'send the ETag GET /api/flows/{id} answered, e.g. "3"',
+        )
+    return int(value)
+
+
 @router.post(
     "",
     response_model=FlowDetail,
     status_code=201,
     summary="Create or update a flow from its document",
-    responses=INVALID,
+    responses=INVALID | responses(400, 409, 412),
 )
 def save_flow(
     request: Request,
+    response: Response,
     state: State,
     document: Annotated[dict[str, Any], Body(description="A flow document")],
+    if_match: Annotated[str | None, IF_MATCH] = None,
 ) -> dict[str, Any]:
-    record = state.engine.install_flow(document)
+    try:
+        record = state.engine.install_flow(document, expected_version(if_match))
+    except StaleWrite as exc:
+        status = 412 if if_match is not None else 409
+        raise Rejected(
+            status, str(exc), "header if-match" if status == 412 else "$.version"
+        ) from None
     state.flows_changed()
+    response.headers["etag"] = etag(record)
     return _detail(state, request, record)
 
 
@@ -107,22 +145,26 @@ def save_flow(
     "/{flow_id}",
     response_model=FlowDetail,
     summary="Update a flow (a changed document needs a higher version)",
-    responses=INVALID | responses(404),
+    responses=INVALID | responses(400, 404, 409, 412),
 )
 def put_flow(
     flow_id: str,
     request: Request,
+    response: Response,
     state: State,
     document: Annotated[dict[str, Any], Body(description="A flow document")],
+    if_match: Annotated[str | None, IF_MATCH] = None,
 ) -> dict[str, Any]:
     if document.get("id") != flow_id:
         raise ValidationError.at("$.id", f"must be {flow_id!r}, the flow id in the URL")
-    return save_flow(request, state, document)
+    return save_flow(request, response, state, document, if_match)
 
 
 @router.get("/{flow_id}", response_model=FlowDetail, responses=responses(404), summary="A flow")
-def get_flow(flow_id: str, request: Request, state: State) -> dict[str, Any]:
-    return _detail(state, request, _record(state, flow_id))
+def get_flow(flow_id: str, request: Request, response: Response, state: State) -> dict[str, Any]:
+    record = _record(state, flow_id)
+    response.headers["etag"] = etag(record)
+    return _detail(state, request, record)
 
 
 @router.delete(
