@@ -125,7 +125,11 @@ def test_a_misspelled_hook_fails_loudly() -> None:
 def test_load_plugins_env_restricts_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LATCHFLOW_LOAD_PLUGINS", "")
     names = {p.name for p in load_registry().plugins}
-    assert names == {"latchflow.builtin.actions", "latchflow.builtin.triggers"}
+    assert names == {
+        "latchflow.builtin.actions",
+        "latchflow.builtin.http_credentials",
+        "latchflow.builtin.triggers",
+    }
     monkeypatch.setenv("LATCHFLOW_LOAD_PLUGINS", "no-such-plugin")
     assert {p.name for p in load_registry().plugins} == names
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
+import socket
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -159,14 +161,25 @@ def runs_list(
 
 
 @runs_app.command("show")
-def runs_show(run_id: str, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
-    """Print a run with its steps' inputs and outputs (secrets redacted)."""
+def runs_show(
+    run_id: str,
+    reveal: Annotated[
+        bool, typer.Option(help="Show credentials unmasked (recorded in the audit log)")
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print a run with its steps' inputs and outputs (secrets and credentials masked)."""
     engine = _engine(data_dir, database_url)
     try:
-        _print_json(run_detail(engine.store, run_id))
+        detail = run_detail(engine.store, run_id, reveal=reveal)
     except KeyError:
         err.print(f"no run {run_id!r}; `latchflow runs list` shows the runs")
         raise typer.Exit(1) from None
+    if reveal:
+        actor = f"cli ({getpass.getuser()}@{socket.gethostname()})"
+        engine.store.audit.record(actor, "reveal", f"run {run_id}", engine.clock.now())
+    _print_json(detail)
 
 
 @runs_app.command("replay")

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 
 from latchflow.engine import Engine
 from latchflow.server import trigger_urls, vendor_webhooks
-from latchflow.server.api import catalog, connections, flows, keys, nodes, runs
+from latchflow.server.api import audit, catalog, connections, flows, keys, nodes, runs
 from latchflow.server.state import ServerState
 from latchflow.testing import assert_no_secret
 
@@ -250,7 +250,7 @@ async def test_catalog_lists_components_with_schemas_and_samples(client: httpx.A
     assert actions["http.request"]["input_schema"]["required"] == ["url"]
     triggers = {t["key"]: t for t in catalog["triggers"]}
     assert triggers["acme.door_opened"]["polls"] and triggers["webhook"]["sample"]
-    assert [v["key"] for v in catalog["vendors"]] == ["acme"]
+    assert [v["key"] for v in catalog["vendors"]] == ["http", "acme"]  # http: built in
 
 
 def test_openapi_lists_every_route_with_request_and_response_schemas(app: FastAPI) -> None:
@@ -265,6 +265,7 @@ def test_openapi_lists_every_route_with_request_and_response_schemas(app: FastAP
         ("/api", catalog.router),
         ("/api", nodes.router),
         ("/api", keys.router),
+        ("/api", audit.router),
     ]
     routes = {
         (method, prefix + route.path)

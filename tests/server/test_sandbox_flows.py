@@ -127,7 +127,10 @@ def test_example_flows_run_through_serve_against_the_simulators(
             pin_run = api.only_run("keyvox-booking-pin")
             assert pin_run["status"] == "succeeded", pin_run
             pins = httpx.get(f"{keyvox}/_sim/state").json()["pins"]
-            assert [p["pinCode"] for p in pins] == [pin_run["steps"][0]["output"]["pinCode"]]
+            assert pin_run["steps"][0]["output"]["pinCode"] == "***"  # a credential: masked
+            revealed = api.http.get(f"/api/runs/{pin_run['id']}", params={"reveal": "true"})
+            issued = revealed.json()["steps"][0]["output"]["pinCode"]
+            assert [p["pinCode"] for p in pins] == [issued]
             notice = next(b for b in receiver.bodies if b.get("orderId") == booking["orderId"])
             assert notice["pin"] == pins[0]["pinCode"] and notice["guestName"] == "Hanako"
 

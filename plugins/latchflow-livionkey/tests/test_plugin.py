@@ -90,5 +90,5 @@ def test_example_flows_name_registered_components() -> None:
         for step in flow["steps"]:
             assert step["action"] in registry.actions, (path.name, step["action"])
             action = registry.actions[step["action"]]
-            if action.connection:
+            if action.connection and action.connection_required:
                 assert step["connection"] == f"sandbox-{action.connection}"

@@ -15,7 +15,6 @@ import ipaddress
 import os
 import socket
 import ssl
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import anyio
@@ -193,11 +192,8 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
 
 
 class Egress:
-    """The guarded HTTP clients of ``http.request``: made on first use, one per event loop.
-
-    A client needs no closing: with keep-alive off it holds no connection between requests,
-    and it is dropped with its event loop.
-    """
+    """The guarded HTTP clients of ``http.request``: a new one for every request, closed after
+    it (nothing of a cancelled request stays open), over one TLS context."""
 
     def __init__(
         self,
@@ -208,21 +204,14 @@ class Egress:
     ) -> None:
         self.backend = PinnedBackend(resolver, backend)
         self._ssl_context = verify
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
 
     def client(self) -> httpx.AsyncClient:
-        """This event loop's client: no proxies, no redirects, connections pinned and checked."""
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            if self._ssl_context is None:
-                self._ssl_context = httpx.create_ssl_context()  # httpx's CA bundle, as the engine
-            client = httpx.AsyncClient(
-                transport=PinnedTransport(self.backend, self._ssl_context),
-                trust_env=False,  # no proxy (none is mounted beside a given transport), no .netrc
-                follow_redirects=False,
-            )
-            self._clients[loop] = client
-        return client
+        """A client for one request (use it with ``async with``): no proxies, no redirects,
+        connections pinned and checked."""
+        if self._ssl_context is None:
+            self._ssl_context = httpx.create_ssl_context()  # httpx's CA bundle, as the engine
+        return httpx.AsyncClient(
+            transport=PinnedTransport(self.backend, self._ssl_context),
+            trust_env=False,  # no proxy (none is mounted beside a given transport), no .netrc
+            follow_redirects=False,
+        )

@@ -12,6 +12,7 @@ import httpx
 
 from latchflow import JSON, Action, FatalError, RetryableError, RetryPolicy, RunContext
 from latchflow.builtin.egress import Egress
+from latchflow.builtin.http_credentials import HTTP, credential_headers, literal_credentials
 
 EGRESS = Egress()
 """The guarded clients every ``http.request`` step uses (tests pass their own to ``send``)."""
@@ -39,8 +40,11 @@ async def send(ctx: RunContext, data: JSON, egress: Egress = EGRESS) -> JSON:
     elif "body" in data:
         kwargs["content"] = str(data["body"]).encode()
     kwargs["headers"].setdefault("idempotency-key", ctx.idempotency_key)
+    if ctx.connection is not None and ctx.connection.vendor == HTTP.key:
+        kwargs["headers"].update(credential_headers(ctx.connection, data["url"]))
     try:
-        response = await egress.client().request(data.get("method", "POST"), data["url"], **kwargs)
+        async with egress.client() as client:
+            response = await client.request(data.get("method", "POST"), data["url"], **kwargs)
     except httpx.TimeoutException as exc:
         raise RetryableError(f"{data['url']} timed out: {type(exc).__name__}") from exc
     except httpx.TransportError as exc:
@@ -65,7 +69,8 @@ http_request = Action(
         "Send an HTTP request (JSON by default) and return the status, headers and body."
         " 429 and 5xx answers and timeouts are retried; other 4xx answers fail the run."
         " Non-public addresses are refused unless LATCHFLOW_HTTP_ALLOW_NETWORKS allows them;"
-        " proxies are not used and redirects are not followed."
+        " proxies are not used and redirects are not followed. Credentials come from an"
+        " 'http' connection named in the step, never from the flow."
     ),
     input_schema={
         "type": "object",
@@ -110,5 +115,8 @@ http_request = Action(
     },
     sample={"status": 200, "headers": {"content-type": "application/json"}, "body": {"ok": True}},
     run=send,
+    connection=HTTP.key,
+    connection_required=False,
     retry=RetryPolicy(max_attempts=6),
+    check_input=literal_credentials,
 )

@@ -229,6 +229,8 @@ def validate_flow(document: Any, registry: Registry) -> Flow:
                 Draft202012Validator(action.input_schema), step.get("input") or {}, f"{where}.input"
             )
             errors += _connection_errors(action.connection, step, where)
+            if action.check_input is not None:
+                errors += action.check_input(step.get("input") or {}, f"{where}.input")
         for key in ("input", "if"):
             if key in step:
                 errors += expressions.check(step[key], f"{where}.{key}")

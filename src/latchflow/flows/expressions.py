@@ -12,12 +12,14 @@ expressions becomes a string. Functions (``unix``, ``iso``, ``add_time``, ``form
 docs/flow-format.md ("Expressions") describes each.
 
 The language is data only: nothing but dict/list/str/int/float/bool/None enters the scope or leaves
-a function, every intermediate value and every rendered template is bounded in size, and every
-failure (syntax, types, bad arguments, exhausted limits) is an ``ExpressionError`` whose message names
-the JSON path inside the template and the expression.
+a function; every value built, everything one render builds and every rendered template is bounded
+in size, and one render has a CPU time budget; every failure (syntax, types, bad arguments,
+exhausted limits) is an ``ExpressionError`` whose message names the JSON path inside the template
+and the expression.
 
-This module parses, splits templates, evaluates and checks; ``latchflow.flows.values`` holds the
-limits and the data checks, ``latchflow.flows.functions`` the function library.
+This module parses, splits templates, renders and checks; ``latchflow.flows.interpreter`` evaluates
+under a ``latchflow.flows.budget.Budget``, ``latchflow.flows.values`` holds the limits and the data
+checks, ``latchflow.flows.functions`` the function library.
 """
 
 from __future__ import annotations
@@ -27,21 +29,20 @@ import functools
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import jmespath
 import jmespath.exceptions
 from jmespath.lexer import Lexer
-from jmespath.visitor import TreeInterpreter
 
-from latchflow.flows.functions import FUNCTION_NAMES, OPTIONS, check_call
+from latchflow.flows.budget import Budget
+from latchflow.flows.functions import FUNCTION_NAMES, check_call
+from latchflow.flows.interpreter import Interpreter, one_line
 from latchflow.flows.values import (
     MAX_DEPTH,
     MAX_EXPRESSION_LENGTH,
     MAX_VALUE_SIZE,
-    Budget,
-    as_text,
-    check_result,
+    TIME_BUDGET,
     child_path,
     iso_text,
     scope_data,
@@ -50,13 +51,11 @@ from latchflow.flows.values import (
 )
 from latchflow.plugin.errors import ErrorDetail, ExpressionError
 
-if TYPE_CHECKING:
-    from jmespath.visitor import _TreeNode
-
 __all__ = [
     "FUNCTION_NAMES",
     "MAX_EXPRESSION_LENGTH",
     "MAX_VALUE_SIZE",
+    "TIME_BUDGET",
     "build_scope",
     "check",
     "evaluate",
@@ -73,10 +72,6 @@ _CLOSE = "}}"
 # Parsing
 
 
-def _one_line(message: str) -> str:
-    return " ".join(line.strip() for line in message.splitlines() if line.strip())
-
-
 def _syntax_message(exc: jmespath.exceptions.JMESPathError) -> str:
     if isinstance(exc, jmespath.exceptions.IncompleteExpressionError):
         return "the expression ends too early"
@@ -87,7 +82,7 @@ def _syntax_message(exc: jmespath.exceptions.JMESPathError) -> str:
         if exc.token_type == "NUMBER":  # noqa: S105 - a token kind, not a password
             message += " (write number literals in backticks, e.g. `1`)"
         return message
-    return _one_line(str(exc))
+    return one_line(str(exc))
 
 
 def _refuse_legacy_literals(text: str) -> None:
@@ -122,9 +117,7 @@ def _parse(expression: str, *, check_functions: bool = True) -> dict[str, Any]:
     except RecursionError:
         raise ExpressionError("the expression is nested too deeply") from None
     except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
-        raise ExpressionError(
-            f"syntax error: {_one_line(str(exc)) or type(exc).__name__}"
-        ) from None
+        raise ExpressionError(f"syntax error: {one_line(str(exc)) or type(exc).__name__}") from None
     if check_functions:
         _check_functions(parsed)
     return parsed
@@ -205,60 +198,8 @@ def _single(pieces: tuple[tuple[bool, str], ...]) -> str | None:
 # Evaluation
 
 
-# Node types whose result is a value built by the expression (not a part of the scope).
-_BUILDING = frozenset(
-    {
-        "multi_select_list",
-        "multi_select_dict",
-        "projection",
-        "value_projection",
-        "filter_projection",
-        "flatten",
-        "function_expression",
-        "slice",
-    }
-)
-
-
-class _Interpreter(TreeInterpreter):
-    """JMESPath's interpreter, measuring every value it builds against a budget."""
-
-    def __init__(self, budget: Budget) -> None:
-        super().__init__(OPTIONS)
-        self._budget = budget
-
-    def visit(self, node: _TreeNode, *args: Any, **kwargs: Any) -> Any:
-        result = super().visit(node, *args, **kwargs)
-        if node["type"] in _BUILDING and isinstance(result, list | dict | str):
-            self._budget.check(result)
-        return result
-
-
-def _run(expression: str, data: Any, budget: Budget) -> Any:
-    tree = _parse(expression)
-    interpreter = _Interpreter(budget)
-    try:
-        result = interpreter.visit(cast("_TreeNode", tree), data)
-    except ExpressionError:
-        raise
-    except jmespath.exceptions.JMESPathError as exc:  # JMESPathTypeError too
-        raise ExpressionError(_one_line(str(exc))) from None
-    except RecursionError:
-        raise ExpressionError("the expression nests too deeply to evaluate") from None
-    except MemoryError:
-        raise ExpressionError("the expression needs too much memory") from None
-    except (TypeError, ValueError, OverflowError, ArithmeticError) as exc:
-        raise ExpressionError(
-            f"cannot evaluate: {_one_line(str(exc)) or type(exc).__name__}"
-        ) from None
-    except Exception as exc:  # any other failure is still the expression's
-        raise ExpressionError(f"cannot evaluate: {type(exc).__name__}: {exc}") from None
-    check_result(result, budget)
-    return result
-
-
-def evaluate(expression: str, scope: dict[str, Any]) -> Any:
-    """The JSON value of one expression over ``scope``.
+def evaluate(expression: str, scope: dict[str, Any], *, time_budget: float = TIME_BUDGET) -> Any:
+    """The JSON value of one expression over ``scope``, within one evaluation's budget.
 
     ``expression`` is bare JMESPath (``trigger.unitId``); a string that is exactly one
     ``{{ ... }}`` is accepted too. Raises ExpressionError naming the expression.
@@ -278,36 +219,60 @@ def evaluate(expression: str, scope: dict[str, Any]) -> Any:
         source = single
     data = scope_data(scope)
     try:
-        return _run(source, data, Budget())
+        return Interpreter(Budget(seconds=time_budget)).run(_parse(source), data)[0]
     except ExpressionError as exc:
         raise ExpressionError(f"{exc} (in {show_expression(source)})") from None
 
 
-def render(template: Any, scope: dict[str, Any], path: str = "$") -> Any:
+def render(
+    template: Any, scope: dict[str, Any], path: str = "$", *, time_budget: float = TIME_BUDGET
+) -> Any:
     """``template`` with every ``{{ ... }}`` evaluated over ``scope``.
 
     Dicts and lists are walked (keys are kept as written); a string that is exactly one expression
     becomes the expression's JSON value; other strings interpolate (null is empty, numbers and
-    booleans as JSON, objects and arrays as compact JSON). Errors are ExpressionError messages
-    starting with the JSON path of the failing string, e.g. ``$.input.unitId: ...``.
+    booleans as JSON, objects and arrays as compact JSON). All the expressions share one budget:
+    ``time_budget`` CPU seconds and what they may build together. Errors are ExpressionError
+    messages starting with the JSON path of the failing string, e.g. ``$.input.unitId: ...``.
     """
-    return _Renderer(scope_data(scope)).walk(template, path, 1)
+    data = scope_data(scope)
+    return _Renderer(data, Budget(seconds=time_budget)).walk(template, path, 1)
 
 
 class _Renderer:
     """One render: the scope data, the budget its evaluations share, and the size rendered so far."""
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: dict[str, Any], budget: Budget) -> None:
         self.data = data
-        self.budget = Budget()
+        self.interpreter = Interpreter(budget)
+        self.budget = budget
         self.total = 0
 
-    def account(self, value: Any, where: str) -> None:
-        self.total += self.budget.size(value)
+    def account(self, size: int, where: str) -> None:
+        self.total += size
         if self.total > MAX_VALUE_SIZE:
-            raise ExpressionError(
-                f"{where}: the rendered document is larger than {MAX_VALUE_SIZE} JSON characters"
-            )
+            raise self.too_large(where)
+
+    def too_large(self, where: str) -> ExpressionError:
+        return ExpressionError(
+            f"{where}: the rendered document is larger than {MAX_VALUE_SIZE} JSON characters"
+        )
+
+    def run(self, expression: str, where: str, *, text: bool = False) -> tuple[Any, int]:
+        """The value of ``expression`` and its size or, with ``text``, the text it interpolates
+        as and its length; errors name ``where`` and the expression."""
+        try:
+            value, size = self.interpreter.run(_parse(expression), self.data)
+            if not text:
+                return value, size
+            written = self.budget.as_text(value, MAX_VALUE_SIZE - self.total)
+        except ExpressionError as exc:
+            raise ExpressionError(f"{where}: {exc} (in {show_expression(expression)})") from None
+        except (TypeError, ValueError) as exc:  # a huge integer cannot be printed
+            raise ExpressionError(f"{where}: {exc} (in {show_expression(expression)})") from None
+        if written is None:
+            raise self.too_large(where)
+        return written, len(written)
 
     def render_string(self, text: str, where: str) -> Any:
         try:
@@ -316,27 +281,14 @@ class _Renderer:
             raise ExpressionError(f"{where}: {exc}") from None
         single = _single(pieces)
         if single is not None:
-            try:
-                value = _run(single, self.data, self.budget)
-            except ExpressionError as exc:
-                raise ExpressionError(f"{where}: {exc} (in {show_expression(single)})") from None
-            self.account(value, where)
+            value, size = self.run(single, where)
+            self.account(size, where)
             return value
         out: list[str] = []
         for is_expression, part in pieces:
-            if not is_expression:
-                out.append(part)
-                self.account(part, where)
-                continue
-            try:
-                value = _run(part, self.data, self.budget)
-                text_value = as_text(value)
-            except ExpressionError as exc:
-                raise ExpressionError(f"{where}: {exc} (in {show_expression(part)})") from None
-            except (TypeError, ValueError) as exc:  # a huge integer cannot be printed
-                raise ExpressionError(f"{where}: {exc} (in {show_expression(part)})") from None
-            self.account(text_value, where)
-            out.append(text_value)
+            written, size = self.run(part, where, text=True) if is_expression else (part, len(part))
+            self.account(size, where)
+            out.append(written)
         return "".join(out)
 
     def walk(self, node: Any, where: str, depth: int) -> Any:

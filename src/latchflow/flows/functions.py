@@ -1,8 +1,10 @@
 """The function library of the expression language, on top of the JMESPath built-ins.
 
 Moments (ISO 8601 or unix seconds), IANA time zones, ISO 8601 durations and strftime patterns are
-read strictly here; every failure is an ``ExpressionError`` naming the function. ``FUNCTIONS`` and
-``OPTIONS`` are the shared instances the interpreter runs with.
+read strictly here; every failure is an ``ExpressionError`` naming the function. Each evaluation
+has its own instance, measuring against its budget: the strings built here are refused before they
+would pass ``MAX_FUNCTION_STRING`` (the JMESPath built-ins are bounded in
+``latchflow.flows.standard_functions``).
 """
 
 from __future__ import annotations
@@ -16,18 +18,16 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jmespath.functions import Functions, signature
-from jmespath.visitor import Options
+from jmespath.functions import signature
 
+from latchflow.flows.standard_functions import BoundedFunctions
 from latchflow.flows.values import MAX_FUNCTION_STRING, PIN_DIGITS, as_text, iso_text, show
 from latchflow.phone import PhoneNumberError, e164
 from latchflow.plugin.errors import ExpressionError, FatalError
 from latchflow.plugin.timeparse import parse_moment
 
 __all__ = [
-    "FUNCTIONS",
     "FUNCTION_NAMES",
-    "OPTIONS",
     "LatchflowFunctions",
     "check_call",
 ]
@@ -137,12 +137,10 @@ _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 _NAME_OR_INDEX = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*|\d{1,6})\Z")
 
 
-def _cap(function: str, text: str) -> str:
-    if len(text) > MAX_FUNCTION_STRING:
-        raise ExpressionError(
-            f"{function}(): the result is longer than {MAX_FUNCTION_STRING} characters"
-        )
-    return text
+def _too_long(function: str) -> ExpressionError:
+    return ExpressionError(
+        f"{function}(): the result is longer than {MAX_FUNCTION_STRING} characters"
+    )
 
 
 def _arity(name: str, count: int, low: int, high: int) -> None:
@@ -156,7 +154,24 @@ def _arity(name: str, count: int, low: int, high: int) -> None:
 _OPTIONAL_ARGUMENTS = {"iso": 1, "format_time": 1, "e164": 1}
 
 
-class LatchflowFunctions(Functions):
+def _placeholder_value(placeholder: str, values: dict[str, Any] | list[Any]) -> Any:
+    """The value format() fills a ``{name}`` or ``{0}`` placeholder with."""
+    name = placeholder.strip()
+    if not _NAME_OR_INDEX.match(name):
+        raise ExpressionError(
+            f"format(): {{{name}}} is not a placeholder; use {{name}} or {{0}}"
+            " (write {{ and }} for literal braces)"
+        )
+    if isinstance(values, dict):
+        if name not in values:
+            raise ExpressionError(f"format(): no value for {{{name}}} in {show(values)}")
+        return values[name]
+    if not name.isdigit() or int(name) >= len(values):
+        raise ExpressionError(f"format(): no value for {{{name}}} in an array of {len(values)}")
+    return values[int(name)]
+
+
+class LatchflowFunctions(BoundedFunctions):
     """The documented library, on top of the JMESPath built-ins."""
 
     def call_function(self, function_name: str, resolved_args: Iterable[Any]) -> Any:
@@ -200,8 +215,8 @@ class LatchflowFunctions(Functions):
         value = _moment("format_time", moment)
         if zone is not None:
             value = value.astimezone(_zone("format_time", zone))
-        try:
-            return _cap("format_time", value.strftime(pattern))
+        try:  # at most 200 pattern characters: a short result, however they are chosen
+            return value.strftime(pattern)
         except (ValueError, OverflowError):
             raise ExpressionError(
                 f"format_time(): cannot format {show(moment)} with {show(pattern)}"
@@ -222,40 +237,26 @@ class LatchflowFunctions(Functions):
         if len(template) > MAX_FUNCTION_STRING:
             raise ExpressionError("format(): the template is too long")
         pieces: list[str] = []
-        total = 0
+        total = 0  # characters in pieces
         position = 0
         for match in _PLACEHOLDER.finditer(template):
             pieces.append(template[position : match.start()])
+            total += match.start() - position
             position = match.end()
             token = match.group(0)
             if token in ("{{", "}}"):
-                pieces.append(token[0])
-                continue
-            name = (match.group(1) or "").strip()
-            if not _NAME_OR_INDEX.match(name):
-                raise ExpressionError(
-                    f"format(): {{{name}}} is not a placeholder; use {{name}} or {{0}}"
-                    " (write {{ and }} for literal braces)"
-                )
-            if isinstance(values, dict):
-                if name not in values:
-                    raise ExpressionError(f"format(): no value for {{{name}}} in {show(values)}")
-                value = values[name]
+                text: str | None = token[0]
             else:
-                if not name.isdigit() or int(name) >= len(values):
-                    raise ExpressionError(
-                        f"format(): no value for {{{name}}} in an array of {len(values)}"
-                    )
-                value = values[int(name)]
-            text = as_text(value)
+                value = _placeholder_value(match.group(1) or "", values)
+                text = self.budget.as_text(value, MAX_FUNCTION_STRING - total)
+            if text is None:
+                raise _too_long("format")
             total += len(text)
-            if total > MAX_FUNCTION_STRING:
-                raise ExpressionError(
-                    f"format(): the result is longer than {MAX_FUNCTION_STRING} characters"
-                )
             pieces.append(text)
+        if total + len(template) - position > MAX_FUNCTION_STRING:
+            raise _too_long("format")
         pieces.append(template[position:])
-        return _cap("format", "".join(pieces))
+        return "".join(pieces)
 
     @signature({"types": ["string", "number", "null"], "variadic": True})
     def _func_concat(self, *parts: Any) -> str:
@@ -267,7 +268,10 @@ class LatchflowFunctions(Functions):
                     f"concat(): argument {number} is {kind}; concat joins strings and numbers"
                     " (use to_string() or join() for others)"
                 )
-        return _cap("concat", "".join(as_text(part) for part in parts))
+        texts = [as_text(part) for part in parts]  # strings as they are, numbers are short
+        if sum(map(len, texts)) > MAX_FUNCTION_STRING:
+            raise _too_long("concat")
+        return "".join(texts)
 
     @signature({"types": []}, {"types": []})
     def _func_default(self, value: Any, fallback: Any) -> Any:
@@ -289,13 +293,11 @@ class LatchflowFunctions(Functions):
 FUNCTION_NAMES = frozenset(
     name[len("_func_") :] for name in vars(LatchflowFunctions) if name.startswith("_func_")
 )
-FUNCTIONS = LatchflowFunctions()
-OPTIONS = Options(custom_functions=FUNCTIONS)
 
 
 def check_call(name: str, count: int) -> None:
     """Refuse a call of an unknown function or with the wrong number of arguments."""
-    table: dict[str, dict[str, Any]] = FUNCTIONS.FUNCTION_TABLE
+    table: dict[str, dict[str, Any]] = LatchflowFunctions.FUNCTION_TABLE
     spec = table.get(name)
     if spec is None:
         raise ExpressionError(f"unknown function {name}()")

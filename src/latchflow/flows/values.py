@@ -1,15 +1,14 @@
 """What expressions work on and produce: JSON data, its limits, and how it is shown.
 
-Everything that enters the scope is copied to plain JSON types (``plain_data``), every value an
-evaluation builds is measured against a size ``Budget``, and every result is checked to be finite
-JSON (``check_result``). The small helpers here turn values into the text that interpolation and
-error messages show.
+Everything that enters the scope is copied to plain JSON types (``plain_data``). The limits every
+evaluation is held to are here; ``latchflow.flows.budget`` enforces them. The small helpers here
+turn values into the text that interpolation and error messages show; ``show`` looks only at the
+beginning of a value, however large it is.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -18,14 +17,14 @@ from typing import Any, cast
 from latchflow.plugin.errors import ExpressionError
 
 __all__ = [
+    "MAX_BUILT",
     "MAX_DEPTH",
     "MAX_EXPRESSION_LENGTH",
     "MAX_FUNCTION_STRING",
     "MAX_VALUE_SIZE",
     "PIN_DIGITS",
-    "Budget",
+    "TIME_BUDGET",
     "as_text",
-    "check_result",
     "child_path",
     "iso_text",
     "plain_data",
@@ -37,10 +36,16 @@ __all__ = [
 #: Longest expression (the text between ``{{`` and ``}}``) accepted, in characters.
 MAX_EXPRESSION_LENGTH = 4000
 #: Largest value an expression may build, and largest rendered template, in "JSON units": one per
-#: null/bool/number/array/object plus the length of every string and object key (about bytes).
+#: null/bool/number/array/object, the length of every string (at least one) and object key, and the
+#: digits of a very large integer (about the bytes of its JSON).
 MAX_VALUE_SIZE = 4 * 1024 * 1024
+#: Most one evaluation (one render, or one evaluate) may build in all, in JSON units: the sizes of
+#: all the values its expressions build, added up.
+MAX_BUILT = 8 * MAX_VALUE_SIZE
 #: Longest string a library function (format, concat, format_time, ...) may return.
 MAX_FUNCTION_STRING = 1024 * 1024
+#: CPU seconds one evaluation (one render, or one evaluate) may take.
+TIME_BUDGET = 0.1
 #: Deepest nesting of arrays/objects accepted in the scope, in templates and in results.
 MAX_DEPTH = 64
 #: Digits random_pin() may produce.
@@ -59,12 +64,42 @@ def _json_text(value: Any) -> str:
 
 
 def show(value: Any, limit: int = 80) -> str:
-    """A value for an error message: JSON text, shortened."""
+    """A value for an error message: JSON text, shortened (only its beginning is ever written)."""
     try:
-        text = _json_text(value)
-    except (TypeError, ValueError):
+        text = _json_text(_beginning(value, [limit + 1]))
+    except (TypeError, ValueError, RecursionError):
         text = type(value).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _beginning(value: Any, left: list[int]) -> Any:
+    """A copy of as much of ``value`` as its first ``left[0]`` JSON characters need.
+
+    Every item and character kept prints as at least one character, so the copy's JSON text starts
+    like the value's for that many characters; ``left`` is the count still wanted, shared.
+    """
+    left[0] -= 1
+    if isinstance(value, str):
+        kept = value[: max(left[0], 0) + 1]
+        left[0] -= len(kept)
+        return kept
+    if isinstance(value, dict):
+        copy: dict[str, Any] = {}
+        for key, item in value.items():
+            if left[0] <= 0:
+                break
+            short_key = key[: max(left[0], 0) + 1] if isinstance(key, str) else key
+            left[0] -= len(short_key) if isinstance(short_key, str) else 1
+            copy[short_key] = _beginning(item, left)
+        return copy
+    if isinstance(value, list):
+        items: list[Any] = []
+        for item in value:
+            if left[0] <= 0:
+                break
+            items.append(_beginning(item, left))
+        return items
+    return value
 
 
 def child_path(path: str, key: str | int) -> str:
@@ -85,7 +120,10 @@ def show_expression(expression: str) -> str:
 
 
 def as_text(value: Any) -> str:
-    """How a value appears inside a string: null is empty, strings as-is, the rest as JSON."""
+    """How a value appears inside a string: null is empty, strings as-is, the rest as JSON.
+
+    For scalars and small values; ``Budget.text`` writes values of any size within a limit.
+    """
     if value is None:
         return ""
     if isinstance(value, str):
@@ -102,60 +140,7 @@ def iso_text(moment: datetime) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Data checks: what may enter and leave
-
-
-class Budget:
-    """Sizes of the values one evaluation builds, memoised by identity (shared parts count once
-    per reference, as JSON would print them, but are measured once)."""
-
-    def __init__(self, limit: int = MAX_VALUE_SIZE) -> None:
-        self.limit = limit
-        self._sizes: dict[int, int] = {}
-        self._keep: list[Any] = []  # keeps measured containers alive so their ids stay unique
-
-    def size(self, value: Any) -> int:
-        if isinstance(value, str):
-            return len(value)
-        if not isinstance(value, list | dict):
-            return 1
-        known = self._sizes.get(id(value))
-        if known is not None:
-            return known
-        # Iterative post-order walk: no recursion, whatever the depth.
-        stack: list[tuple[Any, bool]] = [(value, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if id(node) in self._sizes:
-                continue
-            children = node.values() if isinstance(node, dict) else node
-            if not expanded:
-                stack.append((node, True))
-                stack.extend(
-                    (c, False)
-                    for c in children
-                    if isinstance(c, list | dict) and id(c) not in self._sizes
-                )
-                continue
-            total = 1 + (sum(len(k) for k in node) if isinstance(node, dict) else 0)
-            for child in children:
-                if isinstance(child, list | dict):
-                    total += self._sizes[id(child)]
-                elif isinstance(child, str):
-                    total += len(child)
-                else:
-                    total += 1
-                if total > self.limit:
-                    break
-            self._sizes[id(node)] = total
-            self._keep.append(node)
-        return self._sizes[id(value)]
-
-    def check(self, value: Any) -> None:
-        if self.size(value) > self.limit:
-            raise ExpressionError(
-                f"the value built is too large (more than {self.limit} JSON characters)"
-            )
+# Data checks: what may enter
 
 
 def plain_data(value: Any, where: str) -> Any:
@@ -198,33 +183,6 @@ def plain_data(value: Any, where: str) -> Any:
             else:
                 target.append(copy)
     return root
-
-
-def check_result(value: Any, budget: Budget) -> None:
-    """Refuse results that are not JSON data (e.g. an ``&expression``) or not finite numbers."""
-    budget.check(value)
-    seen: set[int] = set()
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, bool) or node is None or isinstance(node, str | int):
-            continue
-        if isinstance(node, float):
-            if not math.isfinite(node):
-                raise ExpressionError(f"the result {node} is not a finite number")
-            continue
-        if isinstance(node, list | dict):
-            if depth > MAX_DEPTH:
-                raise ExpressionError(f"the result is nested deeper than {MAX_DEPTH} levels")
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.extend(
-                (child, depth + 1) for child in (node.values() if isinstance(node, dict) else node)
-            )
-            continue
-        kind = "an &expression" if type(node).__name__ == "_Expression" else type(node).__name__
-        raise ExpressionError(f"the result contains {kind}, which is not JSON data")
 
 
 def scope_data(scope: dict[str, Any]) -> dict[str, Any]:

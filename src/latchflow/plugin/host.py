@@ -18,7 +18,11 @@ from latchflow.plugin.errors import PluginError
 from latchflow.plugin.types import Action, Trigger, Vendor
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$")
-BUILTIN_PLUGINS = ("latchflow.builtin.actions", "latchflow.builtin.triggers")
+BUILTIN_PLUGINS = (
+    "latchflow.builtin.http_credentials",
+    "latchflow.builtin.actions",
+    "latchflow.builtin.triggers",
+)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from latchflow.plugin.clock import Clock
+from latchflow.plugin.errors import ErrorDetail
 
 JSON = dict[str, Any]
 ASGIApp = Callable[..., Awaitable[None]]
@@ -101,6 +102,15 @@ class Action:
     idempotent: bool = False
     """True when running it twice with the same input has the effect of running it once."""
     retry: RetryPolicy = RetryPolicy()
+    connection_required: bool = True
+    """False: the step uses a ``connection`` vendor's connection only when it names one."""
+    credentials: tuple[str, ...] = ()
+    """Output fields that are credentials (a PIN, a QR code's URL, a key code) as dotted paths
+    (``pin``, ``key.code``; a path through a list applies to each item). They are sealed at
+    rest and masked wherever the run is shown, and so is their value in later steps."""
+    check_input: Callable[[JSON, str], list[ErrorDetail]] | None = None
+    """More checks of a step's input when a flow is validated; gets the input and its JSON
+    path, returns the problems (``ErrorDetail`` with a path under it)."""
 
 
 @dataclass(frozen=True)

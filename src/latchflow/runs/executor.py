@@ -34,7 +34,7 @@ from latchflow.plugin.types import JSON, Action, Pending, RunContext
 from latchflow.runs.connections import Connections, LiveConnection
 from latchflow.runs.progress import ClaimLost, Outcome, Progress, validator
 from latchflow.storage.journal import Checkpoint, RunEnded, RunRow, RunRows, StepRow
-from latchflow.storage.secrets import redact
+from latchflow.storage.secrets import at_paths, mask_paths, redact
 from latchflow.storage.status import ACTIVE, DONE, RunStatus, StepStatus
 from latchflow.storage.store import Store
 
@@ -149,9 +149,12 @@ class Executor:
             "now": now.isoformat(),
         }
         loaded = (run.status, run.step_index, run.due_at)
-        return Progress(
+        progress = Progress(
             run, flow, scope, records, claim=claim, loaded=loaded, claimed=claimed is not None
         )
+        for step_id, output in outputs.items():
+            self._credentials(progress, records[step_id].action, output)
+        return progress
 
     async def _commit(self, progress: Progress, last: bool = False) -> None:
         """Commit the run's pending checkpoint; the first one also claims the run, the ``last``
@@ -235,7 +238,7 @@ class Executor:
                 f"{json_path(first.absolute_path, where + '.input')}: {first.message}"
                 " (after evaluating expressions)"
             )
-        record.input = redact(rendered, self._secrets())
+        record.input = redact(rendered, self._secrets(progress))
         record.input_sealed = self.store.sealer.seal(rendered)
         progress.inputs[step.id] = rendered
         progress.touch(record)
@@ -334,7 +337,8 @@ class Executor:
             )
         record.status, record.finished_at = StepStatus.SUCCEEDED, self.clock.now()
         record.error = None
-        record.output = redact(result, self._secrets())
+        self._credentials(progress, action.key, result)
+        record.output = redact(mask_paths(result, action.credentials), self._secrets(progress))
         record.output_sealed = self.store.sealer.seal(result)
         record.state = None
         progress.touch(record)
@@ -346,7 +350,8 @@ class Executor:
     ) -> tuple[RunContext, LiveConnection | None]:
         """The action's context, and its connection (read once per step) when it has one."""
         live = None
-        if action.connection is not None:
+        if _uses_connection(action, step):
+            assert action.connection is not None
             connection_id = self.connections.resolve(action.connection, step.connection, where)
             live = await self.connections.get(connection_id)
         connection = live.connection if live is not None else None
@@ -367,15 +372,24 @@ class Executor:
         )
         return context, live
 
-    def _secrets(self) -> frozenset[str]:
-        return self.connections.secret_values()
+    def _secrets(self, progress: Progress) -> frozenset[str]:
+        """What is masked wherever the run is shown: its connections' secrets and the
+        credentials its steps issued (``Action.credentials``)."""
+        return self.connections.secret_values() | progress.credentials
+
+    def _credentials(self, progress: Progress, action_key: str, output: Any) -> None:
+        """Remember the credentials in a step's output, to mask them from then on."""
+        action = self.registry.actions.get(action_key)
+        if action is not None and action.credentials:
+            found = at_paths(output, action.credentials)
+            progress.credentials |= {str(v) for v in found if not isinstance(v, dict | list)}
 
     def _cooling(self, step: Step) -> datetime | None:
         """When the step's connection comes out of a rate-limit cool-down, if it is in one."""
         if not self.connections.any_cooling:
             return None
         action = self.registry.actions.get(step.action)
-        if action is None or action.connection is None:
+        if action is None or action.connection is None or not _uses_connection(action, step):
             return None
         try:
             connection_id = self.connections.resolve(action.connection, step.connection, "")
@@ -453,7 +467,7 @@ class Executor:
             return await self._fail(progress, None, None, str(exc))
         now = self.clock.now()
         run.status, run.finished_at, run.updated_at = RunStatus.SUCCEEDED, now, now
-        run.output = redact(output, self._secrets())
+        run.output = redact(output, self._secrets(progress))
         await self._commit(progress, last=True)
         return Outcome.DONE
 
@@ -469,3 +483,11 @@ class Executor:
         await self._commit(progress, last=True)
         log.warning("run %s failed: %s", run.id, run.error)
         return Outcome.DONE
+
+
+def _uses_connection(action: Action, step: Step) -> bool:
+    """Whether the step calls its action with a connection: a required one, or an optional one
+    the step names."""
+    return action.connection is not None and (
+        action.connection_required or step.connection is not None
+    )

@@ -40,9 +40,12 @@ def run_list(
     return [run_summary(r) for r in store.history.runs(which)]
 
 
-def run_detail(store: Store, run_id: str) -> JSON:
-    """A run with its event and every step's redacted input, output, status and error."""
+def run_detail(store: Store, run_id: str, reveal: bool = False) -> JSON:
+    """A run with its event and every step's input, output, status and error: redacted (its
+    connections' secrets and the credentials its steps issued masked), or as they were when
+    ``reveal`` (the sealed copies; the caller records who revealed them)."""
     run, event, steps = store.history.detail(run_id)
+    unseal = store.sealer.unseal
     return {
         **run_summary(run),
         "event": {"id": event.id, "data": event.data, "received_at": _iso(event.received_at)}
@@ -54,8 +57,8 @@ def run_detail(store: Store, run_id: str) -> JSON:
                 "action": s.action,
                 "status": s.status,
                 "attempts": s.attempts,
-                "input": s.input,
-                "output": s.output,
+                "input": unseal(s.input_sealed) if reveal and s.input_sealed else s.input,
+                "output": unseal(s.output_sealed) if reveal and s.output_sealed else s.output,
                 "error": s.error,
                 "started_at": _iso(s.started_at),
                 "finished_at": _iso(s.finished_at),

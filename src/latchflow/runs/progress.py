@@ -47,6 +47,8 @@ class Progress:
     """When the next checkpoint queues the run to be advanced again."""
     inputs: dict[str, Any] = field(default_factory=dict)
     """Inputs rendered by this process, so its first call need not decrypt them."""
+    credentials: frozenset[str] = frozenset()
+    """Credentials the run's steps issued: masked wherever the run is shown."""
 
     def touch(self, *records: StepRow) -> None:
         for record in records:

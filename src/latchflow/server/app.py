@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import metadata
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from starlette.types import Receive, Scope, Send
@@ -16,9 +17,10 @@ from latchflow.backends.embedded.clock import Scheduler
 from latchflow.backends.nodes import NodeHeartbeat, new_node_id
 from latchflow.engine import Engine
 from latchflow.server import gate, trigger_urls, vendor_webhooks
-from latchflow.server.api import catalog, connections, flows, keys, nodes, runs
+from latchflow.server.api import audit, catalog, connections, flows, keys, nodes, runs
 from latchflow.server.auth import require_api_key
 from latchflow.server.errors import add_error_handlers, responses
+from latchflow.server.openapi import operation_id, refine
 from latchflow.server.responses import SafeJSONResponse
 from latchflow.server.schemas import Health
 from latchflow.server.state import DEFAULT_BODY_LIMIT, ServerState
@@ -48,6 +50,13 @@ class LatchflowApp(FastAPI):
                 return
             receive = admitted
         await super().__call__(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's document, finished by ``refine`` for the installed plugins."""
+        if self.openapi_schema is None:
+            state: ServerState = self.state.latchflow
+            refine(super().openapi(), state.engine.registry)
+        return super().openapi()
 
 
 def create_app(
@@ -96,6 +105,7 @@ def create_app(
         description="Low-code automation for smart locks, smart lockers and key automats.",
         lifespan=lifespan,
         default_response_class=SafeJSONResponse,
+        generate_unique_id_function=operation_id,
     )
     app.state.latchflow = state
     _add_routes(app)
@@ -110,10 +120,13 @@ def _add_routes(app: FastAPI) -> None:
     def healthz() -> Health:
         return Health(status="ok", version=_version())
 
+    # the gate's refusals: a body that is not strict JSON, no or a wrong key, too large a body
     api = APIRouter(
-        prefix="/api", dependencies=[Depends(require_api_key)], responses=responses(401)
+        prefix="/api",
+        dependencies=[Depends(require_api_key)],
+        responses=responses(400, 401, 403, 413),
     )
-    for module in (flows, runs, connections, catalog, nodes, keys):
+    for module in (flows, runs, connections, catalog, nodes, keys, audit):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(trigger_urls.router)

@@ -7,12 +7,15 @@ allowed, a body that does not match its model) are answered in the same shapes.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from latchflow.plugin.errors import LatchflowError, ValidationError
 from latchflow.server.responses import SafeJSONResponse
@@ -64,11 +67,31 @@ async def _latchflow_error(request: Request, exc: Exception) -> SafeJSONResponse
 
 async def _http_error(request: Request, exc: Exception) -> SafeJSONResponse:
     assert isinstance(exc, HTTPException)
-    where, hint = "path", "GET /docs lists the routes and their methods"
+    where, hint, headers = "path", "GET /docs lists the routes and their methods", exc.headers
     if exc.status_code == 405:
-        where = "method"
+        allowed = _documented_methods(request) or (headers or {}).get("Allow", "")
+        where, headers = "method", {"Allow": allowed}
+        hint = f"use {allowed}; GET /docs lists the routes and their methods"
     body = {"error": str(exc.detail), "where": where, "hint": hint}
-    return SafeJSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    return SafeJSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def _documented_methods(request: Request) -> str | None:
+    """The methods the OpenAPI document lists for the request's path (FastAPI has a route per
+    method, and its 405 names only the methods of the first route on the path)."""
+    path: str = request.scope["path"]
+    root_path: str = request.scope.get("root_path", "")
+    if root_path and path.startswith(root_path + "/"):
+        path = path[len(root_path) :]
+    for template, operations in request.app.openapi()["paths"].items():
+        if _path_pattern(template).fullmatch(path):
+            return ", ".join(sorted(method.upper() for method in operations))
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _path_pattern(template: str) -> re.Pattern[str]:
+    return compile_path(template)[0]
 
 
 async def _invalid_request(request: Request, exc: Exception) -> SafeJSONResponse:

@@ -25,7 +25,7 @@ from latchflow.storage.models import ApiKey
 from latchflow.storage.store import Store
 
 API_PREFIX = "/api/"
-KEYS_PATH = "/api/keys"
+ADMIN_PATHS = ("/api/keys", "/api/audit")
 STATE_KEY = "api_key"
 """Where the gate leaves the key's record in ``scope["state"]`` (``request.state.api_key``)."""
 
@@ -39,8 +39,9 @@ def guarded(scope: ASGIScope) -> bool:
 
 
 def needed_scope(method: str, path: str) -> Scope:
-    """The scope a request needs."""
-    if path == KEYS_PATH or path.startswith(KEYS_PATH + "/"):
+    """The scope a request needs by its method and path (admin for the keys and the audit log;
+    a route may ask for more, as revealing credentials does)."""
+    if path.startswith(ADMIN_PATHS):
         return Scope.ADMIN
     return Scope.READ if method in ("GET", "HEAD") else Scope.WRITE
 
@@ -76,10 +77,15 @@ def authorise(record: ApiKey, method: str, path: str, now: datetime) -> None:
             "create a new one with `latchflow apikey create --expires ...`",
         )
     needed = needed_scope(method, path)
+    require_scope(record, needed, f"{method} {path}")
+
+
+def require_scope(record: ApiKey, needed: Scope, what: str) -> None:
+    """Refuse (403) a key whose scope does not allow ``what``."""
     if not Scope(record.scope).allows(needed):
         raise Rejected(
             403,
-            f"the API key {record.name!r} has scope {record.scope}; {method} {path} needs {needed}",
+            f"the API key {record.name!r} has scope {record.scope}; {what} needs {needed}",
             "header authorization",
             f"use a key with scope {needed} (`latchflow apikey create --scope {needed}`)",
         )

@@ -2,10 +2,61 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+)
+
+DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+"""RFC 3339's date-time (JSON Schema's ``format: date-time``): with a UTC offset."""
+
+
+def _date_time(value: Any) -> Any:
+    """An RFC 3339 date-time string as a datetime (not a number, not a date alone)."""
+    if isinstance(value, str) and DATE_TIME.fullmatch(value) is None:
+        raise ValueError(
+            f"{value[:40]!r} is not a date and time with a UTC offset; send e.g."
+            " 2025-01-31T12:00:00Z"
+        )
+    return value
+
+
+def _isoformat(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+DATE_TIME_SCHEMA = WithJsonSchema({"type": "string", "format": "date-time"})
+Moment = Annotated[
+    datetime,
+    PlainSerializer(_isoformat, return_type=str, when_used="json"),
+    DATE_TIME_SCHEMA,
+]
+"""A date and time in an answer, written as ``isoformat()`` writes it (with its UTC offset)."""
+DateTimeParameter = Annotated[datetime, BeforeValidator(_date_time), DATE_TIME_SCHEMA]
+"""A date and time in a request: RFC 3339 only."""
+
+
+class StrictBody(BaseModel):
+    """A request body read as JSON states it: no number for a boolean, no string for a number
+    (an integer may have a zero fraction, 2.0, as JSON Schema counts integers)."""
+
+    model_config = ConfigDict(strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _integral(cls, value: Any) -> Any:
+        return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 class ErrorBody(BaseModel):
@@ -74,12 +125,12 @@ class FlowSummary(BaseModel):
     signed: bool = Field(
         description="Whether the trigger URL requires Standard Webhooks signatures"
     )
-    previous_secret_until: str | None = Field(
+    previous_secret_until: Moment | None = Field(
         None, description="Until when the signing secret replaced last is still accepted"
     )
     trigger_url: str | None = Field(None, description="POST here to start a run (webhook flows)")
-    created_at: str
-    updated_at: str
+    created_at: Moment
+    updated_at: Moment
 
 
 class FlowDetail(FlowSummary):
@@ -88,7 +139,7 @@ class FlowDetail(FlowSummary):
 
 class FlowVersionOut(BaseModel):
     version: int
-    created_at: str
+    created_at: Moment
     document: dict[str, Any]
 
 
@@ -100,9 +151,17 @@ MAX_GRACE_SECONDS = 7 * 24 * 3600
 DEFAULT_GRACE_SECONDS = 24 * 3600
 
 
-class SigningSecretIn(BaseModel):
+B64 = "[A-Za-z0-9+/]"
+SIGNING_SECRET = f"^whsec_(?:{B64}{{4}}){{5}}(?:{B64}{{2,3}}|(?:{B64}{{4}})+(?:{B64}{{2,3}})?)=*$"
+"""'whsec_' and standard base64 (padded or not) of at least 16 bytes, as ``signing`` reads it."""
+
+
+class SigningSecretIn(StrictBody):
     secret: str | None = Field(
-        None, description="A whsec_-prefixed base64 secret; leave out to have one generated"
+        None,
+        description="'whsec_' and the base64 of at least 16 random bytes; leave out to have one"
+        " generated",
+        json_schema_extra={"pattern": SIGNING_SECRET},
     )
     grace_seconds: int = Field(
         DEFAULT_GRACE_SECONDS,
@@ -116,12 +175,12 @@ class SigningSecretOut(BaseModel):
     secret: str = Field(description="Shown once; give it to the sender")
 
 
-class StartIn(BaseModel):
+class StartIn(StrictBody):
     data: dict[str, Any] = Field(default_factory=dict, description="The event the flow sees")
     dedupe_key: str | None = None
 
 
-class ConnectionIn(BaseModel):
+class ConnectionIn(StrictBody):
     vendor: str
     name: str | None = None
     config: dict[str, Any] = Field(
@@ -175,11 +234,11 @@ class RunSummary(BaseModel):
     event_id: str
     status: str
     step_index: int
-    due_at: str | None
+    due_at: Moment | None
     error: str | None
     output: Any = None
-    created_at: str | None
-    finished_at: str | None
+    created_at: Moment | None
+    finished_at: Moment | None
 
 
 class StepOut(BaseModel):
@@ -190,14 +249,14 @@ class StepOut(BaseModel):
     input: Any = None
     output: Any = None
     error: str | None
-    started_at: str | None
-    finished_at: str | None
+    started_at: Moment | None
+    finished_at: Moment | None
 
 
 class RunEvent(BaseModel):
     id: str
     data: Any
-    received_at: str | None
+    received_at: Moment | None
 
 
 class RunDetail(RunSummary):
@@ -205,7 +264,7 @@ class RunDetail(RunSummary):
     steps: list[StepOut]
 
 
-class ReplayIn(BaseModel):
+class ReplayIn(StrictBody):
     from_start: bool = Field(False, description="Replay every step, not just from the failed one")
 
 
@@ -220,7 +279,7 @@ class EventOut(BaseModel):
     run_id: str | None
     key: str | None
     data: Any
-    received_at: str | None
+    received_at: Moment | None
 
 
 class PluginOut(BaseModel):
@@ -279,7 +338,7 @@ class NodeOut(BaseModel):
     alive: bool
 
 
-class ApiKeyIn(BaseModel):
+class ApiKeyIn(StrictBody):
     name: str = Field(min_length=1, max_length=100, description="What the key is for")
     scope: Literal["read", "write", "admin"] = Field(
         "read", description="read: see; write: also change; admin: also manage keys"
@@ -302,3 +361,11 @@ class ApiKeyOut(BaseModel):
 
 class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="Send as 'Authorization: Bearer <key>'; shown this once")
+
+
+class AuditEventOut(BaseModel):
+    at: datetime
+    actor: str = Field(description="Who: the API key (id and name), or cli")
+    action: str = Field(description="What, e.g. reveal")
+    subject: str = Field(description="To what, e.g. run <id>")
+    detail: Any = None

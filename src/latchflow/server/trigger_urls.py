@@ -2,8 +2,8 @@
 
 Order of checks: the URL (flow, token, trigger type, enabled), then the request (content type,
 size, JSON), then the signature when the flow has a signing secret (timestamp window, then the
-current secret or, during a rotation's grace period, the previous one). Every refusal is a JSON
-error and stores nothing. The event, its run and the webhook id receipt are committed in one
+current secret or, during a rotation's grace period, the previous one; without a secret, only
+a malformed ``webhook-timestamp`` is refused). Every refusal is a JSON error and stores nothing. The event, its run and the webhook id receipt are committed in one
 transaction before the answer; concurrent deliveries share transactions (``storage.events``,
 through ``intake``). A signed delivery whose ``webhook-id`` the flow already accepted (a
 sender's retry) is answered 200 with the first delivery's run, as a repeated Idempotency-Key is.
@@ -41,7 +41,7 @@ from latchflow.storage.events import Delivery
 from latchflow.storage.models import FlowRecord, RunRecord
 from latchflow.storage.status import FINISHED
 
-router = APIRouter(tags=["trigger URLs"])
+router = APIRouter(tags=["trigger urls"])
 
 OK_200: dict[int | str, dict[str, Any]] = {
     200: {"model": HookAccepted, "description": "A duplicate, or a finished run"}
@@ -166,6 +166,9 @@ def verify_signature(
 ) -> str | None:
     """The delivery's webhook id when the flow requires signatures (and they check out)."""
     if record.signing_secret is None:
+        stamp = request.header("webhook-timestamp")
+        if stamp is not None:  # a declared header is refused when malformed, signed or not
+            _timestamp(stamp)
         return None
     webhook_id, stamp, signature = (
         _signature_header(request, name)
@@ -235,12 +238,53 @@ WAIT_PARAMETER = {
     "description": "Wait up to this many seconds for the run",
     "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
 }
+SIGNATURE_HEADERS = [
+    {
+        "name": "webhook-id",
+        "in": "header",
+        "required": False,
+        "description": "Standard Webhooks: the delivery's id, the same in each retry (required"
+        " when the flow has a signing secret)",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "webhook-timestamp",
+        "in": "header",
+        "required": False,
+        "description": "Standard Webhooks: when the delivery was signed, in unix seconds (required"
+        " when the flow has a signing secret)",
+        "schema": {"type": "string", "pattern": f"^{UNIX_SECONDS.pattern}$"},
+    },
+    {
+        "name": "webhook-signature",
+        "in": "header",
+        "required": False,
+        "description": "Standard Webhooks: space-separated 'v1,<base64 HMAC-SHA256>' signatures of"
+        " '{webhook-id}.{webhook-timestamp}.{body}' (required when the flow has a signing secret)",
+        "schema": {"type": "string"},
+    },
+]
 PARAMETERS = [
     {"name": "flow_id", "in": "path", "required": True, "schema": {"type": "string"}},
     {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}},
     WAIT_PARAMETER,
-    {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}},
+    {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": "The same key again within a flow starts no second run: the first run is"
+        " answered (200)",
+        "schema": {"type": "string"},
+    },
+    *SIGNATURE_HEADERS,
 ]
+DESCRIPTION = (
+    "The flow's trigger URL (GET /api/flows/{id} shows it): the JSON body, headers and query"
+    " become the event its run sees. A flow with a signing secret accepts only deliveries signed"
+    " as Standard Webhooks sign them; a delivery whose webhook-id was accepted before, or that"
+    " repeats an Idempotency-Key, is answered 200 with the first delivery's run. With ?wait= the"
+    " answer waits that many seconds for the run to finish and carries its output."
+)
 
 
 def wait_seconds(raw: str | None) -> float | None:
@@ -265,6 +309,7 @@ def wait_seconds(raw: str | None) -> float | None:
     status_code=202,
     response_model=HookAccepted,
     summary="Start a run of a webhook flow",
+    description=DESCRIPTION,
     responses=OK_200 | responses(400, 401, 404, 409, 413, 415),
     openapi_extra={
         "parameters": PARAMETERS,

@@ -200,3 +200,15 @@ class NodeRecord(SQLModel, table=True):
     started_at: datetime = _created()
     last_heartbeat: datetime = _created(index=True)
     jobs_in_flight: int = 0
+
+
+class AuditEvent(SQLModel, table=True):
+    """Something done that must stay on record: who (``actor``), what, to what, when."""
+
+    __tablename__ = "audit_events"
+    id: str = Field(primary_key=True)
+    at: datetime = _created(index=True)
+    actor: str
+    action: str
+    subject: str
+    detail: Any = _json()

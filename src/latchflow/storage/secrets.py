@@ -98,3 +98,36 @@ def redact(value: Any, secrets: set[str] | frozenset[str] = frozenset()) -> Any:
             if len(secret) >= 4 and secret in value:
                 value = value.replace(secret, REDACTED)
     return value
+
+
+def at_paths(value: Any, paths: tuple[str, ...]) -> list[Any]:
+    """The values at dotted ``paths`` in a JSON value (a list on the way applies to each item)."""
+    found: list[Any] = []
+    for path in paths:
+        nodes = [value]
+        for part in path.split("."):
+            nodes = [n[part] for n in _items(nodes) if isinstance(n, dict) and part in n]
+        found += [n for n in _items(nodes) if n not in (None, "")]
+    return found
+
+
+def mask_paths(value: Any, paths: tuple[str, ...]) -> Any:
+    """A copy of a JSON value with what is at dotted ``paths`` masked."""
+    for path in paths:
+        value = _mask(value, path.split("."))
+    return value
+
+
+def _items(nodes: list[Any]) -> list[Any]:
+    return [item for n in nodes for item in (n if isinstance(n, list) else [n])]
+
+
+def _mask(value: Any, parts: list[str]) -> Any:
+    if isinstance(value, list):
+        return [_mask(item, parts) for item in value]
+    if not isinstance(value, dict) or parts[0] not in value:
+        return value
+    head, rest = parts[0], parts[1:]
+    inner = value[head]
+    masked = (REDACTED if inner not in (None, "") else inner) if not rest else _mask(inner, rest)
+    return {**value, head: masked}

@@ -8,7 +8,7 @@ records:
 - ``journal``: runs as the executor and the dispatchers take them (claims, checkpoints);
 - ``history``: runs and events for people (listings, detail, replay, cancel);
 - ``cursors``: where schedules and polls left off;
-- ``nodes`` and ``api_keys``.
+- ``nodes``, ``api_keys`` and ``audit`` (things done that must stay on record).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from latchflow.flows.document import Flow
 from latchflow.plugin.errors import ConfigurationError, ValidationError
 from latchflow.plugin.types import JSON, Vendor
 from latchflow.storage.api_keys import ApiKeys
+from latchflow.storage.audit import Audit
 from latchflow.storage.cursors import Cursors
 from latchflow.storage.database import QuickReader, Settings, make_engine, migrate
 from latchflow.storage.events import EventWriter
@@ -89,6 +90,7 @@ class Store:
         self.cursors = Cursors(self.engine)
         self.nodes = Nodes(self.engine)
         self.api_keys = ApiKeys(self.engine)
+        self.audit = Audit(self.engine)
         self._reader = QuickReader(self.engine)
         self._switch_records: dict[str, tuple[tuple[Any, ...], FlowRecord]] = {}
         self._versions: dict[tuple[str, int], Flow] = {}

@@ -75,6 +75,10 @@ def connection_of(ctx: RunContext, vendor: str) -> Connection:
     return connection
 
 
+CREDENTIALS = ("pincode", "pincodes", "keys.storageInfo.pincode", "contracts.pincode")
+"""Output fields that let someone take a key or open a door: sealed and masked in history."""
+
+
 def action(
     connection: str,
     key: str,
@@ -99,4 +103,5 @@ def action(
         connection=connection,
         idempotent=idempotent,
         retry=retry,
+        credentials=CREDENTIALS,
     )

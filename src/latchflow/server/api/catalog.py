@@ -17,6 +17,7 @@ State = Annotated[ServerState, Depends(server_state)]
 
 @router.get(
     "/catalog",
+    name="get_catalog",
     response_model=Catalog,
     tags=["catalog"],
     summary="Installed plugins, vendors, triggers and actions with their schemas and samples",

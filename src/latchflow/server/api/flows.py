@@ -3,6 +3,7 @@ their trigger URL tokens and signing secrets, and starting a run by hand."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import timedelta
 from typing import Annotated, Any
@@ -87,12 +88,15 @@ def list_flows(request: Request, state: State) -> list[dict[str, Any]]:
     return [summary(request, r) for r in state.engine.store.list_flows()]
 
 
+ETAG = re.compile(r'(W/)?"?([0-9]{1,9})"?')
+"""A flow version's ETag as a client may send it back: ``"3"``, ``W/"3"`` or ``3``."""
 IF_MATCH = Header(
     alias="if-match",
     description=(
         "The ETag of the version the change was made from (GET /api/flows/{id} sends it, e.g."
-        ' "3"): if the flow is at another version now, nothing is saved (412)'
+        ' "3"), or *: if the flow is at another version now, nothing is saved (412)'
     ),
+    json_schema_extra={"pattern": f"^(\\*|{ETAG.pattern})$"},
 )
 
 
@@ -104,15 +108,15 @@ def expected_version(if_match: str | None) -> int | None:
     """The version an ``If-Match`` header names, or 400 saying what to send."""
     if if_match is None or if_match.strip() == "*":
         return None
-    value = if_match.strip().removeprefix("W/").strip('"')
-    if not value.isascii() or not value.isdigit() or len(value) > 9:
+    match = ETAG.fullmatch(if_match.strip())
+    if match is None:
         raise Rejected(
             400,
             f"If-Match {if_match!r} is not an ETag of a flow version",
             "header if-match",
             'send the ETag GET /api/flows/{id} answered, e.g. "3"',
         )
-    return int(value)
+    return int(match[2])
 
 
 @router.post(
@@ -134,7 +138,10 @@ def save_flow(
     except StaleWrite as exc:
         status = 412 if if_match is not None else 409
         raise Rejected(
-            status, str(exc), "header if-match" if status == 412 else "$.version"
+            status,
+            str(exc),
+            "header if-match" if status == 412 else "$.version",
+            "GET /api/flows/{id} answers the flow as it is now, with its ETag",
         ) from None
     state.flows_changed()
     response.headers["etag"] = etag(record)
@@ -212,6 +219,7 @@ def disable_flow(
 
 @router.get(
     "/{flow_id}/versions",
+    name="list_flow_versions",
     response_model=list[FlowVersionOut],
     responses=responses(404),
     summary="Every saved version of a flow, newest first",
@@ -226,6 +234,7 @@ def flow_versions(flow_id: str, state: State) -> list[dict[str, Any]]:
 
 @router.post(
     "/{flow_id}/rotate-token",
+    name="rotate_flow_token",
     response_model=TokenOut,
     responses=responses(404),
     summary="Give the flow a new trigger URL token (the old URL stops working)",
@@ -245,7 +254,7 @@ def rotate_token(flow_id: str, request: Request, state: State) -> dict[str, Any]
     " the secret it replaces is still accepted for grace_seconds",
 )
 def set_signing_secret(flow_id: str, state: State, body: SigningSecretIn) -> dict[str, Any]:
-    secret = body.secret or signing.new_secret()
+    secret = signing.new_secret() if body.secret is None else body.secret
     try:
         signing.secret_key(secret)
     except ValueError as exc:

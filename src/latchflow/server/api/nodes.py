@@ -14,7 +14,9 @@ router = APIRouter(tags=["nodes"])
 State = Annotated[ServerState, Depends(server_state)]
 
 
-@router.get("/nodes", response_model=list[NodeOut], summary="Nodes and their health")
+@router.get(
+    "/nodes", name="list_nodes", response_model=list[NodeOut], summary="Nodes and their health"
+)
 def get_nodes(state: State) -> list[NodeOut]:
     """Every ``latchflow serve`` process on this database (one with SQLite), newest first."""
     now = state.engine.clock.now()

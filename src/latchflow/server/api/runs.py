@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from latchflow.plugin.errors import ValidationError
 from latchflow.runs.history import (
     cancel_run,
     event_list,
@@ -15,9 +15,19 @@ from latchflow.runs.history import (
     run_list,
     run_summary,
 )
+from latchflow.server.auth import require_api_key
 from latchflow.server.errors import Rejected, responses
-from latchflow.server.schemas import EventOut, ReplayIn, RunDetail, RunSummary
+from latchflow.server.gate import require_scope
+from latchflow.server.schemas import (
+    DateTimeParameter,
+    EventOut,
+    ReplayIn,
+    RunDetail,
+    RunSummary,
+)
 from latchflow.server.state import ServerState, server_state
+from latchflow.storage.api_keys import Scope
+from latchflow.storage.models import ApiKey
 from latchflow.storage.status import EventStatus, RunStatus
 
 router = APIRouter(tags=["runs"])
@@ -32,8 +42,8 @@ def list_runs(
         str | None,
         Query(description=", ".join(RunStatus)),
     ] = None,
-    since: Annotated[datetime | None, Query(description="Created at or after")] = None,
-    until: Annotated[datetime | None, Query(description="Created before")] = None,
+    since: Annotated[DateTimeParameter | None, Query(description="Created at or after")] = None,
+    until: Annotated[DateTimeParameter | None, Query(description="Created before")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[dict[str, Any]]:
     return run_list(state.engine.store, flow_id, status, since, until, limit)
@@ -43,14 +53,32 @@ def list_runs(
     "/runs/{run_id}",
     name="get_run",
     response_model=RunDetail,
-    responses=responses(404),
-    summary="A run with its steps' inputs and outputs (secrets redacted)",
+    responses=responses(403, 404),
+    summary="A run with its steps' inputs and outputs (secrets and issued credentials masked)",
 )
-def get_run(run_id: str, state: State) -> dict[str, Any]:
+def get_run(
+    run_id: str,
+    state: State,
+    key: Annotated[ApiKey, Depends(require_api_key)],
+    reveal: Annotated[
+        bool,
+        Query(
+            description="Show the steps' inputs and outputs unmasked (admin scope; recorded in"
+            " the audit log with the key)"
+        ),
+    ] = False,
+) -> dict[str, Any]:
+    store = state.engine.store
+    if reveal:
+        require_scope(key, Scope.ADMIN, "revealing a run's credentials")
     try:
-        return run_detail(state.engine.store, run_id)
+        detail = run_detail(store, run_id, reveal=reveal)
     except KeyError:
         raise Rejected(404, f"no run {run_id!r}", "path", "GET /api/runs lists the runs") from None
+    if reveal:
+        actor = f"api key {key.id} ({key.name})"
+        store.audit.record(actor, "reveal", f"run {run_id}", state.engine.clock.now())
+    return detail
 
 
 def _summary(state: ServerState, run_id: str) -> dict[str, Any]:
@@ -62,24 +90,30 @@ def _summary(state: ServerState, run_id: str) -> dict[str, Any]:
 
 @router.post(
     "/runs/{run_id}/replay",
+    name="replay_run",
     response_model=RunSummary,
-    responses=responses(404) | {422: {"description": "The run is still active"}},
+    responses=responses(404, 409),
     summary="Replay a finished run from its failed step, or from the start",
 )
 def replay(run_id: str, state: State, body: ReplayIn | None = None) -> dict[str, Any]:
     _summary(state, run_id)
-    replay_run(
-        state.engine.store,
-        run_id,
-        from_start=bool(body and body.from_start),
-        now=state.engine.clock.now(),
-    )
+    try:
+        replay_run(
+            state.engine.store,
+            run_id,
+            from_start=bool(body and body.from_start),
+            now=state.engine.clock.now(),
+        )
+    except ValidationError as exc:  # the run has not finished
+        message = "; ".join(error.message for error in exc.errors)
+        raise Rejected(409, message, "path", f"POST /api/runs/{run_id}/cancel stops it") from None
     state.dispatcher.notify()
     return _summary(state, run_id)
 
 
 @router.post(
     "/runs/{run_id}/cancel",
+    name="cancel_run",
     response_model=RunSummary,
     responses=responses(404, 409),
     summary="Cancel an unfinished run (a step in progress completes first)",

@@ -14,6 +14,9 @@ from typing import Any
 from latchflow import JSON, Action, RetryPolicy, RunContext, unix_seconds
 from latchflow_keyvox.client import KeyvoxClient
 
+CREDENTIALS = ("pinCode", "qrCode", "pins.pinCode", "pins.qrCode")
+"""Output fields that open a door or a box: sealed at rest and masked in run history."""
+
 VENDOR = "keyvox"
 DEFAULT_RETRY = RetryPolicy()
 Shape = Callable[[Any, JSON], JSON]
@@ -137,6 +140,7 @@ def operation(
         sample=sample,
         run=run,
         connection=VENDOR,
+        credentials=CREDENTIALS,
         idempotent=idempotent,
         retry=retry,
     )
@@ -180,5 +184,6 @@ def paginated(
         sample=sample,
         run=run,
         connection=VENDOR,
+        credentials=CREDENTIALS,
         idempotent=True,
     )

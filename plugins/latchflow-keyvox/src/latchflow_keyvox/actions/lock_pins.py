@@ -12,7 +12,17 @@ from typing import Any
 
 from latchflow import JSON, Action, RunContext, unix_seconds
 from latchflow_keyvox import assumptions as A
-from latchflow_keyvox.actions.base import VENDOR, F, body_from, client, input_schema, obj, s, t
+from latchflow_keyvox.actions.base import (
+    CREDENTIALS,
+    VENDOR,
+    F,
+    body_from,
+    client,
+    input_schema,
+    obj,
+    s,
+    t,
+)
 from latchflow_keyvox.actions.fields import (
     END,
     PIN_CODE,
@@ -86,6 +96,7 @@ def issuing(key: str, function: str, title: str, description: str, fields: list[
         sample={**PIN_SAMPLE, "unitId": "5e901978ef16f912aa9aaaa7", "reused": False},
         run=run,
         connection=VENDOR,
+        credentials=CREDENTIALS,
         idempotent=True,
     )
 
