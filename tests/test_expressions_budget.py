@@ -7,6 +7,7 @@ security finding); now each fails well within a second.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import time
@@ -311,3 +312,13 @@ def test_error_messages_show_only_the_beginning_of_large_values() -> None:
     message, _ = fail({"v": "{{ abs(trigger.big) }}"})
     assert message.startswith(f'{WHERE}.v: abs(): invalid type for value ["xxx')
     assert len(message) < 300
+
+
+def test_a_garbage_collection_meanwhile_does_not_count_against_the_time() -> None:
+    heap = [{"n": n} for n in range(1_000_000)]  # a collection walks all of these
+    budget = Budget(seconds=0.005)
+    started = time.thread_time()
+    gc.collect()
+    assert time.thread_time() - started > 0.005, "the collection was too quick to tell"
+    budget.look()  # the evaluation itself used next to nothing
+    del heap

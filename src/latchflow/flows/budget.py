@@ -13,7 +13,8 @@ One ``Budget`` serves one evaluation: one ``render`` (all the expressions of a s
 - The evaluation may use so much of its thread's CPU time. The interpreter looks at the clock every
   few nodes and after every function call and comparison, and the long loops here look too. A cheap
   wall clock is read first and the thread's CPU clock only once the wall clock is past the
-  deadline, so time spent waiting for a CPU does not count.
+  deadline, so time spent waiting for a CPU does not count; nor does a garbage collection that
+  happens to run meanwhile (it walks the whole process's heap, not the expression's values).
 
 Sizes are measured by walking the value. A part shared within one value is measured once (by its
 identity, during that walk only, while it is certainly alive) and counted once per reference, as
@@ -26,7 +27,9 @@ opened and written in batches, and writing stops as soon as the text would pass 
 
 from __future__ import annotations
 
+import gc
 import json
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -114,6 +117,26 @@ class _Cursor:
         self.opening, self.closing = brackets[0], brackets[1]
 
 
+_gc = threading.local()
+"""Per thread: CPU seconds spent in garbage collections (``seconds``) and the start of the one
+running (``started``)."""
+
+
+def _collecting() -> float:
+    return float(getattr(_gc, "seconds", 0.0))
+
+
+def _count_collections(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _gc.started = time.thread_time()
+    elif (started := getattr(_gc, "started", None)) is not None:
+        _gc.seconds = _collecting() + time.thread_time() - started
+        _gc.started = None
+
+
+gc.callbacks.append(_count_collections)
+
+
 class Budget:
     """What one evaluation may still build and how long it may still run (see the module)."""
 
@@ -129,12 +152,16 @@ class Budget:
         self._next_look = _LOOK_EVERY
         self._wall_deadline = time.perf_counter() + seconds
         self._cpu_deadline = time.thread_time() + seconds
+        self._collecting = _collecting()
 
     # Time -------------------------------------------------------------------------------------
 
     def look(self) -> None:
         """Fail once the evaluation has used its CPU time."""
-        if time.perf_counter() > self._wall_deadline and time.thread_time() > self._cpu_deadline:
+        if time.perf_counter() <= self._wall_deadline:
+            return
+        collecting = _collecting() - self._collecting
+        if time.thread_time() - collecting > self._cpu_deadline:
             raise ExpressionError(
                 f"the expression took longer than {self.seconds * 1000:g} ms, the time the"
                 " expressions of one step may take together; simplify it, or move the work"
