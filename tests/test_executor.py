@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 
 from latchflow.engine import Engine
+from latchflow.flows import expressions
 from latchflow.plugin.clock import FakeClock
 from latchflow.plugin.errors import FatalError, RetryableError, SkipError
 from latchflow.runs.history import replay_run, run_detail
@@ -212,3 +214,63 @@ async def test_a_claimed_run_is_not_run_by_a_second_worker(engine: Engine) -> No
     accepted = engine.start(record.id, {})
     assert [rows.run.id for rows in engine.executor.claim_due()] == [accepted.run_id]
     assert await engine.executor.execute(accepted.run_id) is None
+
+
+BUSY = "length(map(&to_string(@), trigger.items))"  # some milliseconds of work
+HEAVY = (
+    "trigger.x" + " | [@, @]" * 20 + " | [" + ", ".join(["length(@" + "[*]" * 20 + ")"] * 48) + "]"
+)
+
+
+async def test_a_long_render_runs_aside_and_gives_the_same_result(
+    engine: Engine, acme: AcmePlugin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(expressions, "ON_LOOP_SECONDS", 0)  # every render goes to a worker
+    document = flow(
+        [
+            {
+                "id": "a",
+                "if": "{{ " + BUSY + " > `0` }}",
+                "action": "acme.record",
+                "input": {"name": "a", "value": "{{ to_string(" + BUSY + ") }}"},
+            },
+            {"id": "b", "action": "acme.record", "input": {"name": "{{ trigger.items }}"}},
+        ],
+        output={"count": "{{ " + BUSY + " }}"},
+    )
+    run_id = await run_flow(engine, document, {"items": list(range(1000))})
+    detail = run_detail(engine.store, run_id)
+    assert detail["status"] == "failed"
+    assert acme.calls[0][1]["value"] == "1000"
+    assert "$.steps[1].input.name: [0, 1, 2" in detail["error"]  # errors keep where they were
+    assert "is not of type 'string'" in detail["error"]
+    document["steps"] = document["steps"][:1]  # type: ignore[index]
+    document["version"] = 2
+    run_id = await run_flow(engine, document, {"items": list(range(1000))})
+    assert run_detail(engine.store, run_id)["output"] == {"count": 1000}
+
+
+async def test_a_heavy_expression_neither_blocks_other_runs_nor_escapes_the_budget(
+    engine: Engine,
+) -> None:
+    heavy = engine.install_flow(
+        flow(
+            [{"id": "h", "action": "core.set", "input": {"values": {"v": "{{ " + HEAVY + " }}"}}}],
+            id="heavy",
+        )
+    )
+    light = engine.install_flow(
+        flow(
+            [{"id": "l", "action": "core.set", "input": {"values": {"v": "{{ trigger.x }}"}}}],
+            id="light",
+        )
+    )
+    heavy_run = engine.start(heavy.id, {"x": "x"}).run_id
+    light_run = engine.start(light.id, {"x": "x"}).run_id
+    rendering = asyncio.create_task(engine.executor.execute(heavy_run))
+    await asyncio.sleep(0)  # the heavy run starts first
+    assert await engine.executor.execute(light_run) == "succeeded"
+    assert not rendering.done()  # the light run finished while the heavy one was rendering
+    assert await rendering == "failed"
+    error = run_detail(engine.store, heavy_run)["error"]
+    assert error.startswith("step 'h': $.steps[0].input.values.v: the expression took longer than")

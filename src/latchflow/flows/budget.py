@@ -117,6 +117,10 @@ class _Cursor:
         self.opening, self.closing = brackets[0], brackets[1]
 
 
+class TimeSpent(ExpressionError):
+    """The evaluation used its CPU time."""
+
+
 _gc = threading.local()
 """Per thread: CPU seconds spent in garbage collections (``seconds``) and the start of the one
 running (``started``)."""
@@ -162,7 +166,7 @@ class Budget:
             return
         collecting = _collecting() - self._collecting
         if time.thread_time() - collecting > self._cpu_deadline:
-            raise ExpressionError(
+            raise TimeSpent(
                 f"the expression took longer than {self.seconds * 1000:g} ms, the time the"
                 " expressions of one step may take together; simplify it, or move the work"
                 " to a step"

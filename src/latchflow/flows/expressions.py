@@ -24,10 +24,14 @@ checks, ``latchflow.flows.functions`` the function library.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import functools
+import multiprocessing
+import os
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -35,13 +39,14 @@ import jmespath
 import jmespath.exceptions
 from jmespath.lexer import Lexer
 
-from latchflow.flows.budget import Budget
+from latchflow.flows.budget import Budget, TimeSpent
 from latchflow.flows.functions import FUNCTION_NAMES, check_call
 from latchflow.flows.interpreter import Interpreter, one_line
 from latchflow.flows.values import (
     MAX_DEPTH,
     MAX_EXPRESSION_LENGTH,
     MAX_VALUE_SIZE,
+    ON_LOOP_SECONDS,
     TIME_BUDGET,
     child_path,
     iso_text,
@@ -62,6 +67,7 @@ __all__ = [
     "is_truthy",
     "referenced_steps",
     "render",
+    "render_aside",
 ]
 
 _OPEN = "{{"
@@ -220,8 +226,8 @@ def evaluate(expression: str, scope: dict[str, Any], *, time_budget: float = TIM
     data = scope_data(scope)
     try:
         return Interpreter(Budget(seconds=time_budget)).run(_parse(source), data)[0]
-    except ExpressionError as exc:
-        raise ExpressionError(f"{exc} (in {show_expression(source)})") from None
+    except ExpressionError as exc:  # the same kind, named where
+        raise type(exc)(f"{exc} (in {show_expression(source)})") from None
 
 
 def render(
@@ -237,6 +243,29 @@ def render(
     """
     data = scope_data(scope)
     return _Renderer(data, Budget(seconds=time_budget)).walk(template, path, 1)
+
+
+async def render_aside(template: Any, scope: dict[str, Any], path: str = "$") -> Any:
+    """``render``, off the event loop when it takes long: it starts on the loop with
+    ``ON_LOOP_SECONDS``; one that needs more starts again in a worker process with the whole
+    budget, so that the loop (and the interpreter lock) go on serving other runs meanwhile."""
+    try:
+        return render(template, scope, path, time_budget=ON_LOOP_SECONDS)
+    except TimeSpent:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_aside(), render, template, scope, path)
+
+
+@functools.cache
+def _aside() -> ProcessPoolExecutor:
+    """The worker processes, started on first use, at a lower priority than the event loop's;
+    "spawn" because the caller's threads and event loop do not survive a fork."""
+    return ProcessPoolExecutor(
+        max_workers=2,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=os.nice,
+        initargs=(10,),
+    )
 
 
 class _Renderer:
@@ -266,8 +295,8 @@ class _Renderer:
             if not text:
                 return value, size
             written = self.budget.as_text(value, MAX_VALUE_SIZE - self.total)
-        except ExpressionError as exc:
-            raise ExpressionError(f"{where}: {exc} (in {show_expression(expression)})") from None
+        except ExpressionError as exc:  # the same kind, named where
+            raise type(exc)(f"{where}: {exc} (in {show_expression(expression)})") from None
         except (TypeError, ValueError) as exc:  # a huge integer cannot be printed
             raise ExpressionError(f"{where}: {exc} (in {show_expression(expression)})") from None
         if written is None:

@@ -46,6 +46,9 @@ MAX_BUILT = 8 * MAX_VALUE_SIZE
 MAX_FUNCTION_STRING = 1024 * 1024
 #: CPU seconds one evaluation (one render, or one evaluate) may take.
 TIME_BUDGET = 0.1
+#: CPU seconds a step's rendering may take on the event loop before it goes on in a worker
+#: process (``render_aside``).
+ON_LOOP_SECONDS = 0.005
 #: Deepest nesting of arrays/objects accepted in the scope, in templates and in results.
 MAX_DEPTH = 64
 #: Digits random_pin() may produce.

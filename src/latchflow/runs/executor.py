@@ -186,7 +186,7 @@ class Executor:
         record = progress.records.get(step.id)
         if record is None:
             try:
-                record = self._start_step(progress, step, where)
+                record = await self._start_step(progress, step, where)
             except LatchflowError as exc:
                 return await self._fail(progress, None, step, str(exc))
             if record.status == StepStatus.SKIPPED:
@@ -212,7 +212,7 @@ class Executor:
         action = self.registry.actions.get(step.action)
         return action is not None and action.idempotent and action.connection is None
 
-    def _start_step(self, progress: Progress, step: Step, where: str) -> StepRow:
+    async def _start_step(self, progress: Progress, step: Step, where: str) -> StepRow:
         run, scope = progress.run, progress.scope
         action = self._action(step, where)
         record = StepRow(
@@ -224,13 +224,13 @@ class Executor:
         )
         progress.records[step.id] = record
         if step.condition is not None:
-            condition = expressions.render(step.condition, scope, f"{where}.if")
+            condition = await expressions.render_aside(step.condition, scope, f"{where}.if")
             if not expressions.is_truthy(condition):
                 record.status, record.finished_at = StepStatus.SKIPPED, self.clock.now()
                 record.error = f"'if' was {condition!r}"
                 progress.touch(record)
                 return record
-        rendered = expressions.render(step.input, scope, f"{where}.input")
+        rendered = await expressions.render_aside(step.input, scope, f"{where}.input")
         problems = list(validator(action.input_schema).iter_errors(rendered))
         if problems:
             first = problems[0]
@@ -459,7 +459,9 @@ class Executor:
         run, flow, scope = progress.run, progress.flow, progress.scope
         try:
             if flow.output_template is not None:
-                output: Any = expressions.render(flow.output_template, scope, "$.output")
+                output: Any = await expressions.render_aside(
+                    flow.output_template, scope, "$.output"
+                )
             else:
                 finished = [s.id for s in flow.steps if s.id in scope["steps"]]
                 output = scope["steps"][finished[-1]] if finished else None
