@@ -53,6 +53,18 @@ def revision(record: ConnectionRecord) -> str:
     return f'"{int(record.updated_at.timestamp() * 1_000_000)}"'
 
 
+def shown(record: ConnectionRecord) -> JSON:
+    """A connection as users see it: its settings without secrets and its revision."""
+    return {
+        "id": record.id,
+        "vendor": record.vendor,
+        "name": record.name,
+        "config": record.config,
+        "webhook_sources": record.webhook_sources,
+        "revision": revision(record),
+    }
+
+
 def new_webhook_token() -> str:
     """The unguessable part of a connection's vendor webhook URL (192 random bits)."""
     return secrets.token_urlsafe(24)
@@ -239,20 +251,13 @@ class Connections:
         record = self.store.save_connection(
             connection_id, vendor, name, merged, webhook_token, webhook_sources, based_on
         )
-        shown: JSON = {
-            "id": record.id,
-            "vendor": record.vendor,
-            "name": record.name,
-            "config": record.config,
-            "webhook_sources": record.webhook_sources,
-            "revision": revision(record),
-        }
+        answer = shown(record)
         if webhook_token is not None:
-            shown["webhook_token"] = webhook_token
+            answer["webhook_token"] = webhook_token
         if test:
             live = await self.get(connection_id)
-            shown["test"] = await vendor.test_connection(live.connection)
-        return shown
+            answer["test"] = await vendor.test_connection(live.connection)
+        return answer
 
     async def close(self) -> None:
         for live in self._live.values():

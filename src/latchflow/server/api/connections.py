@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request, Response
 
 from latchflow.plugin.errors import LatchflowError
-from latchflow.runs.connections import new_webhook_token, revision
+from latchflow.runs.connections import new_webhook_token, shown
 from latchflow.server.errors import Rejected, responses
 from latchflow.server.schemas import (
     ConnectionIn,
@@ -22,22 +22,10 @@ from latchflow.server.schemas import (
     WebhookUrlOut,
 )
 from latchflow.server.state import ServerState, server_state
-from latchflow.storage.models import ConnectionRecord
 from latchflow.storage.store import StaleWrite
 
 router = APIRouter(tags=["connections"])
 State = Annotated[ServerState, Depends(server_state)]
-
-
-def _shown(record: ConnectionRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "vendor": record.vendor,
-        "name": record.name,
-        "config": record.config,
-        "webhook_sources": record.webhook_sources,
-        "revision": revision(record),
-    }
 
 
 def webhook_url(request: Request, vendor: str, connection_id: str, token: str) -> str:
@@ -50,7 +38,7 @@ def webhook_url(request: Request, vendor: str, connection_id: str, token: str) -
 
 @router.get("/connections", response_model=list[ConnectionOut], summary="Connections")
 def list_connections(state: State) -> list[dict[str, Any]]:
-    return [_shown(r) for r in state.engine.store.list_connections()]
+    return [shown(r) for r in state.engine.store.list_connections()]
 
 
 @router.put(
@@ -74,7 +62,7 @@ async def put_connection(
     ] = None,
 ) -> dict[str, Any]:
     try:
-        shown = await state.engine.connections.save(
+        answer = await state.engine.connections.save(
             connection_id,
             body.vendor,
             body.name or connection_id,
@@ -86,11 +74,11 @@ async def put_connection(
     except StaleWrite as exc:
         status, where = (412, "header if-match") if if_match is not None else (409, "path")
         raise Rejected(status, str(exc), where, "GET /api/connections shows it now") from None
-    token = shown.pop("webhook_token", None)
+    token = answer.pop("webhook_token", None)
     if token is not None:
-        shown["webhook_url"] = webhook_url(request, body.vendor, connection_id, token)
-    response.headers["etag"] = shown["revision"]
-    return shown
+        answer["webhook_url"] = webhook_url(request, body.vendor, connection_id, token)
+    response.headers["etag"] = answer["revision"]
+    return answer
 
 
 @router.post(
