@@ -141,16 +141,16 @@ class BatchWriter(Generic[Item, Result]):
 
     def _write_alone(self, item: Item) -> Sequence[Result | Exception]:
         """``item`` in a transaction of its own; once more after a unique-key race."""
-        try:
-            return self._write_once(None, [item])
-        except IntegrityError:
-            pass
-        except Exception as exc:
-            return [exc]
-        try:
-            return self._write_once(None, [item])
-        except Exception as exc:
-            return [exc]
+        tries = 2
+        while True:
+            tries -= 1
+            try:
+                return self._write_once(None, [item])
+            except IntegrityError as exc:  # a concurrent writer took the key: the retry sees it
+                if not tries:
+                    return [exc]
+            except Exception as exc:
+                return [exc]
 
     def _close(self) -> None:
         if self._connection is not None:
