@@ -17,6 +17,7 @@ from latchflow import (
     FatalError,
     Pending,
     RetryableError,
+    RetrySafety,
     RunContext,
     Vendor,
     hookimpl,
@@ -109,10 +110,12 @@ class AcmePlugin:
                 return Pending(ctx.clock.now() + timedelta(seconds=10), {"checks": checks + 1})
             return {"name": data["name"]}
 
-        for key, run, connection in (
-            ("acme.record", record, None),
-            ("acme.connected", connected, "acme"),
-            ("acme.job", job, None),
+        for key, run, connection, safety in (
+            ("acme.record", record, None, RetrySafety.IDEMPOTENCY_KEY),
+            ("acme.connected", connected, "acme", RetrySafety.IDEMPOTENCY_KEY),
+            ("acme.job", job, None, RetrySafety.IDEMPOTENCY_KEY),
+            ("acme.once", record, None, RetrySafety.MANUAL),  # no way to find what it made
+            ("acme.once_connected", connected, "acme", RetrySafety.MANUAL),
         ):
             register(
                 Action(
@@ -124,6 +127,7 @@ class AcmePlugin:
                     sample={"name": "sample"},
                     run=run,
                     connection=connection,
+                    retry_safety=safety,
                 )
             )
 

@@ -98,7 +98,7 @@ async def test_backoff_grows_and_gives_up_after_max_attempts(
         delays.append((run.due_at - clock.now()).total_seconds())
         clock.set(run.due_at)
         await engine.executor.execute(run_id)
-    assert delays == [2.0, 4.0]
+    assert delays == [5.0, 15.0]
     detail = run_detail(engine.store, run_id)
     assert detail["status"] == "failed"
     assert "gave up after 3 attempts: down" in detail["error"]
@@ -111,7 +111,7 @@ async def test_fatal_error_fails_the_run_and_later_steps_do_not_run(
     run_id = await run_flow(engine, flow(steps("a", "b")))
     detail = run_detail(engine.store, run_id)
     assert detail["status"] == "failed"
-    assert detail["error"] == "step 'a': unit 42 not found"
+    assert detail["error"] == "step 'a' (acme.record): unit 42 not found"
     assert detail["steps"][0]["status"] == "failed"
     assert len(detail["steps"]) == 1
 
@@ -273,4 +273,6 @@ async def test_a_heavy_expression_neither_blocks_other_runs_nor_escapes_the_budg
     assert not rendering.done()  # the light run finished while the heavy one was rendering
     assert await rendering == "failed"
     error = run_detail(engine.store, heavy_run)["error"]
-    assert error.startswith("step 'h': $.steps[0].input.values.v: the expression took longer than")
+    assert error.startswith(
+        "step 'h' (core.set): $.steps[0].input.values.v: the expression took longer than"
+    )

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 import latchflow
-from latchflow import Action, Trigger, Vendor, hookimpl
+from latchflow import Action, RetrySafety, Trigger, Vendor, hookimpl
 from latchflow.builtin.actions import ACTIONS
 from latchflow.builtin.triggers import MANUAL
 from latchflow.plugin import hookspecs
 from latchflow.plugin.errors import PluginError
 from latchflow.plugin.host import load_registry
+from latchflow.testing import conformance_problems
 
 from .support import AcmePlugin
 
@@ -29,9 +30,10 @@ def test_the_public_api_is_frozen() -> None:
     assert latchflow.__all__ == [
         "JSON", "Action", "ActionError", "Clock", "ConfigurationError", "Connection", "ErrorDetail",
         "ExpressionError", "FakeClock", "FatalError", "LatchflowError", "Pending", "PluginError",
-        "PollResult", "RateLimitedError", "RetryPolicy", "RetryableError", "RunContext", "RunFiltered", "SkipError",
-        "SystemClock", "Trigger", "TriggerEvent", "ValidationError", "Vendor", "WebhookError",
-        "WebhookRequest", "hookimpl", "match_fields", "parse_moment", "unix_seconds",
+        "PollResult", "RateLimitedError", "RetryPolicy", "RetrySafety", "RetryableError", "RunContext",
+        "RunFiltered", "SkipError", "SystemClock", "Trigger", "TriggerEvent", "UnmappedEvent",
+        "ValidationError", "Vendor", "WebhookError", "WebhookRequest", "event_types_schema", "hookimpl",
+        "map_event", "match_fields", "parse_moment", "unix_seconds",
     ]  # fmt: skip
     for name in latchflow.__all__:
         assert hasattr(latchflow, name)
@@ -157,3 +159,17 @@ def test_trigger_sample_must_match() -> None:
     )
     with pytest.raises(PluginError, match="sample does not match"):
         load_registry(extra=[single("register_triggers", trigger)])
+
+
+def test_the_conformance_check_fails_an_action_that_declares_no_retry_safety() -> None:
+    undeclared = replace(BASE, key="test.make_thing", retry_safety=None)
+    registry = load_registry(extra=[single("register_actions", undeclared)])
+    (plugin,) = [p.name for p in registry.plugins if p.actions == ["test.make_thing"]]
+    assert conformance_problems(registry, plugin) == [
+        "action 'test.make_thing' declares no retry_safety: say how a retry after a lost answer"
+        " avoids a second effect (RetrySafety)"
+    ]
+    declared = replace(undeclared, retry_safety=RetrySafety.RECONCILE)
+    registry = load_registry(extra=[single("register_actions", declared)])
+    (plugin,) = [p.name for p in registry.plugins if p.actions == ["test.make_thing"]]
+    assert conformance_problems(registry, plugin) == []

@@ -1,16 +1,19 @@
-"""A vendor's 429 on one connection slows that connection, not the others (and holds no worker)."""
+"""A vendor's 429 or outage on one connection holds that connection, not the others (and holds no
+worker); every process sees the hold."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import select
 
 from latchflow.backends.embedded.dispatcher import EmbeddedDispatcher
 from latchflow.engine import Engine
 from latchflow.plugin.clock import FakeClock
-from latchflow.plugin.errors import RateLimitedError
+from latchflow.plugin.errors import RateLimitedError, RetryableError
+from latchflow.plugin.host import Registry
+from latchflow.runs.holds import OUTAGE_AFTER, REFRESH_SECONDS
 from latchflow.storage.models import StepRecord
 
 from .support import AcmePlugin, flow
@@ -58,7 +61,14 @@ def attempts(engine: Engine, run_id: str) -> int:
         return session.exec(select(StepRecord.attempts).where(StepRecord.run_id == run_id)).one()
 
 
-async def test_a_429_cools_down_its_connection_while_others_keep_running(
+def pace(engine: Engine, limits: int) -> timedelta:
+    """How far apart a hold releases the runs it kept waiting after ``limits`` 429s in a row
+    (each halves the rate, from twice the vendor's concurrency a second)."""
+    rate = 2 * engine.registry.vendors["acme"].max_concurrency / 2**limits
+    return timedelta(seconds=1 / rate)
+
+
+async def test_a_429_holds_its_connection_while_others_keep_running(
     engine: Engine, acme: AcmePlugin, clock: FakeClock
 ) -> None:
     setup_two_connections(engine)
@@ -66,9 +76,10 @@ async def test_a_429_cools_down_its_connection_while_others_keep_running(
     acme.fail_next("busy", RateLimitedError("acme answered 429", retry_after=60))
     limited = engine.start("on-busy", {}).run_id
     await dispatcher.drain()
-    cool_end = engine.connections.cooling_until("busy")
-    assert cool_end is not None and (cool_end - clock.now()).total_seconds() == 60
-    assert status(engine, limited) == ("waiting", cool_end)  # the step retries at the same time
+    hold_end = engine.connections.holds.held_until("busy")
+    assert hold_end is not None and (hold_end - clock.now()).total_seconds() == 60
+    assert status(engine, limited) == ("waiting", hold_end)  # the step retries at the end
+    assert attempts(engine, limited) == 0  # the vendor asked it to wait: not an attempt
 
     clock.advance(10)
     held = [engine.start("on-busy", {"n": n}).run_id for n in range(3)]
@@ -76,29 +87,34 @@ async def test_a_429_cools_down_its_connection_while_others_keep_running(
     await dispatcher.drain()
     assert [status(engine, r)[0] for r in others] == ["succeeded"] * 5
     assert calls_on(acme, "calm") == 5
-    # the busy connection's new runs were not called: they wait for the end of the cool-down,
-    # without a worker and without spending one of their attempts
+    # the busy connection's new runs were not called: they wait for the end of the hold,
+    # without a worker and without spending one of their attempts, and are released one
+    # after another, not all at once
     assert calls_on(acme, "busy") == 0
-    assert [status(engine, r) for r in held] == [("waiting", cool_end)] * 3
+    slots = [hold_end + pace(engine, 1) * n for n in (1, 2, 3)]  # in whichever order they ran
+    assert sorted(status(engine, r) for r in held) == [("waiting", slot) for slot in slots]
     assert [attempts(engine, r) for r in held] == [0, 0, 0]
-    shown = f"connection cooling down after a rate limit until {cool_end.isoformat()}"
-    assert [step_shown(engine, r) for r in held] == [("retrying", shown)] * 3
+    shown = [f"the connection is held (rate limit or outage) until {s.isoformat()}" for s in slots]
+    assert sorted(step_shown(engine, r) for r in held) == [("retrying", t) for t in shown]
     assert dispatcher.in_flight == 0
 
     clock.advance(49)
     await dispatcher.drain()
     assert calls_on(acme, "busy") == 0
-    assert engine.connections.cooling_until("busy") == cool_end
+    assert engine.connections.holds.held_until("busy") == hold_end
 
     clock.advance(1)
     await dispatcher.drain()
-    assert engine.connections.cooling_until("busy") is None
+    assert engine.connections.holds.held_until("busy") is None
+    assert status(engine, limited)[0] == "succeeded" and calls_on(acme, "busy") == 1
+    clock.advance(1)
+    await dispatcher.drain()
     assert [status(engine, r)[0] for r in [limited, *held]] == ["succeeded"] * 4
     assert calls_on(acme, "busy") == 4
-    assert attempts(engine, limited) == 2 and [attempts(engine, r) for r in held] == [1, 1, 1]
+    assert attempts(engine, limited) == 1 and [attempts(engine, r) for r in held] == [1, 1, 1]
 
 
-async def test_a_call_waiting_for_a_slot_when_the_429_arrives_waits_for_the_cool_down(
+async def test_a_call_waiting_for_a_slot_when_the_429_arrives_waits_for_the_hold(
     engine: Engine, acme: AcmePlugin, clock: FakeClock
 ) -> None:
     setup_two_connections(engine)
@@ -110,10 +126,81 @@ async def test_a_call_waiting_for_a_slot_when_the_429_arrives_waits_for_the_cool
     task = asyncio.create_task(engine.executor.execute(run_id))
     for _ in range(100):
         await asyncio.sleep(0)
-    assert not task.done()  # past the cool-down check, queued for a slot
-    until = engine.connections.cool_down("busy", 30)  # one of those calls got a 429
+    assert not task.done()  # past the hold check, queued for a slot
+    until = engine.connections.holds.rate_limited("busy", 30, "429")  # one of those calls got it
     for _ in range(slots):
         live.slots.release()
     assert await task == "waiting"
     assert status(engine, run_id) == ("waiting", until)
     assert calls_on(acme, "busy") == 0 and attempts(engine, run_id) == 0
+
+
+async def test_an_outage_opens_the_breaker_one_probe_then_the_runs_go_on(
+    engine: Engine, acme: AcmePlugin, clock: FakeClock
+) -> None:
+    setup_two_connections(engine)
+    dispatcher = EmbeddedDispatcher(engine.executor, clock, workers=1)
+    down = [RetryableError("acme answered 502", status=502) for _ in range(OUTAGE_AFTER + 1)]
+    acme.fail_next("busy", *down)
+    runs = [engine.start("on-busy", {"n": n}).run_id for n in range(20)]
+    await dispatcher.drain()
+    # five failures in a row open the breaker: the other runs wait without calling
+    assert calls_on_vendor(acme) == OUTAGE_AFTER
+    hold_end = engine.connections.holds.held_until("busy")
+    assert hold_end is not None and (hold_end - clock.now()).total_seconds() == 15
+    assert sum(attempts(engine, r) for r in runs) == OUTAGE_AFTER
+    calm = engine.start("on-calm", {}).run_id
+    await dispatcher.drain()
+    assert status(engine, calm)[0] == "succeeded"  # another connection is not held
+
+    # the hold ends: one call probes, and fails: the breaker opens again, for longer
+    clock.set(hold_end)
+    await dispatcher.drain()
+    assert calls_on_vendor(acme) == OUTAGE_AFTER + 1
+    second_end = engine.connections.holds.held_until("busy")
+    assert second_end is not None and (second_end - clock.now()).total_seconds() == 30
+
+    # the vendor is back: the probe succeeds, the breaker closes, every run succeeds
+    for _ in range(40):
+        clock.advance(15)
+        await dispatcher.drain()
+    assert [status(engine, r)[0] for r in runs] == ["succeeded"] * 20
+    assert engine.connections.holds.held_until("busy") is None
+    assert calls_on_vendor(acme) == OUTAGE_AFTER + 1
+
+
+def calls_on_vendor(acme: AcmePlugin) -> int:
+    """Calls on the busy connection that failed (the failures the test queued and used)."""
+    return OUTAGE_AFTER + 1 - len(acme.failures.get("busy", []))
+
+
+async def test_a_hold_is_seen_by_every_process(
+    engine: Engine, registry: Registry, clock: FakeClock
+) -> None:
+    other = Engine(engine.settings, registry=registry, clock=clock)
+    try:
+        until = engine.connections.holds.rate_limited("busy", 60, "429")
+        clock.advance(REFRESH_SECONDS)
+        assert other.connections.holds.held_until("busy") == until
+    finally:
+        await other.close()
+
+
+async def test_429s_in_a_row_slow_the_releases_and_calls_that_go_through_speed_them_up(
+    engine: Engine, clock: FakeClock
+) -> None:
+    holds, rate = engine.connections.holds, 16.0
+    for _ in range(3):
+        until = holds.rate_limited("busy", 1, "acme answered 429")
+    first, second = holds.admit("busy", rate), holds.admit("busy", rate)
+    assert first == until and second is not None
+    assert (second - first).total_seconds() == 2**3 / rate  # a run every half second
+
+    clock.set(until)
+    assert holds.admit("busy", rate) is None  # the hold is over: calls go out
+    for _ in range(16):
+        holds.succeeded("busy")
+    until = holds.rate_limited("busy", 1, "acme answered 429 again")
+    first, second = holds.admit("busy", rate), holds.admit("busy", rate)
+    assert first is not None and second is not None
+    assert (second - first).total_seconds() == 2 / rate  # back to full speed, halved once

@@ -20,7 +20,7 @@ from latchflow.flows.document import full_schema, load_document, validate_flow
 from latchflow.plugin.errors import LatchflowError, ValidationError
 from latchflow.plugin.host import Registry, load_registry
 from latchflow.runs.connections import new_webhook_token
-from latchflow.runs.history import replay_run, run_detail, run_list
+from latchflow.runs.history import event_list, replay_run, run_detail, run_list
 from latchflow.storage.api_keys import Scope
 from latchflow.storage.database import Settings
 from latchflow.storage.models import ApiKey
@@ -156,6 +156,33 @@ def runs_list(
             str(r["step_index"]),
             str(r["created_at"]),
             r["error"] or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def events(
+    flow: Annotated[str | None, typer.Option(help="Only this flow's events")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="Only events with this status: accepted, duplicate, filtered, dropped"),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first")] = 50,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """List events, newest first: what started a run, and why others did not."""
+    engine = _engine(data_dir, database_url)
+    table = Table("event", "received", "status", "flow or connection", "trigger", "run", "reason")
+    for e in event_list(engine.store, flow_id=flow, status=status, limit=limit):
+        table.add_row(
+            e["id"],
+            str(e["received_at"]),
+            e["status"],
+            e["flow_id"] or e["connection_id"] or "",
+            e["trigger"] or f"(vendor type {e['vendor_type']})",
+            e["run_id"] or "",
+            e["reason"] or "",
         )
     console.print(table)
 

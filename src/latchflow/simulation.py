@@ -4,16 +4,30 @@ A simulator is a FastAPI app; ``add_sim_controls(app, sim)`` mounts the shared `
 routes and the fault-injection middleware:
 
 - ``GET /_sim/clock`` · ``POST /_sim/clock {"advance": seconds}`` or ``{"set": iso8601}``
-- ``POST /_sim/faults {"kind": "error"|"timeout"|"rate_limit"|"slow", "count": n, ...}`` ·
-  ``DELETE /_sim/faults``
-- ``POST /_sim/webhooks {"url": ...}`` · ``GET /_sim/webhooks`` (deliveries and their outcome)
+- ``POST /_sim/faults {"kind": ..., "count": n, ...}`` · ``GET /_sim/faults`` (how many are
+  pending, how many requests each kind has met) · ``DELETE /_sim/faults``; the kinds:
+
+  - ``error`` (answers ``status``), ``timeout`` (waits ``delay``, answers 504) and
+    ``rate_limit`` (429 with Retry-After) refuse the request: the vendor does not apply it;
+  - ``slow`` applies the request and answers after ``delay`` seconds;
+  - ``lost`` applies the request and loses the answer: a 504, or with ``drop`` the connection
+    closes mid-answer; ``slow_lost`` does the same after ``delay`` seconds;
+  - ``late`` answers 504 at once and applies the request ``delay`` seconds later;
+  - ``duplicate`` delivers the next ``count`` webhooks twice.
+
+- ``POST /_sim/webhooks {"url": ...}`` · ``GET /_sim/webhooks`` (deliveries and their outcome;
+  ``?settle=true`` waits for the deliveries under way to end)
+
+Webhooks go out after the API call that caused them has answered, as vendors send them, and
+failed deliveries are retried on the simulator's schedule.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +35,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel, Field
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class SimClock:
@@ -44,12 +58,16 @@ class SimClock:
 class FaultSpec(BaseModel):
     """A fault to inject into the next ``count`` matching requests."""
 
-    kind: str = Field(pattern="^(error|timeout|rate_limit|slow)$")
+    kind: str = Field(pattern="^(error|timeout|rate_limit|slow|lost|slow_lost|late|duplicate)$")
     count: int = Field(default=1, ge=1)
     path: str = Field(default="", description="only requests whose path starts with this")
+    method: str = Field(default="", description="only requests with this method (any if empty)")
     status: int = Field(default=503, description="HTTP status for kind=error")
-    delay: float = Field(default=2.0, ge=0, description="seconds, for kind=slow and kind=timeout")
+    delay: float = Field(
+        default=2.0, ge=0, description="seconds, for kind=slow, timeout, slow_lost and late"
+    )
     retry_after: int = Field(default=1, ge=0, description="seconds, for kind=rate_limit")
+    drop: bool = Field(default=False, description="kind=lost: close the connection mid-answer")
 
 
 Headers = dict[str, str] | Callable[[bytes], dict[str, str]]
@@ -75,13 +93,23 @@ class SimState:
     deliveries: list[Delivery] = field(default_factory=list)
     webhook_retries: int = 3
     webhook_retry_delay: float = 0.2
+    under_way: set[asyncio.Task[None]] = field(default_factory=set)
+    """Deliveries and late requests still going on."""
+    injected: Counter[str] = field(default_factory=Counter)
+    """How many requests (or deliveries) each kind of fault has met."""
 
-    def take_fault(self, path: str) -> FaultSpec | None:
+    def take_fault(self, path: str, method: str = "", webhook: bool = False) -> FaultSpec | None:
+        """The fault that applies to a request (or to a webhook delivery), if any."""
         for fault in self.faults:
+            if webhook != (fault.kind == "duplicate"):
+                continue
+            if fault.method and fault.method.upper() != method:
+                continue
             if path.startswith(fault.path) and not path.startswith("/_sim/"):
                 fault.count -= 1
                 if fault.count == 0:
                     self.faults.remove(fault)
+                self.injected[fault.kind] += 1
                 return fault
         return None
 
@@ -92,42 +120,56 @@ class SimState:
         *,
         urls: list[str] | None = None,
         accepted: Callable[[int], bool] = lambda status: status < 500,
+        ensure_ascii: bool = True,
     ) -> None:
-        """POST ``body`` as JSON to ``urls`` (default: every registered URL), retrying failures.
+        """POST ``body`` as JSON to ``urls`` (default: every registered URL) once the current
+        request has answered, retrying failures.
 
         ``headers`` may be a function of the raw body, called before every attempt, for
         signatures that carry a timestamp. An answer ends the retries when ``accepted(status)``.
         """
-        raw = json.dumps(body, separators=(",", ":")).encode()
-        async with httpx.AsyncClient(timeout=5.0) as client:
-            for url in list(self.webhook_urls if urls is None else urls):
+        raw = json.dumps(body, separators=(",", ":"), ensure_ascii=ensure_ascii).encode()
+        copies = 2 if self.take_fault("/", "POST", webhook=True) else 1
+        for url in list(self.webhook_urls if urls is None else urls):
+            for _ in range(copies):
                 delivery = Delivery(url=url, body=body)
                 self.deliveries.append(delivery)
-                await self._deliver_one(client, delivery, raw, headers, accepted)
+                self.start(self._deliver_one(delivery, raw, headers, accepted))
+
+    def start(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background; ``settle`` waits for it."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.under_way.add(task)
+        task.add_done_callback(self.under_way.discard)
+
+    async def settle(self) -> None:
+        """Wait until every delivery and late request under way has ended."""
+        while self.under_way:
+            await asyncio.gather(*self.under_way, return_exceptions=True)
 
     async def _deliver_one(
         self,
-        client: httpx.AsyncClient,
         delivery: Delivery,
         raw: bytes,
         headers: Headers | None,
         accepted: Callable[[int], bool],
     ) -> None:
-        for attempt in range(1, self.webhook_retries + 1):
-            delivery.attempts = attempt
-            extra = headers(raw) if callable(headers) else headers or {}
-            try:
-                response = await client.post(
-                    delivery.url,
-                    content=raw,
-                    headers={"content-type": "application/json", **extra},
-                )
-                delivery.status, delivery.error = response.status_code, None
-                if accepted(response.status_code):
-                    return
-            except httpx.HTTPError as exc:
-                delivery.error = f"{type(exc).__name__}: {exc}"
-            await asyncio.sleep(self.webhook_retry_delay * attempt)
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            for attempt in range(1, self.webhook_retries + 1):
+                delivery.attempts = attempt
+                extra = headers(raw) if callable(headers) else headers or {}
+                try:
+                    response = await client.post(
+                        delivery.url,
+                        content=raw,
+                        headers={"content-type": "application/json", **extra},
+                    )
+                    delivery.status, delivery.error = response.status_code, None
+                    if accepted(response.status_code):
+                        return
+                except httpx.HTTPError as exc:
+                    delivery.error = f"{type(exc).__name__}: {exc}"
+                await asyncio.sleep(self.webhook_retry_delay * attempt)
 
 
 class FaultMiddleware:
@@ -138,15 +180,30 @@ class FaultMiddleware:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        fault = self.state.take_fault(scope["path"]) if scope["type"] == "http" else None
+        fault = None
+        if scope["type"] == "http":
+            fault = self.state.take_fault(scope["path"], scope["method"])
         if fault is None:
             await self.app(scope, receive, send)
             return
-        if fault.kind == "slow":
-            await asyncio.sleep(fault.delay)
-            await self.app(scope, receive, send)
+        if fault.kind in ("slow", "lost", "slow_lost"):
+            answer = await self._apply(scope, receive)
+            if fault.kind != "lost":
+                await asyncio.sleep(fault.delay)
+            if fault.kind == "slow":
+                for message in answer:
+                    await send(message)
+                return
+            if fault.drop:
+                await send({"type": "http.response.start", "status": 200, "headers": LONG_BODY})
+                raise ConnectionAbortedError("simulated: connection closed mid-answer")
+            await Response(status_code=504)(scope, receive, send)
             return
-        if fault.kind == "timeout":
+        if fault.kind == "late":
+            body = await _read_body(receive)
+            self.state.start(self._apply_late(scope, body, fault.delay))
+            response = Response(status_code=504)
+        elif fault.kind == "timeout":
             await asyncio.sleep(fault.delay)
             response = Response(status_code=504)
         elif fault.kind == "rate_limit":
@@ -163,6 +220,38 @@ class FaultMiddleware:
                 media_type="application/json",
             )
         await response(scope, receive, send)
+
+    async def _apply(self, scope: Scope, receive: Receive) -> list[Message]:
+        """Let the simulator handle the request; its answer is kept, not sent."""
+        answer: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            answer.append(message)
+
+        await self.app(scope, receive, keep)
+        return answer
+
+    async def _apply_late(self, scope: Scope, body: bytes, delay: float) -> None:
+        await asyncio.sleep(delay)
+
+        async def replay() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self._apply(scope, replay)
+
+
+LONG_BODY = [(b"content-length", b"1000"), (b"content-type", b"application/json")]
+"""Headers of an answer that is cut off: the client waits for bytes that never come."""
+
+
+async def _read_body(receive: Receive) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        chunk: bytes = message.get("body", b"")
+        body += chunk
+        if not message.get("more_body"):
+            return body
 
 
 class ClockChange(BaseModel):
@@ -194,6 +283,10 @@ def add_sim_controls(app: FastAPI, state: SimState) -> None:
             await on_tick()
         return await get_clock()
 
+    @app.get("/_sim/faults", tags=["simulator"])
+    async def pending_faults() -> dict[str, Any]:
+        return {"pending": len(state.faults), "injected": dict(state.injected)}
+
     @app.post("/_sim/faults", tags=["simulator"])
     async def add_fault(fault: FaultSpec) -> dict[str, int]:
         state.faults.append(fault)
@@ -211,7 +304,9 @@ def add_sim_controls(app: FastAPI, state: SimState) -> None:
         return {"urls": state.webhook_urls}
 
     @app.get("/_sim/webhooks", tags=["simulator"])
-    async def list_deliveries() -> dict[str, Any]:
+    async def list_deliveries(settle: bool = False) -> dict[str, Any]:
+        if settle:
+            await state.settle()
         return {
             "urls": state.webhook_urls,
             "deliveries": [d.__dict__ for d in state.deliveries],

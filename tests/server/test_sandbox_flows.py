@@ -134,6 +134,16 @@ def test_example_flows_run_through_serve_against_the_simulators(
             notice = next(b for b in receiver.bodies if b.get("orderId") == booking["orderId"])
             assert notice["pin"] == pins[0]["pinCode"] and notice["guestName"] == "Hanako"
 
+            # an event type no trigger stands for is kept as dropped, with its raw type
+            (hook,) = httpx.get(f"{keyvox}/_sim/webhooks").json()["urls"]
+            unknown = {"event": "reservation.deleted", "data": {"reservationCode": "K1"}}
+            assert httpx.post(hook, json=unknown).json()["dropped"] == 1
+            dropped = api.http.get("/api/events", params={"status": "dropped"}).json()
+            assert [(e["vendor_type"], e["connection_id"], e["flow_id"]) for e in dropped] == [
+                ("reservation.deleted", "sandbox-keyvox", None)
+            ]
+            assert "eventTypes" in dropped[0]["reason"]
+
             key_run = api.only_run("unloc-booking-guest-key")
             assert key_run["status"] == "succeeded", key_run
             assert key_run["output"]["state"] == "active"

@@ -221,7 +221,7 @@ async def test_a_rate_limited_poll_leaves_the_account_alone_until_retry_after(
     fakeplugin.FEED.append({"id": "e1", "door": "front"})
     fakeplugin.POLL_LIMITS.append(120)
     assert await state.scheduler.poll_flow("front") == []  # 429: nothing stored
-    assert engine.connections.cooling_until("acme-1") == clock.now() + timedelta(seconds=120)
+    assert engine.connections.holds.held_until("acme-1") == clock.now() + timedelta(seconds=120)
     fakeplugin.POLL_LIMITS.append(120)  # a poll now would get another 429...
     clock.advance(119)
     assert await state.scheduler.poll_flow("front") == []

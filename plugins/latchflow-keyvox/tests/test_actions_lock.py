@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from latchflow import FatalError, RetryableError
+from latchflow.testing import make_context
 from latchflow_keyvox.testing import Runner, Sim
 
 
@@ -127,9 +128,9 @@ async def test_unlock_lock_status_history_and_events(sim: Sim, run: Runner) -> N
     assert status["status"] == "0" and status["wifi"] == "1"
     await run("keyvox.lock_door", {"lockId": lock_id})
     history = await run("keyvox.get_lock_history", {"lockId": lock_id})
-    assert [(h["etype"], h["userName"], h["action"]) for h in history["entries"]] == [
-        ("9", "API", "lock"),
-        ("9", "API", "unlock"),
+    assert [(h["etype"], h["userName"], h["value"]) for h in history["entries"]] == [
+        ("9", "API", "0"),
+        ("9", "API", "1"),
     ]
     other = sim.room(1)["lockIds"]
     sim.control("/_sim/door", {"lockId": other, "action": "unlock", "method": "button"})
@@ -139,11 +140,13 @@ async def test_unlock_lock_status_history_and_events(sim: Sim, run: Runner) -> N
     assert by_lock["count"] == 2
 
 
-async def test_an_offline_lock_is_retryable(sim: Sim, run: Runner) -> None:
+async def test_an_offline_lock_is_retryable_and_was_not_locked(sim: Sim, run: Runner) -> None:
     lock_id = sim.room()["lockIds"]
     sim.control(f"/_sim/locks/{lock_id}", {"online": False})
-    with pytest.raises(RetryableError, match="E1012"):
-        await run("keyvox.unlock_door", {"lockId": lock_id})
+    with pytest.raises(RetryableError, match="E1012") as info:
+        await run("keyvox.lock_door", {"lockId": lock_id})
+    assert info.value.maybe_applied is False and info.value.retry_after == 60
+    assert "keyvox.lock_door" in str(info.value) and "offline" in str(info.value)
     assert (await run("keyvox.get_lock_status", {"lockId": lock_id}))["wifi"] == "0"
 
 
@@ -158,8 +161,9 @@ async def test_issue_lock_key_sends_it_once(sim: Sim, run: Runner) -> None:
         "notificationMethod": "email",
         "notificationDetails": {"email": "ken@example.com"},
     }
-    first = await run("keyvox.issue_lock_key", data)
-    again = await run("keyvox.issue_lock_key", data)
+    ctx = make_context(run.connection, run_id="run-9", step_id="key")
+    first = await run("keyvox.issue_lock_key", data, ctx)
+    again = await run("keyvox.issue_lock_key", data, ctx)
     assert first["shortQrUrl"] and again["reused"] is True and again["pinId"] == first["pinId"]
     assert len(sim.state()["pins"]) == 1
     with pytest.raises(FatalError, match="email"):
@@ -193,3 +197,16 @@ async def test_disable_unit_pins_of_one_holder_in_a_window(sim: Sim, run: Runner
         {"unitId": unit, "startTime": s, "endTime": e, "targetName": "Ann"},
     )
     assert again["count"] == 0
+
+
+async def test_disable_unit_pins_refuses_an_empty_holder_name(sim: Sim, run: Runner) -> None:
+    """An empty guest name must not turn into "every holder" (the over-revocation bug)."""
+    unit = sim.room()["unitId"]
+    s, e = window(sim)
+    await run("keyvox.create_lock_pin", {"unitId": unit, "startTime": s, "endTime": e})
+    with pytest.raises(FatalError, match=r"\$\.input\.targetName is empty"):
+        await run(
+            "keyvox.disable_unit_pins",
+            {"unitId": unit, "startTime": s, "endTime": e, "targetName": ""},
+        )
+    assert [p["pinStatus"] for p in sim.state()["pins"]] == ["1"]

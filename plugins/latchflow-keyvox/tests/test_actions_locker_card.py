@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from latchflow import FatalError
+from latchflow import FatalError, RetryableError
 from latchflow.testing import make_context
 from latchflow_keyvox.testing import Runner, Sim
 
@@ -122,3 +122,25 @@ async def test_locker_cards(sim: Sim, run: Runner) -> None:
     assert updated["eTime"] == str(now + 7200)
     with pytest.raises(FatalError, match="E0043"):
         await run("keyvox.update_card", {"cardId": card["cardId"], "cardName": "lock card api"})
+
+
+async def test_set_card_after_a_lost_answer_finds_the_card_registered_as_asked(
+    sim: Sim, run: Runner
+) -> None:
+    now = sim.world.now()
+    data = {
+        "lockId": sim.room()["lockIds"],
+        "cardCode": "04a1b2c3d4",
+        "cardName": "Cleaner",
+        "startTime": now,
+        "endTime": now + 86400,
+    }
+    sim.control("/_sim/faults", {"kind": "lost", "path": "/api/eagle-pms/v1/setCard"})
+    with pytest.raises(RetryableError):
+        await run("keyvox.set_card", data)
+    card = await run("keyvox.set_card", data)
+    assert card["cardCode"] == "04A1B2C3D4" and card["cardName"] == "Cleaner"
+    assert [c["cardId"] for c in sim.state()["cards"]] == [card["cardId"]]
+    # the same card asked for with another window is not what is registered: still refused
+    with pytest.raises(FatalError, match="already registered"):
+        await run("keyvox.set_card", {**data, "endTime": now + 60})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from latchflow import FatalError
+from latchflow import JSON, FatalError, RetryableError
 from latchflow_keyvox.testing import Runner, Sim
 
 
@@ -82,3 +82,61 @@ async def test_cancel_booking_and_unknown_ids(sim: Sim, run: Runner) -> None:
     assert cancelled["orderStateCode"] == "C"
     with pytest.raises(FatalError, match="E0043"):
         await run("keyvox.get_booking", {"orderId": "NOSUCH123"})
+
+
+async def booked(sim: Sim, run: Runner, checkin_in: int = 60) -> JSON:
+    place = (await run("keyvox.list_places", {}))["places"][0]
+    now = sim.world.now()
+    booking: JSON = await run(
+        "keyvox.create_booking",
+        {
+            "placeId": place["placeId"],
+            "unitId": sim.room(1)["unitId"],
+            "guestName": "Ken",
+            "checkIn": now + checkin_in,
+            "checkOut": now + 86400,
+        },
+    )
+    return booking
+
+
+@pytest.mark.parametrize(
+    ("key", "function", "before", "state"),
+    [
+        ("keyvox.cancel_booking", "cancelBooking", [], "C"),
+        ("keyvox.check_in_booking", "checkIn", [], "I"),
+        ("keyvox.check_out_booking", "checkOut", ["keyvox.check_in_booking"], "O"),
+    ],
+)
+async def test_a_retry_after_a_lost_answer_finds_the_booking_in_the_state_asked_for(
+    sim: Sim, run: Runner, key: str, function: str, before: list[str], state: str
+) -> None:
+    """Before, the retry failed: "booking is in state C; cancel needs one of Q, A"."""
+    booking = await booked(sim, run)
+    for step in before:
+        await run(step, {"orderId": booking["orderId"]})
+    sim.control("/_sim/faults", {"kind": "lost", "path": f"/api/eagle-pms/v1/{function}"})
+    with pytest.raises(RetryableError):
+        await run(key, {"orderId": booking["orderId"]})
+    retried = await run(key, {"orderId": booking["orderId"]})
+    assert retried["orderStateCode"] == state and retried["orderContact"] == "Ken"
+
+
+async def test_a_booking_in_another_state_is_still_refused(sim: Sim, run: Runner) -> None:
+    booking = await booked(sim, run)
+    await run("keyvox.cancel_booking", {"orderId": booking["orderId"]})
+    with pytest.raises(FatalError, match="state C; checked_in needs one of A"):
+        await run("keyvox.check_in_booking", {"orderId": booking["orderId"]})
+
+
+async def test_a_booking_comes_with_its_own_pin(sim: Sim, run: Runner) -> None:
+    booking = await booked(sim, run)
+    details = await run("keyvox.get_booking", {"orderId": booking["orderId"]})
+    [pin] = [p for p in sim.state()["pins"] if p.get("unitId") == sim.room(1)["unitId"]]
+    assert (details["pinId"], details["pinCode"]) == (pin["pinId"], pin["pinCode"])
+    assert details["qrCodeUrl"] == pin["shortQrUrl"]
+    assert (pin["sTime"], pin["eTime"]) == (booking["checkin"], booking["checkout"])
+    assert booking["unitPinList"][0]["pin"] == pin["pinCode"]
+    await run("keyvox.disable_lock_pin", {"pinId": pin["pinId"]})
+    gone = await run("keyvox.get_booking", {"orderId": booking["orderId"]})
+    assert (gone["pinId"], gone["pinCode"]) == ("", "")

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import time
 
 import httpx
 import pytest
 
-from latchflow import ConfigurationError, FatalError, RetryableError
+from latchflow import (
+    ConfigurationError,
+    FatalError,
+    RateLimitedError,
+    RetryableError,
+    RetrySafety,
+)
 from latchflow.testing import Registry, assert_no_secret, conformance_problems, make_connection
 from latchflow_keyvox import assumptions as A
 from latchflow_keyvox.client import KeyvoxClient
 from latchflow_keyvox.signing import body_digest, parse_authorization, signature
-from latchflow_keyvox.testing import Sim
+from latchflow_keyvox.testing import Runner, Sim
 
 CONFIG = {
     "apiKey": "k1",
@@ -76,7 +84,7 @@ async def test_requests_are_signed_for_the_configured_path() -> None:
         ),
         (403, {"message": "forbidden"}, ConfigurationError, "whitelisted"),
         (503, {"message": "down"}, RetryableError, "503"),
-        (404, {"message": "nope"}, FatalError, "base URL"),
+        (404, {"message": "nope"}, FatalError, "baseUrl"),
     ],
 )
 async def test_envelope_codes_map_to_engine_errors(
@@ -90,15 +98,88 @@ async def test_envelope_codes_map_to_engine_errors(
 
 
 async def test_rate_limit_and_timeouts_are_retryable() -> None:
-    with pytest.raises(RetryableError) as info:
+    with pytest.raises(RateLimitedError) as info:
         await call_with(answering(429, {"message": "slow down"}, {"retry-after": "7"}))
-    assert info.value.retry_after == 7
+    assert info.value.retry_after == 7 and info.value.maybe_applied is False
+    assert "HTTP 429, message 'slow down'" in str(info.value)
 
     def slow(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("timed out", request=request)
 
-    with pytest.raises(RetryableError, match="timed out"):
+    with pytest.raises(RetryableError, match="did not answer within 10 s") as info:
         await call_with(httpx.MockTransport(slow))
+    assert info.value.maybe_applied is True
+
+
+@pytest.mark.parametrize(
+    ("error", "says", "maybe_applied"),
+    [
+        (httpx.ConnectError, "was not sent: could not reach", False),
+        (httpx.ConnectTimeout, "was not sent: no connection within", False),
+        (httpx.ReadError, "reset or closed", True),
+        (httpx.RemoteProtocolError, "reset or closed", True),
+    ],
+)
+async def test_transport_errors_say_whether_keyvox_may_have_applied_the_call(
+    error: type[httpx.TransportError], says: str, maybe_applied: bool
+) -> None:
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise error("boom", request=request)
+
+    with pytest.raises(RetryableError, match=says) as info:
+        await call_with(httpx.MockTransport(fail))
+    assert info.value.maybe_applied is maybe_applied
+    assert "timed out" not in str(info.value)
+
+
+async def test_errors_name_the_configured_action_and_carry_keyvox_s_answer(
+    sim: Sim, run: Runner
+) -> None:
+    """The audit saw 'KEYVOX getUnitPinList: server error HTTP 503' for a create_lock_pin."""
+    start, end = "2099-01-01T00:00:00Z", "2099-01-02T00:00:00Z"
+    data = {"unitId": sim.room()["unitId"], "startTime": start, "endTime": end}
+    sim.control("/_sim/faults", {"kind": "error", "status": 503})
+    with pytest.raises(RetryableError) as info:
+        await run("keyvox.create_lock_pin", data)
+    assert str(info.value).startswith("keyvox.create_lock_pin: KEYVOX getUnitPinList")
+    assert "HTTP 503, message 'Injected failure'" in str(info.value)
+    assert info.value.maybe_applied is False  # a 503 refuses the call
+    sim.control("/_sim/faults", {"kind": "rate_limit", "retry_after": 3})
+    with pytest.raises(
+        RateLimitedError, match=r"keyvox\.create_lock_pin: .* \(HTTP 429"
+    ) as limited:
+        await run("keyvox.create_lock_pin", data)
+    assert limited.value.retry_after == 3
+    with pytest.raises(FatalError) as refused:
+        await run("keyvox.create_lock_pin", {**data, "endTime": start})
+    assert "keyvox.create_lock_pin: KEYVOX createLockPin refused it" in str(refused.value)
+    assert "code E0005, message 'eTime must be after sTime'" in str(refused.value)
+
+
+@pytest.mark.parametrize("drop", [False, True], ids=["504", "connection-closed"])
+async def test_a_lost_answer_may_have_been_applied(sim: Sim, run: Runner, drop: bool) -> None:
+    sim.control("/_sim/faults", {"kind": "lost", "path": "/api/eagle-pms/v1/unlock", "drop": drop})
+    with pytest.raises(RetryableError) as info:
+        await run("keyvox.lock_door", {"lockId": sim.room()["lockIds"]})
+    assert info.value.maybe_applied is True
+    assert ("reset or closed" in str(info.value)) is drop
+    assert sim.world.locks[sim.room()["lockIds"]].locked is True  # KEYVOX did lock it
+
+
+async def test_per_call_timeout_is_set_per_connection(sim: Sim, registry: Registry) -> None:
+    schema = registry.vendors["keyvox"].connection_schema["properties"]["timeoutSeconds"]
+    assert schema["default"] < 20
+    conn = make_connection("keyvox", {**sim.config, "timeoutSeconds": 0.2})
+    sim.control(
+        "/_sim/faults", {"kind": "slow", "delay": 1.0, "path": "/api/eagle-pms/v1/getUnits"}
+    )
+    try:
+        started = time.monotonic()
+        with pytest.raises(RetryableError, match=re.escape("did not answer within 0.2 s")) as info:
+            await registry.vendors["keyvox"].test_connection(conn)
+        assert time.monotonic() - started < 0.9 and info.value.maybe_applied is True
+    finally:
+        await conn.http.aclose()
 
 
 async def test_missing_secret_is_a_configuration_error() -> None:
@@ -125,8 +206,16 @@ def test_conformance(registry: Registry) -> None:
         "cancel_booking", "check_in_booking", "check_out_booking", "get_booking",
     }  # fmt: skip
     assert {f"keyvox.{op}" for op in seed_ops} <= keys
-    assert registry.actions["keyvox.create_lock_pin"].idempotent is True
-    assert registry.actions["keyvox.create_booking"].idempotent is False
+    safety = {key: registry.actions[key].retry_safety for key in keys}
+    assert {key for key, value in safety.items() if value is RetrySafety.RECONCILE} == {
+        "keyvox.create_lock_pin",
+        "keyvox.issue_lock_key",
+        "keyvox.create_locker_pin",
+        "keyvox.create_booking",
+    }
+    assert {key for key, value in safety.items() if value is RetrySafety.MANUAL} == {
+        "keyvox.set_locker_card"
+    }
 
 
 async def test_connection_test_sandbox_and_no_secret_in_logs(

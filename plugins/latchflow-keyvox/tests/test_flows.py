@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from latchflow import JSON, Connection, WebhookRequest
+from latchflow import JSON, Connection, TriggerEvent, WebhookRequest
 from latchflow.testing import (
     Flow,
     Registry,
@@ -55,7 +55,8 @@ async def webhook_event(registry: Registry, conn: Connection, raw: bytes, key: s
         method="POST", url="http://engine/vendors/keyvox/sandbox-keyvox", headers={}, body=raw
     )
     events = await handler(request, conn)
-    assert [e.trigger for e in events] == [key]
+    assert [getattr(e, "trigger", e) for e in events] == [key]
+    assert isinstance(events[0], TriggerEvent)
     return events[0].data
 
 
@@ -66,49 +67,106 @@ def allow_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_every_keyvox_flow_validates(registry: Registry) -> None:
     names = sorted(p.stem for p in FLOWS.glob("keyvox-*.json"))
-    assert names == ["keyvox-booking-cancelled", "keyvox-booking-pin", "keyvox-locker-parcel"]
+    assert names == [
+        "keyvox-booking-cancelled",
+        "keyvox-booking-pin",
+        "keyvox-booking-updated",
+        "keyvox-early-checkout",
+        "keyvox-locker-parcel",
+    ]
     for name in names:
         assert load(name, registry, "http://127.0.0.1:9999/receiver").steps
 
 
-async def test_booking_pin_then_cancel_revokes_it(
+def book(sim: Sim, checkin: int, checkout: int, guest: str = "Hanako", room: int = 0) -> JSON:
+    body = {"unitId": sim.room(room)["unitId"], "checkin": checkin, "checkout": checkout}
+    booking: JSON = sim.control("/_sim/bookings", {**body, "orderContact": guest})
+    return booking
+
+
+def change(sim: Sim, booking: JSON, action: str, **fields: Any) -> None:
+    sim.control(f"/_sim/bookings/{booking['orderId']}", {"action": action, **fields})
+
+
+def active_pins(sim: Sim) -> dict[str, JSON]:
+    return {p["pinId"]: p for p in sim.state()["pins"] if p["pinStatus"] == "1"}
+
+
+async def last_event(
+    sim: Sim, receiver: Receiver, registry: Registry, conn: Connection, key: str
+) -> JSON:
+    sim.settle()  # KEYVOX posts its webhooks after answering
+    return await webhook_event(registry, conn, receiver.raw[-1], key)
+
+
+async def test_booking_pin_sends_the_booking_s_own_pin_and_makes_none(
     sim: Sim, run: Runner, receiver: Receiver, registry: Registry, conn: Connection
 ) -> None:
     sim.control("/_sim/webhooks", {"url": receiver.url})
     now = sim.world.now()
-    booking = sim.control(
-        "/_sim/bookings",
-        {
-            "unitId": sim.room()["unitId"],
-            "checkin": now + 86400,
-            "checkout": now + 2 * 86400,
-            "orderContact": "Hanako",
-        },
-    )
-    trigger = await webhook_event(registry, conn, receiver.raw[-1], "keyvox.booking_created")
+    booking = book(sim, now + 86400, now + 2 * 86400)
+    own = booking["unitPinList"][0]
+    trigger = await last_event(sim, receiver, registry, conn, "keyvox.booking_created")
+    assert trigger["hasPin"] is True and own["pin"] not in json.dumps(trigger)  # not stored
     outputs = await walk(load("keyvox-booking-pin", registry, receiver.url), trigger, run)
-
-    pin = outputs["pin"]
-    assert int(pin["sTime"]) == now + 86400 - 3600 and int(pin["eTime"]) == now + 2 * 86400 + 1800
+    assert outputs["booking"]["pinId"] == own["pinId"]
     posted = receiver.bodies[-1]
-    assert posted["pin"] == pin["pinCode"] and posted["shortQrUrl"] == pin["shortQrUrl"]
+    assert (posted["pin"], posted["qrCodeUrl"]) == (own["pin"], own["qrShortUrl"])
     assert posted["orderId"] == booking["orderId"] and posted["guestName"] == "Hanako"
-    # a replay of the same run issues no second PIN
-    await walk(load("keyvox-booking-pin", registry, receiver.url), trigger, run)
-    assert len([p for p in sim.state()["pins"] if p["pinStatus"] == "1"]) == 1
+    assert list(active_pins(sim)) == [own["pinId"]]  # no second PIN
+    action = registry.actions["keyvox.get_booking"]
+    assert {"pinCode", "qrCodeUrl", "unitPinList.pin"} <= set(action.credentials)
 
-    sim.control(f"/_sim/bookings/{booking['orderId']}", {"action": "cancel"})
-    cancelled = await webhook_event(registry, conn, receiver.raw[-1], "keyvox.booking_cancelled")
-    outputs = await walk(
-        load("keyvox-booking-cancelled", registry, receiver.url), cancelled, run, "run-2"
+
+async def test_updated_moves_and_cancelled_revokes_exactly_the_booking_s_pin(
+    sim: Sim, run: Runner, receiver: Receiver, registry: Registry, conn: Connection
+) -> None:
+    sim.control("/_sim/webhooks", {"url": receiver.url})
+    now = sim.world.now()
+    unit = sim.room()["unitId"]
+    staff = await run(
+        "keyvox.create_lock_pin", {"unitId": unit, "startTime": now, "endTime": now + 9 * 86400}
     )
-    assert outputs["revoke"] == {"disabled": [pin["pinId"]], "count": 1}
-    assert [p["pinStatus"] for p in sim.state()["pins"]] == ["4"]
-    assert receiver.bodies[-1] == {
-        "orderId": booking["orderId"],
-        "revoked": 1,
-        "pinIds": [pin["pinId"]],
-    }
+    later = book(sim, now + 5 * 86400, now + 6 * 86400, guest="Ken")
+    booking = book(sim, now + 86400, now + 2 * 86400)
+    pin_id = booking["unitPinList"][0]["pinId"]
+
+    change(sim, booking, "update", checkout=now + 3 * 86400)
+    updated = await last_event(sim, receiver, registry, conn, "keyvox.booking_updated")
+    outputs = await walk(load("keyvox-booking-updated", registry, receiver.url), updated, run)
+    assert outputs["move"]["pinId"] == pin_id
+    assert active_pins(sim)[pin_id]["eTime"] == str(now + 3 * 86400)
+    assert receiver.bodies[-1]["validUntil"] == updated["checkOut"]
+
+    change(sim, booking, "cancel")
+    cancelled = await last_event(sim, receiver, registry, conn, "keyvox.booking_cancelled")
+    flow = load("keyvox-booking-cancelled", registry, receiver.url)
+    await walk(flow, cancelled, run, "run-2")
+    assert receiver.bodies[-1] == {"orderId": booking["orderId"], "revokedPinId": pin_id}
+    assert set(active_pins(sim)) == {staff["pinId"], later["unitPinList"][0]["pinId"]}
+    # a replay finds the PIN gone and revokes nothing more
+    await walk(flow, cancelled, run, "run-2")
+    assert receiver.bodies[-1] == {"orderId": booking["orderId"], "revokedPinId": None}
+    assert len(active_pins(sim)) == 2
+
+
+async def test_early_checkout_ends_the_guest_s_access_now(
+    sim: Sim, run: Runner, receiver: Receiver, registry: Registry, conn: Connection
+) -> None:
+    sim.control("/_sim/webhooks", {"url": receiver.url})
+    now = sim.world.now()
+    booking = book(sim, now - 60, now + 2 * 86400)
+    code = booking["unitPinList"][0]["pin"]
+    lock_id = sim.room()["lockIds"]
+    sim.control("/_sim/clock", {"advance": 121})  # delivered to the lock
+    assert sim.control("/_sim/keypad", {"lockId": lock_id, "pinCode": code})["opened"] is True
+    change(sim, booking, "checkin")
+    change(sim, booking, "checkout")
+    event = await last_event(sim, receiver, registry, conn, "keyvox.booking_checked_out")
+    outputs = await walk(load("keyvox-early-checkout", registry, receiver.url), event, run)
+    assert outputs["end"] == {"ok": True, "pinId": booking["unitPinList"][0]["pinId"]}
+    assert sim.control("/_sim/keypad", {"lockId": lock_id, "pinCode": code})["opened"] is False
+    assert receiver.bodies[-1]["accessEndedPinId"] == outputs["end"]["pinId"]
 
 
 async def test_locker_parcel_flow(

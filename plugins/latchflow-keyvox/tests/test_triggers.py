@@ -7,8 +7,17 @@ from typing import Any
 
 import pytest
 
-from latchflow import JSON, Connection, PollResult, WebhookError, WebhookRequest
-from latchflow.testing import Registry
+from latchflow import (
+    JSON,
+    Connection,
+    PollResult,
+    TriggerEvent,
+    UnmappedEvent,
+    WebhookError,
+    WebhookRequest,
+)
+from latchflow.testing import Registry, make_connection
+from latchflow_keyvox import assumptions as A
 from latchflow_keyvox.testing import Receiver, Runner, Sim
 
 
@@ -59,6 +68,7 @@ async def test_keypad_entry_posts_a_webhook_that_becomes_lock_unlocked(
     assert sim.control("/_sim/keypad", {"lockId": lock_id, "pinCode": "000"})["opened"] is False
     opened = sim.control("/_sim/keypad", {"lockId": lock_id, "pinCode": pin["pinCode"]})
     assert opened["opened"] is True
+    sim.settle()  # KEYVOX posts the webhook after it answered
     assert receiver.bodies[-1]["event"] == "unlock"
     vendor = registry.vendors["keyvox"]
     assert vendor.webhook is not None
@@ -84,12 +94,14 @@ async def test_lock_history_polling_finds_new_entries_once_with_webhook_ids(
     sim.control("/_sim/clock", {"advance": 5})
     sim.control("/_sim/door", {"lockId": lock_id, "action": "unlock", "method": "knob"})
     sim.control("/_sim/door", {"lockId": lock_id, "action": "lock", "method": "button"})
+    sim.control("/_sim/door", {"lockId": lock_id, "action": "lock", "method": "auto"})
     await run("keyvox.unlock_door", {"lockId": sim.room(1)["lockIds"]})
     second = await poll(registry, "keyvox.lock_unlocked", conn, {}, first.cursor)
     assert [(e.data["lockId"], e.data["method"]) for e in second.events] == [
         (lock_id, "knob"),
         (sim.room(1)["lockIds"], "app"),
     ]
+    sim.settle()
     webhook_ids = set()
     for raw in receiver.raw:
         webhook_ids |= {e.id for e in await hook(registry)(as_request(raw), conn)}
@@ -97,7 +109,32 @@ async def test_lock_history_polling_finds_new_entries_once_with_webhook_ids(
     third = await poll(registry, "keyvox.lock_unlocked", conn, {}, second.cursor)
     assert third.events == []
     locked = await poll(registry, "keyvox.lock_locked", conn, {"lockId": lock_id}, first.cursor)
-    assert [e.data["method"] for e in locked.events] == ["button"]
+    assert [(e.data["method"], e.data["etype"]) for e in locked.events] == [
+        ("button", "5"),
+        ("other", A.SIM_AUTO_LOCK_ETYPE),
+    ]
+    assert {e.id for e in locked.events} <= webhook_ids
+
+
+async def test_history_entries_have_keyvox_s_shape_only(sim: Sim, run: Runner) -> None:
+    lock_id = sim.room()["lockIds"]
+    sim.control("/_sim/door", {"lockId": lock_id, "action": "lock", "method": "knob"})
+    await run("keyvox.unlock_door", {"lockId": lock_id})
+    history = await run("keyvox.get_lock_history", {"lockId": lock_id})
+    assert [set(entry) for entry in history["entries"]] == [
+        {"etime", "etype", "userName", "value"}
+    ] * 2
+
+
+async def test_entries_that_do_not_say_their_direction_start_nothing(
+    sim: Sim, registry: Registry, conn: Connection
+) -> None:
+    lock = sim.world.locks[sim.room()["lockIds"]]
+    first = await poll(registry, "keyvox.lock_unlocked", conn, {}, None)
+    etime = str(sim.world.now() + 1)
+    lock.history.insert(0, {"etime": etime, "etype": "6", "userName": "", "value": ""})
+    for key in ("keyvox.lock_unlocked", "keyvox.lock_locked"):
+        assert (await poll(registry, key, conn, {}, first.cursor)).events == []
 
 
 async def test_booking_webhooks_and_polling(
@@ -116,19 +153,25 @@ async def test_booking_webhooks_and_polling(
             "orderContact": "Mia",
         },
     )
+    sim.settle()
     hooked = await hook(registry)(as_request(receiver.raw[-1]), conn)
     assert [e.trigger for e in hooked] == ["keyvox.booking_created"]
     data = hooked[0].data
     assert data["orderId"] == booking["orderId"] and data["guestName"] == "Mia"
     assert data["checkIn"].endswith("Z") and data["unitName"] == "Room 101"
+    own_pin = booking["unitPinList"][0]
+    assert data["hasPin"] is True  # the PIN itself is read, masked, with keyvox.get_booking
+    assert own_pin["pin"] not in json.dumps(data) and own_pin["qrShortUrl"] not in json.dumps(data)
     polled = await poll(registry, "keyvox.booking_created", conn, {}, created_cursor)
     assert [e.id for e in polled.events] == [hooked[0].id]
     assert polled.events[0].data["checkIn"] == data["checkIn"]
+    assert polled.events[0].data == data
     again = await poll(registry, "keyvox.booking_created", conn, {}, polled.cursor)
     assert again.events == []
 
     sim.control("/_sim/clock", {"advance": 3})
     sim.control(f"/_sim/bookings/{booking['orderId']}", {"action": "cancel"})
+    sim.settle()
     hooked = await hook(registry)(as_request(receiver.raw[-1]), conn)
     assert hooked[0].trigger == "keyvox.booking_cancelled" and hooked[0].data["status"] == "C"
     polled = await poll(registry, "keyvox.booking_cancelled", conn, {}, cancelled_cursor)
@@ -159,6 +202,7 @@ async def test_other_booking_events_arrive_by_webhook(
         sim.control(
             f"/_sim/bookings/{booking['orderId']}", {"action": action, "checkout": now + 7200}
         )
+    sim.settle()
     events = await hook(registry)(as_request(receiver.raw[-1]), conn)
     assert [e.trigger for e in events] == [f"keyvox.booking_{event}"]
 
@@ -190,4 +234,60 @@ async def test_webhook_refuses_text_format_and_non_json(
     assert info.value.status_code == 422
     with pytest.raises(WebhookError):
         await handler(as_request(b"not json"), conn)
-    assert await handler(as_request(b'{"event":"something.else"}'), conn) == []
+
+
+async def test_an_unknown_event_type_is_returned_unmapped_with_its_raw_type(
+    registry: Registry, conn: Connection
+) -> None:
+    access = [{"deviceId": "000D6F0013112273", "pinCode": "482913"}]
+    body = {"event": "reservation.canceled", "data": {"reservationCode": "K7Q2M9X4A"}}
+    body["data"]["accessInfo"] = access
+    raw = json.dumps(body)
+    events = await hook(registry)(as_request(raw.encode()), conn)
+    assert len(events) == 1 and isinstance(events[0], UnmappedEvent)
+    assert events[0].vendor_type == "reservation.canceled"
+    assert events[0].data["data"] == {"reservationCode": "K7Q2M9X4A"}  # no PIN kept
+    again = await hook(registry)(as_request(raw.encode()), conn)
+    assert again[0].id == events[0].id  # a redelivery is the same event
+
+
+async def test_a_connection_maps_its_own_event_names(registry: Registry, sim: Sim) -> None:
+    config = {**sim.config, "eventTypes": {"reservation.canceled": "keyvox.booking_cancelled"}}
+    body = {
+        "event": "reservation.canceled",
+        "eventTime": "1775023300",
+        "data": {
+            "reservationCode": "K7Q2M9X4A",
+            "unitId": sim.room()["unitId"],
+            "orderContact": "Mia",
+            "checkinTime": "1775023200",
+            "checkoutTime": "1775102400",
+            "orderStateCode": "C",
+        },
+    }
+    conn = make_connection("keyvox", config)
+    try:
+        events = await hook(registry)(as_request(json.dumps(body).encode()), conn)
+        assert [(e.trigger, e.data["orderId"]) for e in events if isinstance(e, TriggerEvent)] == [
+            ("keyvox.booking_cancelled", "K7Q2M9X4A")
+        ]
+        # and a default name can be switched off: it is then kept as dropped
+        off = make_connection("keyvox", {**sim.config, "eventTypes": {"booking.created": ""}})
+        dropped = await hook(registry)(
+            as_request(json.dumps({**body, "event": "booking.created"}).encode()), off
+        )
+        await off.http.aclose()
+        assert isinstance(dropped[0], UnmappedEvent)
+    finally:
+        await conn.http.aclose()
+    schema = registry.vendors["keyvox"].connection_schema["properties"]["eventTypes"]
+    assert schema["default"]["booking.checked_out"] == "keyvox.booking_checked_out"
+    assert "keyvox.booking_cancelled" in schema["additionalProperties"]["enum"]
+
+
+async def test_a_known_event_without_its_id_is_refused_saying_what_is_missing(
+    registry: Registry, conn: Connection
+) -> None:
+    with pytest.raises(WebhookError, match=r"data\.reservationCode") as info:
+        await hook(registry)(as_request(b'{"event":"booking.cancelled","data":{}}'), conn)
+    assert info.value.status_code == 422

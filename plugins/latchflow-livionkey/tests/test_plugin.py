@@ -82,7 +82,7 @@ def test_example_flows_name_registered_components() -> None:
 
     registry = load_registry()
     flows = sorted((Path(__file__).parents[3] / "flows").glob("livionkey-*.json"))
-    assert len(flows) == 3
+    assert len(flows) == 6
     for path in flows:
         flow: dict[str, Any] = json.loads(path.read_text())
         validate_flow(flow, registry)

@@ -16,7 +16,7 @@ from latchflow import FakeClock, WebhookError
 from latchflow.testing import make_connection
 from latchflow_livionkey import standard_webhooks
 from latchflow_livionkey.v2_client import V2Client
-from latchflow_livionkey.v2_signing import generate_key_pair
+from latchflow_livionkey.v2_signing import generate_key_pair, request_hash
 
 VECTOR_SECRET = "whsec_bGl2aW9uLXRlc3Qtc2VjcmV0LTMyLWJ5dGVzLWxvbmchIQ=="
 VECTOR_BODY = b'{"specVersion":"1","type":"key-status"}'
@@ -118,3 +118,51 @@ async def test_client_signature_verifies_independently() -> None:
             padding.PKCS1v15(),
             hashes.SHA256(),
         )
+
+
+NON_ASCII_URL = "https://api.livionkey.com/v2/groups"
+NON_ASCII_BODY = '{"name":"Jääskeläinen","type":1}'.encode()
+NON_ASCII_HASH = "4a4888044eb540babeb5ef12e780c141345d03cfc79071a2efdd6bf60b91973e"
+"""hex SHA-256 of "POST" + NON_ASCII_URL + NON_ASCII_BODY (UTF-8), computed with hashlib alone."""
+
+
+def test_request_hash_covers_raw_utf8_vector() -> None:
+    assert request_hash("POST", NON_ASCII_URL, NON_ASCII_BODY) == NON_ASCII_HASH
+    escaped = b'{"name":"J\\u00e4\\u00e4skel\\u00e4inen","type":1}'
+    assert request_hash("POST", NON_ASCII_URL, escaped) != NON_ASCII_HASH
+
+
+async def test_non_ascii_body_is_sent_and_signed_as_raw_utf8() -> None:
+    """What JSON.stringify would send (raw UTF-8, compact), signed byte for byte as the
+    cryptography primitives sign it."""
+    private_pem, _ = generate_key_pair()
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json={"id": "g-1", "name": "Jääskeläinen"})
+
+    clock = FakeClock()
+    config = {
+        "base_url": "https://api.livionkey.com/v2",
+        "service_account_id": "sa-1",
+        "private_key_pem": private_pem,
+    }
+    connection = make_connection(
+        "livionkey_v2", config, clock=clock, transport=httpx.MockTransport(handler)
+    )
+    await V2Client(connection).request(
+        "POST", "/groups", json_body={"name": "Jääskeläinen", "type": 1}
+    )
+    await connection.http.aclose()
+
+    (request,) = seen
+    assert request.content == NON_ASCII_BODY
+    stamp = str(int(clock.now().timestamp() * 1000))
+    assert request.headers["x-timestamp"] == stamp
+    key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    expected = key.sign(
+        ("sa-1" + stamp + NON_ASCII_HASH).encode(), padding.PKCS1v15(), hashes.SHA256()
+    )
+    assert request.headers["x-signature"] == base64.b64encode(expected).decode()

@@ -13,28 +13,26 @@ from latchflow_livionkey.v2_client import V2Client
 
 
 async def send_raw(
-    client: V2Client, method: str, url: str, body: str, headers: dict[str, str]
+    client: V2Client, method: str, url: str, body: bytes, headers: dict[str, str]
 ) -> httpx.Response:
-    return await client.connection.http.request(
-        method, url, content=body.encode() if body else None, headers=headers
-    )
+    return await client.connection.http.request(method, url, content=body or None, headers=headers)
 
 
 async def test_simulator_rejects_tampered_url_body_and_timestamp(v2: Connection, act: Any) -> None:
     client = V2Client(v2)
-    body = '{"name":"Lobby","type":1}'
+    body = b'{"name":"Lobby","type":1}'
     url = client.url("/groups")
     good = client.signed_headers("POST", url, body)
     assert (await send_raw(client, "POST", url, body, good)).status_code == 201
 
     list_url = client.url("/automats", {"limit": 5})
-    signed = client.signed_headers("GET", list_url, "")
-    tampered_url = await send_raw(client, "GET", client.url("/automats", {"limit": 6}), "", signed)
+    signed = client.signed_headers("GET", list_url, b"")
+    tampered_url = await send_raw(client, "GET", client.url("/automats", {"limit": 6}), b"", signed)
     assert tampered_url.status_code == 401
     assert tampered_url.json()["message"] == "invalid signature"
 
     signed = client.signed_headers("POST", url, body)
-    tampered_body = await send_raw(client, "POST", url, body.replace("Lobby", "Lobbx"), signed)
+    tampered_body = await send_raw(client, "POST", url, body.replace(b"Lobby", b"Lobbx"), signed)
     assert tampered_body.status_code == 401
 
     signed = client.signed_headers("POST", url, body)
@@ -46,9 +44,9 @@ async def test_simulator_rejects_tampered_url_body_and_timestamp(v2: Connection,
 
     key = v2_signing.load_private_key(v2.config["private_key_pem"])
     old = v2_signing.signature_headers(
-        key, client.account_id, int(time.time() * 1000) - 600_000, "GET", list_url, ""
+        key, client.account_id, int(time.time() * 1000) - 600_000, "GET", list_url, b""
     )
-    stale = await send_raw(client, "GET", list_url, "", old)
+    stale = await send_raw(client, "GET", list_url, b"", old)
     assert stale.status_code == 401
     assert "window" in stale.json()["message"]
 
@@ -170,7 +168,7 @@ async def test_contract_types_explicit_notifications_and_lifecycle(
         await act(
             v2,
             "livionkey.send_pincode",
-            {"automatId": "000112", "pincode": "1357", "proximityCheck": True},
+            {"automatId": "000112", "pincode": "135791", "proximityCheck": True},
         )
     )["success"]
 

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from latchflow import Connection
 from latchflow.testing import make_connection, serve_app
@@ -13,11 +15,31 @@ from latchflow_unloc.simulator import UnlocWorld, create_app
 from latchflow_unloc.testing import Sim, integrators_config, v2_config
 
 
+class Swap:
+    """An ASGI app standing for another that each test replaces: one server for the whole
+    session, a fresh simulator for each test."""
+
+    def __init__(self) -> None:
+        self.app: FastAPI | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.app is not None
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture(scope="session")
+def served() -> Iterator[tuple[str, Swap]]:
+    swap = Swap()
+    with serve_app(swap) as url:
+        yield url, swap
+
+
 @pytest.fixture
-def sim_url() -> Iterator[tuple[str, UnlocWorld]]:
+def sim_url(served: tuple[str, Swap]) -> tuple[str, UnlocWorld]:
+    url, swap = served
     world = UnlocWorld()
-    with serve_app(create_app(world)) as url:
-        yield url, world
+    swap.app = create_app(world)
+    return url, world
 
 
 @pytest.fixture

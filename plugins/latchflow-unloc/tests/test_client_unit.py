@@ -10,12 +10,14 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
-from latchflow import ConfigurationError, FakeClock, FatalError, RetryableError
+from latchflow import ConfigurationError, FakeClock, FatalError, RateLimitedError, RetryableError
 from latchflow.testing import make_connection, make_context
 from latchflow_unloc.client import UnlocClient
-from latchflow_unloc.create_actions import CREATE_KEY
-from latchflow_unloc.key_actions import REVOKE_KEY, REVOKE_KEYS
+from latchflow_unloc.create_key import CREATE_KEY
 from latchflow_unloc.keys import key_input
+from latchflow_unloc.revoke_actions import REVOKE_KEY, REVOKE_KEYS
+
+ACTION = "unloc.some_action"  # what the user configured; errors name it
 
 CONFIG = {
     "base_url": "https://unloc.test",
@@ -76,7 +78,7 @@ async def test_unfiltered_bulk_revoke_fails_validation_before_any_request() -> N
         with pytest.raises(FatalError, match="would revoke EVERY key"):
             await REVOKE_KEYS.run(make_context(conn), bad)
     with pytest.raises(FatalError, match="confirm_all"):
-        await UnlocClient(conn).revoke_keys()
+        await UnlocClient(conn, ACTION).revoke_keys()
     assert recorder.requests == []
 
     result = await REVOKE_KEYS.run(make_context(conn), {"confirm_all": True})
@@ -115,7 +117,7 @@ async def test_token_is_cached_and_fetched_again_after_expiry_or_401() -> None:
 
     recorder = Recorder(answer)
     conn = connection(recorder, clock)
-    client = UnlocClient(conn)
+    client = UnlocClient(conn, ACTION)
     await client.get_key("k1")
     await client.get_key("k1")
     assert recorder.tokens == 1
@@ -139,39 +141,74 @@ async def test_token_is_cached_and_fetched_again_after_expiry_or_401() -> None:
 @pytest.mark.parametrize(
     ("response", "error", "words"),
     [
-        (httpx.Response(429, headers={"retry-after": "7"}), RetryableError, "rate limited"),
-        (httpx.Response(503), RetryableError, "503"),
+        (
+            httpx.Response(429, headers={"retry-after": "7"}, json={"message": "Slow down"}),
+            RetryableError,
+            "rate limiting this connection (HTTP 429 Too Many Requests: Slow down)",
+        ),
+        (
+            httpx.Response(504, json={"message": "upstream timed out"}),
+            RetryableError,
+            "Unloc answered HTTP 504 Gateway Timeout: upstream timed out",
+        ),
         (
             httpx.Response(403, json={"title": "Forbidden", "detail": "projectId must match"}),
             ConfigurationError,
-            "projectId must match",
+            "HTTP 403 Forbidden: projectId must match",
         ),
         (
             httpx.Response(404, json={"title": "Not Found", "detail": "Key k1 not found"}),
             FatalError,
-            "Key k1 not found",
+            "HTTP 404 Not Found: Key k1 not found",
         ),
     ],
 )
-async def test_http_errors_map_to_what_the_engine_should_do(
+async def test_http_errors_name_the_action_and_carry_unlocs_answer(
     response: httpx.Response, error: type[Exception], words: str
 ) -> None:
     conn = connection(Recorder(lambda r: response))
-    with pytest.raises(error, match=words) as info:
-        await UnlocClient(conn).get_key("k1")
+    with pytest.raises(error) as info:
+        await UnlocClient(conn, ACTION).get_key("k1")
+    message = str(info.value)
+    assert message.startswith(f"{ACTION}: get key (GET /v2/projects/p1/keys/k1): ")
+    assert words in message
+    if response.status_code == 504:  # a gateway lost Unloc's answer
+        assert isinstance(info.value, RetryableError) and info.value.maybe_applied is True
     if response.status_code == 429:
-        assert isinstance(info.value, RetryableError) and info.value.retry_after == 7
-    assert "s3cr3t-value" not in str(info.value)
+        assert isinstance(info.value, RateLimitedError) and info.value.retry_after == 7
+    assert "s3cr3t-value" not in message
     await conn.http.aclose()
 
 
-async def test_timeouts_are_retryable() -> None:
+@pytest.mark.parametrize(
+    ("failure", "words", "applied"),
+    [
+        (httpx.ReadTimeout, "no answer from Unloc within 4 s (ReadTimeout)", True),
+        (httpx.ReadError, "reset or closed before Unloc answered", True),
+        (httpx.RemoteProtocolError, "reset or closed before Unloc answered", True),
+        (httpx.ConnectError, "could not reach Unloc", False),
+        (httpx.ConnectTimeout, "no connection to Unloc within 4 s (ConnectTimeout)", False),
+    ],
+)
+async def test_unanswered_calls_say_whether_unloc_may_have_applied_them(
+    failure: type[httpx.TransportError], words: str, applied: bool
+) -> None:
     def answer(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("slow", request=request)
+        assert request.extensions["timeout"]["read"] == 4  # the connection's timeoutSeconds
+        raise failure("cut", request=request)
 
-    conn = connection(Recorder(answer))
-    with pytest.raises(RetryableError, match="timed out"):
-        await UnlocClient(conn).get_job("j1")
+    conn = make_connection(
+        "unloc",
+        {**CONFIG, "timeoutSeconds": 4},
+        clock=FakeClock(),
+        transport=httpx.MockTransport(Recorder(answer)),
+    )
+    with pytest.raises(RetryableError) as info:
+        await UnlocClient(conn, ACTION).get_job("j1")
+    message = str(info.value)
+    assert message.startswith(f"{ACTION}: get job (GET /v2/projects/p1/jobs/j1): ")
+    assert words in message and info.value.maybe_applied is applied
+    assert ("timed out" in message or "within" in message) == ("Timeout" in failure.__name__)
     await conn.http.aclose()
 
 
@@ -183,7 +220,7 @@ async def test_bad_credentials_are_a_configuration_error() -> None:
 
     conn = make_connection("unloc", CONFIG, transport=httpx.MockTransport(handler))
     with pytest.raises(ConfigurationError, match="client id, client secret"):
-        await UnlocClient(conn).get_key("k1")
+        await UnlocClient(conn, ACTION).get_key("k1")
     await conn.http.aclose()
 
 
@@ -262,20 +299,45 @@ async def test_pagination_follows_start_after_id() -> None:
 
     recorder = Recorder(answer)
     conn = connection(recorder)
-    keys = await UnlocClient(conn).all_keys(lock_id="l1", exclude_states=["revoked", "expired"])
+    keys = await UnlocClient(conn, ACTION).all_keys(
+        lock_id="l1", exclude_states=["revoked", "expired"]
+    )
     assert [k["id"] for k in keys] == ["a", "b", "c"]
     assert recorder.api_requests()[0].url.params["excludeStates"] == "revoked,expired"
     await conn.http.aclose()
 
 
 async def test_revoking_an_expired_key_reports_it_gone() -> None:
-    conn = connection(
-        Recorder(
-            lambda r: httpx.Response(
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "DELETE":
+            return httpx.Response(
                 409, json={"title": "Conflict", "detail": "May not revoke expired keys"}
             )
-        )
-    )
+        return httpx.Response(200, json={"key": {"id": "k1", "lockId": "l1", "state": "expired"}})
+
+    conn = connection(Recorder(answer))
     result = await REVOKE_KEY.run(make_context(conn), {"keyId": "k1"})
     assert result == {"keyId": "k1", "revoked": False, "state": "expired"}
+    await conn.http.aclose()
+
+
+async def test_a_conflict_on_a_live_key_is_not_taken_for_gone() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "DELETE":
+            return httpx.Response(409, json={"title": "Conflict", "detail": "Key is locked"})
+        return httpx.Response(200, json={"key": {"id": "k1", "lockId": "l1", "state": "active"}})
+
+    conn = connection(Recorder(answer))
+    with pytest.raises(FatalError, match="HTTP 409 Conflict: Key is locked"):
+        await REVOKE_KEY.run(make_context(conn), {"keyId": "k1"})
+    await conn.http.aclose()
+
+
+async def test_a_key_gone_by_the_retry_of_its_revoke_counts_as_revoked() -> None:
+    gone = httpx.Response(404, json={"title": "Not Found", "detail": "Key k1 not found"})
+    conn = connection(Recorder(lambda r: gone))
+    with pytest.raises(FatalError, match="Key k1 not found"):  # a wrong id, on the first try
+        await REVOKE_KEY.run(make_context(conn), {"keyId": "k1"})
+    retried = await REVOKE_KEY.run(make_context(conn, attempt=2), {"keyId": "k1"})
+    assert retried == {"keyId": "k1", "revoked": False, "state": None}
     await conn.http.aclose()

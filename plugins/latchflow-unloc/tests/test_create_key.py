@@ -10,19 +10,25 @@ from jsonschema import Draft202012Validator
 
 from latchflow import Connection, FatalError, Pending
 from latchflow.testing import make_context
-from latchflow_unloc.create_actions import CREATE_KEY, CREATE_KEYS
-from latchflow_unloc.key_actions import GET_JOB
+from latchflow_unloc.create_key import CREATE_KEY
+from latchflow_unloc.create_keys import CREATE_KEYS
+from latchflow_unloc.read_actions import GET_JOB
 from latchflow_unloc.testing import APARTMENT, FRONT_DOOR, Sim
 
 
 async def run_until_done(
-    sim: Sim, conn: Connection, action: Any, input: dict[str, Any], max_wakeups: int = 50
+    sim: Sim,
+    conn: Connection,
+    action: Any,
+    input: dict[str, Any],
+    max_wakeups: int = 50,
+    attempt: int = 1,
 ) -> tuple[dict[str, Any], list[Pending]]:
     """Call the action like the executor would: again at each check_at, with its state."""
     pendings: list[Pending] = []
     state = None
     for _ in range(max_wakeups):
-        result = await action.run(make_context(conn, state=state), input)
+        result = await action.run(make_context(conn, state=state, attempt=attempt), input)
         if not isinstance(result, Pending):
             Draft202012Validator(action.output_schema).validate(result)
             return result, pendings
@@ -63,22 +69,32 @@ async def test_create_key_spans_several_wakeups_until_the_job_succeeds(
     assert list(sim.world.keys) == [result["keyId"]]
 
 
-async def test_replayed_step_finds_its_key_instead_of_creating_another(
+async def test_a_retried_step_adopts_the_key_its_lost_attempt_made(
     sim: Sim, conn: Connection
 ) -> None:
     input = {"lockId": FRONT_DOOR, "appUserId": "+4799887766", "pollInterval": 1}
     done, _ = await run_until_done(sim, conn, CREATE_KEY, input)
-    again, _ = await run_until_done(sim, conn, CREATE_KEY, input)  # same run and step id
+    assert done["metadata"] == {"latchflowRef": "run-test:step"}
+    again, _ = await run_until_done(sim, conn, CREATE_KEY, input, attempt=2)  # same run, step
     assert again["keyId"] == done["keyId"] and again["jobId"] is None
-    assert len(sim.world.keys) == 1
-    other = await CREATE_KEY.run(make_context(conn, run_id="another-run"), input)
-    assert isinstance(other, Pending) and other.state.get("job_id")
+    assert again["duplicatesRemoved"] == [] and len(sim.world.keys) == 1
+    other = await CREATE_KEY.run(make_context(conn, run_id="another-run", attempt=2), input)
+    assert isinstance(other, Pending) and other.state.get("job_id")  # nothing to adopt: made
+
+
+async def test_an_adopted_key_still_creating_is_waited_for(sim: Sim, conn: Connection) -> None:
+    await sim.control("/_sim/settings", {"job_delay": 20})
+    input = {"lockId": FRONT_DOOR, "appUserId": "+4799887766", "pollInterval": 5}
+    lost = await CREATE_KEY.run(make_context(conn), input)  # its answer never arrives
+    assert isinstance(lost, Pending)
+    result, pendings = await run_until_done(sim, conn, CREATE_KEY, input, attempt=2)
+    assert result["state"] == "active" and len(pendings) >= 3
+    assert list(sim.world.keys) == [result["keyId"]]
 
 
 @pytest.mark.parametrize(
     ("setup", "words"),
     [
-        ("unknown_lock", "failedValidation.*not in this project"),
         ("offline", "failedJob.*state error"),
         ("timeout", "timed out"),
     ],
@@ -86,19 +102,28 @@ async def test_replayed_step_finds_its_key_instead_of_creating_another(
 async def test_failed_jobs_are_fatal_with_a_clear_message(
     sim: Sim, conn: Connection, setup: str, words: str
 ) -> None:
-    lock = FRONT_DOOR
-    if setup == "unknown_lock":
-        lock = "00000000-0000-0000-0000-000000000000"
     if setup == "offline":
         await sim.control(f"/_sim/locks/{FRONT_DOOR}", {"online": False})
-    input = {"lockId": lock, "appUserId": "+4799887766", "pollInterval": 1}
+    input = {"lockId": FRONT_DOOR, "appUserId": "+4799887766", "pollInterval": 1}
     first = await CREATE_KEY.run(make_context(conn), input)
     assert isinstance(first, Pending)
     if setup == "timeout":
         await sim.control(f"/_sim/jobs/{first.state['job_id']}", {"status": "timeout"})
     await sim.advance(5)
-    with pytest.raises(FatalError, match=words):
+    with pytest.raises(FatalError, match=f"^unloc.create_key: Unloc job .*{words}"):
         await CREATE_KEY.run(make_context(conn, state=first.state), input)
+
+
+async def test_a_key_for_an_unknown_lock_is_refused_at_once(sim: Sim, conn: Connection) -> None:
+    input = {"lockId": "00000000-0000-0000-0000-000000000000", "appUserId": "+4799887766"}
+    with pytest.raises(FatalError) as info:
+        await CREATE_KEY.run(make_context(conn), input)
+    assert str(info.value) == (
+        "unloc.create_key: create keys (POST /v2/projects/5b8f0a3e-9c1d-4e7a-8f00-0000000000a1"
+        "/keys): Unloc refused the request (HTTP 400 Bad Request: One or more keys are invalid;"
+        " no job was started; keys[0].lockId: must be the id of a lock in the project)"
+    )
+    assert sim.world.keys == {} and sim.world.jobs == {}
 
 
 async def test_a_job_that_never_finishes_fails_after_max_wait(sim: Sim, conn: Connection) -> None:
@@ -169,6 +194,38 @@ async def test_create_keys_with_one_bad_key_creates_nothing(sim: Sim, conn: Conn
         ],
         "pollInterval": 1,
     }
-    with pytest.raises(FatalError, match="failedValidation"):
+    with pytest.raises(FatalError, match=r"HTTP 400 .*keys\[1\]\.lockId: must be the id of a lock"):
         await run_until_done(sim, conn, CREATE_KEYS, input)
-    assert sim.world.keys == {}
+    assert sim.world.keys == {} and sim.world.jobs == {}
+
+
+async def test_a_retried_batch_adopts_the_keys_its_lost_attempt_made(
+    sim: Sim, conn: Connection
+) -> None:
+    keys = [
+        {"lockId": FRONT_DOOR, "appUserId": "+4799887766"},
+        {"lockId": APARTMENT, "appUserId": "+4741234567", "metadata": {"booking": "R-7"}},
+    ]
+    input = {"keys": keys, "pollInterval": 1}
+    lost = await CREATE_KEYS.run(make_context(conn), input)  # its answer never arrives
+    assert isinstance(lost, Pending)
+    result, _ = await run_until_done(sim, conn, CREATE_KEYS, input, attempt=2)
+    assert result["jobId"] is None and result["status"] == "succeeded"
+    assert sorted(k["keyId"] for k in result["keys"]) == sorted(sim.world.keys)
+    assert [k["metadata"] for k in result["keys"]] == [
+        {"latchflowRef": "run-test:step#0"},
+        {"booking": "R-7", "latchflowRef": "run-test:step#1"},
+    ]
+
+
+async def test_a_retry_that_finds_two_copies_keeps_the_oldest_and_revokes_the_other(
+    sim: Sim, conn: Connection
+) -> None:
+    input = {"lockId": FRONT_DOOR, "appUserId": "+4799887766", "pollInterval": 1}
+    for _ in range(2):  # two attempts whose answers were both lost, both carried out
+        assert isinstance(await CREATE_KEY.run(make_context(conn), input), Pending)
+        await sim.advance(1)
+    oldest, newer = sorted(sim.world.keys.values(), key=lambda k: k.created)
+    result, _ = await run_until_done(sim, conn, CREATE_KEY, input, attempt=3)
+    assert result["keyId"] == oldest.id and result["duplicatesRemoved"] == [newer.id]
+    assert newer.state(sim.world.now(), sim.world.zone) == "revoked"

@@ -8,10 +8,20 @@ import pytest
 
 from latchflow import Connection, RetryableError
 from latchflow.testing import make_context
-from latchflow_unloc.assumptions import SIM_CLIENT_ID, SIM_CLIENT_SECRET, SIM_PROJECT_ID
+from latchflow_unloc.assumptions import (
+    SIM_CLIENT_ID,
+    SIM_CLIENT_SECRET,
+    SIM_INTEGRATOR_CLIENT_ID,
+    SIM_INTEGRATOR_CLIENT_SECRET,
+    SIM_LOCK_HOLDER_ID,
+    SIM_PROJECT_ID,
+)
 from latchflow_unloc.client import UnlocClient
-from latchflow_unloc.key_actions import LIST_KEYS, LIST_LOCKS, REVOKE_KEY
+from latchflow_unloc.read_actions import LIST_KEYS, LIST_LOCKS
+from latchflow_unloc.revoke_actions import REVOKE_KEY
 from latchflow_unloc.testing import FRONT_DOOR, Sim
+
+ACTION = "unloc.some_action"  # what the user configured; errors name it
 
 TOKEN = {
     "grant_type": "client_credentials",
@@ -53,7 +63,7 @@ async def test_token_accepts_form_bodies_and_expires_after_an_hour(sim: Sim) -> 
 
 
 async def test_client_survives_an_expired_token(sim: Sim, conn: Connection) -> None:
-    client = UnlocClient(conn)
+    client = UnlocClient(conn, ACTION)
     await client.all_locks()
     conn.cache["token"]["expires_at"] = sim.world.now().replace(
         year=2100
@@ -77,6 +87,16 @@ async def test_client_survives_an_expired_token(sim: Sim, conn: Connection) -> N
             },
             "startHour",
         ),
+        ({"lockId": "00000000-0000-0000-0000-000000000000"}, "must be the id of a lock"),
+        ({"end": "2020-01-01T00:00:00.000Z"}, "keys[1].end must be in the future"),
+        (
+            {"start": "2020-01-01T00:00:00.000Z", "durationMinutes": 60},
+            "keys[1].durationMinutes must be in the future",
+        ),
+        (
+            {"start": "2099-01-02T00:00:00.000Z", "end": "2099-01-01T00:00:00.000Z"},
+            "keys[1].end must be after start",
+        ),
     ],
 )
 async def test_whole_batch_is_rejected_with_400_problem_json(
@@ -93,13 +113,14 @@ async def test_whole_batch_is_rejected_with_400_problem_json(
     body = response.json()
     assert body["status"] == 400 and body["invalidParams"][0]["name"].startswith("keys[1]")
     assert reason in body["invalidParams"][0]["name"] + " " + body["invalidParams"][0]["reason"]
+    assert body["title"] == "Bad Request" and body["type"] == "about:blank"
     assert sim.world.keys == {} and sim.world.jobs == {}
 
 
 async def test_revoking_an_expired_key_is_409_and_revoke_is_repeatable(
     sim: Sim, conn: Connection
 ) -> None:
-    client = UnlocClient(conn)
+    client = UnlocClient(conn, ACTION)
     now = sim.world.now()
     job = await client.create_keys([
         {"lockId": FRONT_DOOR, "appUserId": "+4799887766", "durationMinutes": 10},
@@ -124,7 +145,7 @@ async def test_revoking_an_expired_key_is_409_and_revoke_is_repeatable(
 
 
 async def test_listing_paginates_and_filters(sim: Sim, conn: Connection) -> None:
-    client = UnlocClient(conn)
+    client = UnlocClient(conn, ACTION)
     await client.create_keys(
         [{"lockId": FRONT_DOOR, "appUserId": f"+47900000{i:02d}"} for i in range(5)]
     )
@@ -153,9 +174,58 @@ async def test_injected_faults_become_retryable_errors(sim: Sim, conn: Connectio
         "/_sim/faults", {"kind": "rate_limit", "path": "/v2/projects", "retry_after": 9}
     )
     with pytest.raises(RetryableError) as info:
-        await UnlocClient(conn).all_locks()
+        await UnlocClient(conn, ACTION).all_locks()
     assert info.value.retry_after == 9
     await sim.control("/_sim/faults", {"kind": "error", "status": 502, "path": "/v2/projects"})
     with pytest.raises(RetryableError, match="502"):
-        await UnlocClient(conn).all_locks()
-    assert len(await UnlocClient(conn).all_locks()) == 3
+        await UnlocClient(conn, ACTION).all_locks()
+    assert len(await UnlocClient(conn, ACTION).all_locks()) == 3
+
+
+async def test_an_integrators_key_that_ended_already_is_refused(sim: Sim) -> None:
+    response = await sim.http.post(
+        f"{sim.url}/auth/v1/token/",
+        json={
+            "grant_type": "client_credentials",
+            "client_id": SIM_INTEGRATOR_CLIENT_ID,
+            "client_secret": SIM_INTEGRATOR_CLIENT_SECRET,
+            "scope": "integrator.admin",
+        },
+    )
+    headers = {"authorization": f"Bearer {response.json()['access_token']}"}
+    path = f"/integrators/v1/lock-holders/{SIM_LOCK_HOLDER_ID}/locks/{FRONT_DOOR}/keys/"
+    refused = await sim.http.post(
+        sim.url + path,
+        headers=headers,
+        json={"userId": "+4799887766", "start": None, "end": "2020-01-01T00:00:00.000Z"},
+    )
+    assert refused.status_code == 400
+    assert refused.json()["invalidParams"] == [{"name": "end", "reason": "must be in the future"}]
+    assert sim.world.keys == {}
+
+
+@pytest.mark.parametrize(
+    ("query", "name", "reason"),
+    [
+        ({"appUserId": "99887766"}, "appUserId", "must be an E.164 phone number"),
+        ({"lockId": "no-such-lock"}, "lockId", "must be the id of a lock in the project"),
+        ({"appUser": "+4799887766"}, "appUser", "must NOT have additional properties"),
+        ({"lockId": FRONT_DOOR, "excludeSubprojectKeys": "yes"}, "excludeSubprojectKeys", "must be boolean"),
+    ],
+)  # fmt: skip
+async def test_a_revoke_many_with_an_invalid_filter_is_refused(
+    sim: Sim, conn: Connection, query: dict[str, str], name: str, reason: str
+) -> None:
+    await UnlocClient(conn, ACTION).create_keys(
+        [{"lockId": FRONT_DOOR, "appUserId": "+4799887766"}]
+    )
+    await sim.advance(3)
+    response = await sim.http.delete(
+        f"{sim.url}/v2/projects/{SIM_PROJECT_ID}/keys",
+        params=query,
+        headers={"authorization": f"Bearer {await token(sim)}"},
+    )
+    assert response.status_code == 400
+    assert response.json()["invalidParams"] == [{"name": name, "reason": reason}]
+    [key] = sim.world.keys.values()
+    assert key.state(sim.world.now(), sim.world.zone) == "active"  # nothing revoked

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -12,10 +13,17 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from jsonschema import Draft202012Validator
 
-from latchflow import Connection, PollResult, TriggerEvent, WebhookError, WebhookRequest
+from latchflow import (
+    Connection,
+    PollResult,
+    TriggerEvent,
+    UnmappedEvent,
+    WebhookError,
+    WebhookRequest,
+)
 from latchflow.testing import make_connection, make_context, serve_app
-from latchflow_unloc.create_actions import CREATE_KEYS
-from latchflow_unloc.key_actions import REVOKE_KEY
+from latchflow_unloc.create_keys import CREATE_KEYS
+from latchflow_unloc.revoke_actions import REVOKE_KEY
 from latchflow_unloc.simulator.model import parse_iso
 from latchflow_unloc.testing import APARTMENT, FRONT_DOOR, GYM, Sim, integrators_config, v2_config
 from latchflow_unloc.triggers import KEY_EXPIRED, KEY_STATE_CHANGED, KEY_USED, LOCK_UNLOCKED
@@ -213,6 +221,7 @@ async def test_access_events_arrive_through_the_registered_webhooks(
         f"{sim.url}/_sim/locks/{FRONT_DOOR}/open", json={"keyId": key_id, "userName": "Kari"}
     )
     assert opened.status_code == 200 and opened.json()["delivered"] == 2
+    await sim.settle()  # Unloc sends webhooks after its answer: wait for their delivery
 
     by_trigger = {e.trigger: e for e in app.state.events}
     assert set(by_trigger) == {"unloc.lock_unlocked", "unloc_integrators.key_used"}
@@ -241,3 +250,38 @@ async def test_access_events_arrive_through_the_registered_webhooks(
         )
         assert answer.status_code == 403
     assert len(app.state.events) == 2
+
+
+def delivery(body: dict[str, Any]) -> WebhookRequest:
+    return WebhookRequest(
+        "POST", "http://latchflow.test/vendors/unloc/c", {}, json.dumps(body).encode()
+    )
+
+
+async def test_event_types_map_per_connection_and_unmapped_events_are_kept(
+    sim: Sim, conn: Connection, iconn: Connection
+) -> None:
+    assert UNLOC.webhook is not None and UNLOC_INTEGRATORS.webhook is not None
+    [key_id] = await create(sim, conn, [{"lockId": FRONT_DOOR, "appUserId": "+4799887766"}])
+    event = {"id": "e1", "action": "unlocked", "keyId": key_id, "lockId": FRONT_DOOR}
+    [unlocked] = await UNLOC.webhook(delivery(event), conn)
+    assert isinstance(unlocked, TriggerEvent) and unlocked.trigger == "unloc.lock_unlocked"
+    [locked] = await UNLOC.webhook(delivery({**event, "id": "e2", "action": "locked"}), conn)
+    assert locked == UnmappedEvent(
+        "locked", "e2", {**unlocked.data, "eventId": "e2", "action": "locked"}
+    )
+
+    conn.config["eventTypes"] = {"unlocked": "", "locked": "unloc.lock_unlocked"}
+    Draft202012Validator(UNLOC.connection_schema).validate(conn.config)
+    [off] = await UNLOC.webhook(delivery(event), conn)
+    [on] = await UNLOC.webhook(delivery({**event, "id": "e2", "action": "locked"}), conn)
+    assert isinstance(off, UnmappedEvent) and off.vendor_type == "unlocked"
+    assert isinstance(on, TriggerEvent) and on.trigger == "unloc.lock_unlocked"
+    bad = {**conn.config, "eventTypes": {"unlocked": "unloc.no_such_trigger"}}
+    assert not Draft202012Validator(UNLOC.connection_schema).is_valid(bad)
+
+    used = {**event, "userId": "+4799887766"}
+    for action, mapped in (("unlocked", True), ("locked", True), ("jammed", False)):
+        [result] = await UNLOC_INTEGRATORS.webhook(delivery({**used, "action": action}), iconn)
+        assert isinstance(result, TriggerEvent) is mapped, action
+    assert isinstance(result, UnmappedEvent) and result.vendor_type == "jammed"

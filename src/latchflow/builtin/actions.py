@@ -10,6 +10,7 @@ from latchflow import (
     Action,
     FatalError,
     Pending,
+    RetrySafety,
     RunContext,
     RunFiltered,
     hookimpl,
@@ -64,7 +65,7 @@ ACTIONS = [
         output_schema={"type": "object"},
         sample={"guest": "Ada Lovelace", "pin": "482913"},
         run=set_values,
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
     Action(
         key="core.filter",
@@ -86,7 +87,7 @@ ACTIONS = [
         },
         sample={"passed": True},
         run=filter_run,
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
     Action(
         key="core.delay",
@@ -108,7 +109,7 @@ ACTIONS = [
         },
         sample={"waited_until": "2026-03-01T10:00:00+00:00"},
         run=delay,
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
     http_request,
 ]

@@ -10,7 +10,14 @@ from typing import Any
 
 import httpx
 
-from latchflow import JSON, Action, FatalError, RetryableError, RetryPolicy, RunContext
+from latchflow import (
+    JSON,
+    Action,
+    FatalError,
+    RetryableError,
+    RetrySafety,
+    RunContext,
+)
 from latchflow.builtin.egress import Egress
 from latchflow.builtin.http_credentials import HTTP, credential_headers, literal_credentials
 
@@ -70,7 +77,9 @@ http_request = Action(
         " 429 and 5xx answers and timeouts are retried; other 4xx answers fail the run."
         " Non-public addresses are refused unless LATCHFLOW_HTTP_ALLOW_NETWORKS allows them;"
         " proxies are not used and redirects are not followed. Credentials come from an"
-        " 'http' connection named in the step, never from the flow."
+        " 'http' connection named in the step, never from the flow. Every attempt of a step"
+        " sends the same Idempotency-Key header: a receiver that honours it applies a retried"
+        " request once."
     ),
     input_schema={
         "type": "object",
@@ -117,6 +126,6 @@ http_request = Action(
     run=send,
     connection=HTTP.key,
     connection_required=False,
-    retry=RetryPolicy(max_attempts=6),
+    retry_safety=RetrySafety.IDEMPOTENCY_KEY,
     check_input=literal_credentials,
 )

@@ -3,7 +3,8 @@
 A trigger URL delivery is for its flow; its dedupe key is the caller's ``Idempotency-Key`` or
 the value at the flow's ``idempotency_key_path``. A vendor webhook event is for every enabled
 flow listening on its trigger and connection; a flow whose trigger settings it does not match
-keeps it as "filtered", with the reason. Everything is stored by the store's ``EventWriter``.
+keeps it as "filtered", with the reason; one that no trigger stands for is kept as "dropped",
+with the vendor's type and the reason. Everything is stored by the store's ``EventWriter``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import jmespath
 
 from latchflow.plugin.clock import Clock
 from latchflow.plugin.host import Registry
-from latchflow.plugin.types import JSON, TriggerEvent
-from latchflow.storage.events import Accepted, Delivery
+from latchflow.plugin.types import JSON, TriggerEvent, UnmappedEvent
+from latchflow.storage.events import Accepted, Delivery, Dropped
 from latchflow.storage.models import FlowRecord
 from latchflow.storage.store import Store
 
@@ -45,6 +46,8 @@ class Routed:
     """What a vendor webhook's events became."""
 
     events: int
+    dropped: int = 0
+    """Events no trigger stands for, kept as dropped."""
     runs: list[Started] = field(default_factory=list)
     filtered: list[Filtered] = field(default_factory=list)
 
@@ -85,15 +88,25 @@ class Intake:
             return None
         return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
-    def route(self, connection_id: str, events: list[TriggerEvent]) -> Routed:
+    def route(self, connection_id: str, events: list[TriggerEvent | UnmappedEvent]) -> Routed:
         """Store each vendor event for every flow it concerns, in one transaction (deduped per
-        flow by trigger and event id)."""
+        flow by trigger and event id), and each that no trigger stands for as dropped."""
         now = self.clock.now()
         deliveries: list[Delivery] = []
         event_ids: list[str] = []
+        dropped: list[Dropped] = []
         for event in events:
+            if isinstance(event, UnmappedEvent):
+                unmapped = event.reason or (
+                    f"no trigger stands for the vendor's event type {event.vendor_type!r};"
+                    " map it to one in the connection's eventTypes setting"
+                )
+                dropped.append(Dropped(connection_id, event.vendor_type, event.data, unmapped, now))
+                continue
             trigger = self.registry.triggers.get(event.trigger)
             if trigger is None:
+                missing = f"trigger {event.trigger!r} is not installed"
+                dropped.append(Dropped(connection_id, event.trigger, event.data, missing, now))
                 continue
             key = f"{event.trigger}:{event.id}"
             for record in self.listening_flows(event.trigger, connection_id):
@@ -105,8 +118,8 @@ class Intake:
                     )
                 deliveries.append(Delivery(record, event.data, now, key, filtered=reason))
                 event_ids.append(event.id)
-        routed = Routed(events=len(events))
-        outcomes = self.store.events.write(deliveries)
+        routed = Routed(events=len(events), dropped=len(dropped))
+        outcomes = self.store.events.write(deliveries, dropped=dropped)
         for delivery, event_id, outcome in zip(deliveries, event_ids, outcomes, strict=True):
             if isinstance(outcome, Accepted):
                 routed.runs.append(Started(delivery.flow.id, outcome.run_id, outcome.created))

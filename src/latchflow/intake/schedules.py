@@ -140,9 +140,9 @@ class ScheduleFires:
             connection_id = connections.resolve(
                 trigger.connection or "", flow.trigger_connection, "$.trigger"
             )
-            cooling = connections.cooling_until(connection_id)
-            if cooling is not None:  # a 429 told us to leave this account alone for now
-                log.info("flow %s: not polling until %s (rate limited)", flow_id, cooling)
+            held = connections.holds.held_until(connection_id)
+            if held is not None:  # a 429 or an outage: leave this account alone for now
+                log.info("flow %s: not polling until %s (connection held)", flow_id, held)
                 return []
             live = await connections.get(connection_id)
             row = self.store.cursors.get(flow_id)
@@ -150,7 +150,9 @@ class ScheduleFires:
             result = await trigger.poll(live.connection, flow.trigger_input, cursor)
         except Exception as exc:
             if isinstance(exc, RateLimitedError) and connection_id is not None:
-                connections.cool_down(connection_id, exc.retry_after or trigger.poll_interval)
+                connections.holds.rate_limited(
+                    connection_id, exc.retry_after or trigger.poll_interval, str(exc)
+                )
             log.warning("flow %s: polling %s failed: %s", flow_id, trigger.key, exc)
             return []
         now = self.clock.now()

@@ -3,7 +3,8 @@
     LatchflowError
     ├── ActionError                 raised by actions and vendor clients during a step
     │   ├── RetryableError          try the step again later (429, 5xx, timeouts, lock offline);
-    │   │                           ``retry_after`` (seconds) overrides the backoff when known
+    │   │                           ``retry_after`` (seconds) overrides the backoff when known;
+    │   │                           ``maybe_applied``: the vendor may have applied the request
     │   │   └── RateLimitedError    the vendor rate-limited the connection (429): every call on
     │   │                           that connection waits, not only this step
     │   ├── FatalError              the run fails; retrying cannot help (bad input, not found)
@@ -40,16 +41,68 @@ class ActionError(LatchflowError):
 
 
 class RetryableError(ActionError):
-    """A transient failure: the step is retried with backoff, or after ``retry_after`` seconds."""
+    """A transient failure: the step is retried with backoff, or after ``retry_after`` seconds.
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    ``maybe_applied`` says whether the vendor may have applied the request although it failed
+    (an answer lost after the request was sent); None judges by the error it was raised from
+    (see ``maybe_applied``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        maybe_applied: bool | None = None,
+        status: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.maybe_applied = maybe_applied
+        self.status = status
+        """The vendor's HTTP status, when it answered."""
 
     @classmethod
     def from_response(cls, message: str, response: httpx.Response) -> Self:
-        """The error for a vendor's answer, waiting as long as its ``Retry-After`` asks."""
-        return cls(message, retry_after=retry_after_seconds(response.headers))
+        """The error for a vendor's answer, waiting as long as its ``Retry-After`` asks. A 5xx
+        other than 503 may come after the vendor applied the request (a gateway that lost its
+        answer, a failure half-way); a 503 refuses it."""
+        status = response.status_code
+        return cls(
+            message,
+            retry_after=retry_after_seconds(response.headers),
+            maybe_applied=status >= 500 and status != 503,
+            status=status,
+        )
+
+
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Transport errors raised before the request left: the vendor cannot have seen it."""
+
+
+def maybe_applied(exc: BaseException) -> bool:
+    """Whether the vendor may have applied the request that failed with ``exc``: a read
+    timeout, a reset or a 5xx after the request was sent, not a refusal before it was."""
+    if isinstance(exc, RetryableError) and exc.maybe_applied is not None:
+        return exc.maybe_applied
+    cause = _transport_error(exc)
+    return cause is not None and not isinstance(cause, NOT_SENT)
+
+
+def vendor_unavailable(exc: BaseException) -> bool:
+    """Whether the failure says the vendor itself is unavailable (a 5xx, a timeout, a reset, a
+    refused connection), not one device or one request."""
+    if isinstance(exc, RetryableError) and exc.status is not None:
+        return exc.status >= 500
+    if isinstance(exc, RetryableError) and exc.maybe_applied:
+        return True
+    return _transport_error(exc) is not None
+
+
+def _transport_error(exc: BaseException) -> httpx.TransportError | None:
+    """The network error ``exc`` is, or was raised from."""
+    cause = exc if isinstance(exc, httpx.TransportError) else exc.__cause__
+    return cause if isinstance(cause, httpx.TransportError) else None
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

@@ -1,11 +1,9 @@
-"""Live connections: per configured account one httpx client, a concurrency bound and a cool-down.
+"""Live connections: per configured account one httpx client, a concurrency bound and its holds.
 
-The cool-down is how a vendor's 429 slows that connection and no other. When a call on a
-connection raises ``RateLimitedError``, the connection cools down until ``retry_after`` has
-passed. The executor does not let new calls on it wait inside a worker: it reschedules their
-runs (``due_at``) for the end of the cool-down and frees the worker, so runs on other
-connections keep every worker. Cool-downs live in this process's memory; in a deployment with
-several nodes each node learns of a rate limit from its own first 429.
+A connection's holds (``runs.holds``) are how a vendor's 429 or outage slows that connection and
+no other: the executor does not let calls on a held connection wait inside a worker, it
+reschedules their runs (``due_at``) and frees the worker, so runs on other connections keep
+every worker.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ import secrets
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import aiohttp
 import httpx
@@ -28,6 +26,7 @@ from latchflow.plugin.clock import Clock
 from latchflow.plugin.errors import ConfigurationError, ErrorDetail, ValidationError
 from latchflow.plugin.host import Registry
 from latchflow.plugin.types import JSON, Connection
+from latchflow.runs.holds import Holds
 from latchflow.storage.models import ConnectionRecord
 from latchflow.storage.secrets import secret_fields
 from latchflow.storage.store import StaleWrite, Store
@@ -121,7 +120,7 @@ class Connections:
         self._live: dict[str, LiveConnection] = {}
         self._secret_values: frozenset[str] | None = None
         """``secret_values()`` of the open connections, recomputed when one opens or closes."""
-        self._cool_until: dict[str, datetime] = {}
+        self.holds = Holds(store, clock)
         self.http = httpx.AsyncClient(
             timeout=30.0, limits=HTTP_LIMITS, transport=pooled_transport()
         )
@@ -143,28 +142,10 @@ class Connections:
             path=f"{where}.connection",
         )
 
-    def cool_down(self, connection_id: str, seconds: float) -> datetime:
-        """Hold calls on a connection back for ``seconds`` (never shortening a longer cool-down)."""
-        until = self.clock.now() + timedelta(seconds=seconds)
-        current = self._cool_until.get(connection_id)
-        if current is None or until > current:
-            self._cool_until[connection_id] = until
-        return self._cool_until[connection_id]
-
-    def cooling_until(self, connection_id: str) -> datetime | None:
-        """When calls on the connection may go on again, if it is cooling down now."""
-        until = self._cool_until.get(connection_id)
-        if until is None:
-            return None
-        if until <= self.clock.now():
-            del self._cool_until[connection_id]
-            return None
-        return until
-
-    @property
-    def any_cooling(self) -> bool:
-        """Whether some connection has (or recently had) a cool-down: a cheap check first."""
-        return bool(self._cool_until)
+    def admit(self, connection_id: str, vendor: str) -> datetime | None:
+        """None if a call on the connection may go out now; else when to come back (a hold
+        releases the runs it kept waiting at twice the vendor's ``max_concurrency`` a second)."""
+        return self.holds.admit(connection_id, 2.0 * self.registry.vendors[vendor].max_concurrency)
 
     async def get(self, connection_id: str) -> LiveConnection:
         live = self._live.get(connection_id)

@@ -28,6 +28,8 @@ from latchflow.plugin.errors import (
     RetryableError,
     RunFiltered,
     SkipError,
+    maybe_applied,
+    vendor_unavailable,
 )
 from latchflow.plugin.host import Registry
 from latchflow.plugin.types import JSON, Action, Pending, RunContext
@@ -193,10 +195,14 @@ class Executor:
                 return self._next(progress)
         elif record.status in DONE:
             return self._next(progress)
-        resume_at = self._cooling(step)
+        resume_at = self._held(step)
         if resume_at is not None:
             return await self._postpone(progress, record, resume_at)
         previous = record.status
+        if previous == StepStatus.RUNNING and record.attempts and not self._safe_to_retry(step):
+            return await self._needs_attention(
+                progress, record, step, "the process running it stopped during the call"
+            )
         if previous != StepStatus.WAITING:  # a pending job's checks are not new attempts
             record.attempts += 1
         record.status = StepStatus.RUNNING
@@ -205,6 +211,10 @@ class Executor:
         if not self._local(step):
             await self._commit(progress)  # the attempt is counted before the action is called
         return await self._call(progress, step, record, where, previous)
+
+    def _safe_to_retry(self, step: Step) -> bool:
+        action = self.registry.actions.get(step.action)
+        return action is None or action.safe_to_retry  # a missing action fails on its call
 
     def _local(self, step: Step) -> bool:
         """An idempotent action without a connection (``core.set``) reaches nothing outside:
@@ -267,14 +277,15 @@ class Executor:
                 result = await action.run(ctx, rendered)
             else:
                 async with live.slots:
-                    # a 429 may have arrived while this call waited for a slot
-                    resume_at = self.connections.cooling_until(live.connection.id)
+                    # a hold may have started while this call waited for a slot
+                    resume_at = self.connections.holds.held_until(live.connection.id)
                     if resume_at is not None:
                         if previous != StepStatus.WAITING:
                             record.attempts -= 1
                         record.status = previous
                         return await self._postpone(progress, record, resume_at)
                     result = await action.run(ctx, rendered)
+                self.connections.holds.succeeded(live.connection.id)
         except Exception as exc:
             return await self._raised(progress, step, record, exc, live)
         if isinstance(result, Pending):
@@ -294,14 +305,18 @@ class Executor:
         exc: Exception,
         live: LiveConnection | None,
     ) -> Outcome:
-        """What an error from the step's call means: retry, skip, filter or fail."""
+        """What an error from the step's call means: retry, skip, filter, fail, or stop for a
+        person when the vendor may have applied a call that is not safe to repeat."""
         run = progress.run
-        if isinstance(exc, RetryableError):
-            limited = live is not None and isinstance(exc, RateLimitedError)
-            cool = live.connection.id if limited and live else None
-            return await self._retry(progress, step, record, exc, cool=cool)
-        if isinstance(exc, httpx.TransportError):
-            retryable = RetryableError(str(exc) or type(exc).__name__)
+        transient = isinstance(exc, RetryableError | httpx.TransportError)
+        if isinstance(exc, RateLimitedError) and live is not None:
+            return await self._rate_limited(progress, step, record, exc, live)
+        if transient and live is not None and vendor_unavailable(exc):
+            self.connections.holds.failed(live.connection.id, str(exc))
+        if transient and maybe_applied(exc) and not self._safe_to_retry(step):
+            return await self._needs_attention(progress, record, step, str(exc) or repr(exc))
+        if transient:
+            retryable = exc if isinstance(exc, RetryableError) else RetryableError(_told(exc))
             return await self._retry(progress, step, record, retryable)
         if isinstance(exc, SkipError | RunFiltered):
             status = StepStatus.SKIPPED if isinstance(exc, SkipError) else StepStatus.FILTERED
@@ -359,7 +374,7 @@ class Executor:
             run_id=run.id,
             flow_id=run.flow_id,
             step_id=step.id,
-            attempt=record.attempts,
+            attempt=record.attempts + (1 if run.replays else 0),
             idempotency_key=f"{run.id}:{step.id}",
             connection=connection,
             http=connection.http if connection else self.connections.http,
@@ -369,6 +384,7 @@ class Executor:
             ),
             clock=self.clock,
             state=record.state,
+            started_at=record.started_at,
         )
         return context, live
 
@@ -384,9 +400,9 @@ class Executor:
             found = at_paths(output, action.credentials)
             progress.credentials |= {str(v) for v in found if not isinstance(v, dict | list)}
 
-    def _cooling(self, step: Step) -> datetime | None:
-        """When the step's connection comes out of a rate-limit cool-down, if it is in one."""
-        if not self.connections.any_cooling:
+    def _held(self, step: Step) -> datetime | None:
+        """When the step may call its connection, if a hold keeps it from calling now."""
+        if not self.connections.holds.any():
             return None
         action = self.registry.actions.get(step.action)
         if action is None or action.connection is None or not _uses_connection(action, step):
@@ -395,15 +411,15 @@ class Executor:
             connection_id = self.connections.resolve(action.connection, step.connection, "")
         except LatchflowError:
             return None  # the call itself reports it
-        return self.connections.cooling_until(connection_id)
+        return self.connections.admit(connection_id, action.connection)
 
     async def _postpone(self, progress: Progress, record: StepRow, resume_at: datetime) -> Outcome:
-        """Wait for the connection's cool-down without a worker and without using an attempt."""
+        """Wait for the connection's hold without a worker and without using an attempt."""
         run = progress.run
         if record.status != StepStatus.WAITING:  # a pending vendor job stays pending
             record.status = StepStatus.RETRYING
             record.error = (
-                f"connection cooling down after a rate limit until {resume_at.isoformat()}"
+                f"the connection is held (rate limit or outage) until {resume_at.isoformat()}"
             )
         run.status, run.due_at = RunStatus.WAITING, resume_at
         progress.touch(record)
@@ -414,15 +430,31 @@ class Executor:
         )
         return Outcome.WAIT
 
-    async def _retry(
+    async def _rate_limited(
         self,
         progress: Progress,
         step: Step,
         record: StepRow,
-        exc: RetryableError,
-        cool: str | None = None,
+        exc: RateLimitedError,
+        live: LiveConnection,
     ) -> Outcome:
-        """Retry the step later; ``cool`` names a rate-limited connection to hold back as long."""
+        """The vendor asked to wait: hold the whole connection that long, and try the step
+        again after it without counting the attempt."""
+        policy = step.retry_policy(self.registry.actions[step.action].retry)
+        delay = exc.retry_after
+        if delay is None:
+            delay = policy.delay(record.attempts, self.rand())
+        connection_id = live.connection.id
+        until = self.connections.holds.rate_limited(connection_id, delay, str(exc))
+        log.warning("connection %s is rate-limited: its calls wait until %s", connection_id, until)
+        record.attempts -= 1
+        resume_at = self.connections.admit(connection_id, live.connection.vendor) or until
+        return await self._postpone(progress, record, resume_at)
+
+    async def _retry(
+        self, progress: Progress, step: Step, record: StepRow, exc: RetryableError
+    ) -> Outcome:
+        """Retry the step later, after the backoff or the vendor's ``retry_after``."""
         run = progress.run
         policy = step.retry_policy(self.registry.actions[step.action].retry)
         delay = (
@@ -430,9 +462,6 @@ class Executor:
             if exc.retry_after is not None
             else policy.delay(record.attempts, self.rand())
         )
-        if cool is not None:
-            until = self.connections.cool_down(cool, delay)
-            log.warning("connection %s is rate-limited: its calls wait until %s", cool, until)
         if record.attempts >= policy.max_attempts:
             return await self._fail(
                 progress, record, step, f"gave up after {record.attempts} attempts: {exc}"
@@ -473,6 +502,25 @@ class Executor:
         await self._commit(progress, last=True)
         return Outcome.DONE
 
+    async def _needs_attention(
+        self, progress: Progress, record: StepRow, step: Step, cause: str
+    ) -> Outcome:
+        """Stop the run: its step may have reached the vendor, and another attempt could apply
+        it twice (its action is not safe to retry)."""
+        run, now = progress.run, self.clock.now()
+        message = (
+            f"{step.action} may have been applied by the vendor ({cause}); it cannot be looked"
+            " up, so it was not tried again. Check the vendor for what this step would have"
+            " made, then replay the run to make it, or cancel the run if it exists"
+        )
+        record.status, record.error, record.finished_at = StepStatus.NEEDS_ATTENTION, message, now
+        progress.touch(record)
+        run.status, run.finished_at, run.updated_at = RunStatus.NEEDS_ATTENTION, now, now
+        run.error = f"step {step.id!r} ({step.action}): {message}"
+        await self._commit(progress, last=True)
+        log.warning("run %s needs attention: %s", run.id, run.error)
+        return Outcome.DONE
+
     async def _fail(
         self, progress: Progress, record: StepRow | None, step: Step | None, message: str
     ) -> Outcome:
@@ -481,10 +529,15 @@ class Executor:
             record.status, record.error, record.finished_at = StepStatus.FAILED, message, now
             progress.touch(record)
         run.status, run.finished_at, run.updated_at = RunStatus.FAILED, now, now
-        run.error = f"step {step.id!r}: {message}" if step else message
+        run.error = f"step {step.id!r} ({step.action}): {message}" if step else message
         await self._commit(progress, last=True)
         log.warning("run %s failed: %s", run.id, run.error)
         return Outcome.DONE
+
+
+def _told(exc: Exception) -> str:
+    """A network error as a message: its kind (a reset is not a timeout) and its text."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _uses_connection(action: Action, step: Step) -> bool:

@@ -85,7 +85,7 @@ def cancel_run(store: Store, run_id: str, now: datetime) -> bool:
 def event_list(
     store: Store, flow_id: str | None = None, status: str | None = None, limit: int = 50
 ) -> list[JSON]:
-    """Events, newest first, including duplicates and filtered ones with the reason."""
+    """Events, newest first, including duplicates, filtered and dropped ones with the reason."""
     return [event_summary(e) for e in store.history.events(flow_id, status, limit)]
 
 
@@ -94,6 +94,8 @@ def event_summary(event: EventRecord) -> dict[str, Any]:
         "id": event.id,
         "flow_id": event.flow_id,
         "trigger": event.trigger,
+        "connection_id": event.connection_id,
+        "vendor_type": event.vendor_type,
         "status": event.status,
         "reason": event.reason,
         "run_id": event.run_id,

@@ -108,9 +108,11 @@ class DroppedEvent(BaseModel):
 
 
 class VendorAccepted(BaseModel):
-    """What a vendor webhook delivery became: runs per listening flow, and filtered events."""
+    """What a vendor webhook delivery became: runs per listening flow, filtered events, and how
+    many events no trigger stands for (kept as dropped, see ``GET /api/events``)."""
 
     events: int
+    dropped: int
     runs: list[RunStarted]
     filtered: list[DroppedEvent]
 
@@ -269,11 +271,14 @@ class ReplayIn(StrictBody):
 
 
 class EventOut(BaseModel):
-    """An event: accepted (it has a run), duplicate or filtered, with the reason."""
+    """An event: accepted (it has a run), duplicate or filtered, with the reason; or dropped
+    (no trigger stands for it), for no flow, with the vendor's type and connection."""
 
     id: str
-    flow_id: str
+    flow_id: str | None
     trigger: str
+    connection_id: str | None
+    vendor_type: str | None
     status: str
     reason: str | None
     run_id: str | None

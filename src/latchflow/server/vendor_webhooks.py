@@ -107,6 +107,7 @@ async def post_vendor_webhook(
         state.dispatcher.notify()
     return VendorAccepted(
         events=routed.events,
+        dropped=routed.dropped,
         runs=[RunStarted(**vars(run)) for run in routed.runs],
         filtered=[DroppedEvent(**vars(dropped)) for dropped in routed.filtered],
     )

@@ -7,6 +7,7 @@ a poll or a manual start. ``EventWriter`` stores deliveries in batches, one tran
   earlier in the batch) is kept as a ``duplicate`` event and answered with the first event's
   run (a sender retries a signed delivery with the same ``webhook-id`` until it gets a 2xx);
 - a delivery with a ``filtered`` reason is kept as a ``filtered`` event, without a run;
+- a vendor event no trigger stands for is kept as a ``dropped`` event, for no flow;
 - every other delivery becomes an ``accepted`` event and a ``queued`` run, queued with the
   store's run queue in the same transaction.
 
@@ -83,6 +84,31 @@ class Cursor:
     at: datetime
 
 
+@dataclass(frozen=True)
+class Dropped:
+    """A vendor event that no trigger stands for, kept to answer "why did nothing run"."""
+
+    connection_id: str
+    vendor_type: str
+    data: JSON
+    reason: str
+    now: datetime
+
+
+def _dropped_row(d: Dropped) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "flow_id": None,
+        "trigger": "",
+        "connection_id": d.connection_id,
+        "vendor_type": d.vendor_type,
+        "status": EventStatus.DROPPED,
+        "reason": d.reason,
+        "data": d.data,
+        "received_at": d.now,
+    }
+
+
 class EventWriter:
     """Stores deliveries: grouped for trigger URLs (``accept``), at once for the rest (``write``)."""
 
@@ -110,13 +136,21 @@ class EventWriter:
         """Let the group commit in progress finish and close its connection."""
         await self.batches.close()
 
-    def write(self, deliveries: Sequence[Delivery], cursor: Cursor | None = None) -> list[Outcome]:
-        """Store ``deliveries`` and ``cursor`` in one transaction; if another writer takes a
-        dedupe key at the same moment, nothing is stored and the caller may repeat the work."""
+    def write(
+        self,
+        deliveries: Sequence[Delivery],
+        cursor: Cursor | None = None,
+        dropped: Sequence[Dropped] = (),
+    ) -> list[Outcome]:
+        """Store ``deliveries``, ``cursor`` and ``dropped`` events in one transaction; if another
+        writer takes a dedupe key at the same moment, nothing is stored and the caller may
+        repeat the work."""
         with self.engine.begin() as connection:
             outcomes = self._write_batch(connection, deliveries)
             if cursor is not None:
                 _save_cursor(connection, cursor)
+            if dropped:
+                connection.execute(EVENTS.insert(), [_dropped_row(d) for d in dropped])
             return outcomes
 
     def _write_batch(self, connection: Connection, deliveries: Sequence[Delivery]) -> list[Outcome]:
@@ -212,6 +246,7 @@ def _run_row(d: Delivery, run_id: str, event_id: str) -> dict[str, Any]:
         "due_at": d.now,
         "created_at": d.now,
         "updated_at": d.now,
+        "replays": 0,
     }
 
 

@@ -43,6 +43,7 @@ class RunRow:
     output: Any
     updated_at: datetime
     finished_at: datetime | None
+    replays: int
 
 
 @dataclass

@@ -92,7 +92,8 @@ class ConnectionRecord(SQLModel, table=True):
 
 
 class EventRecord(SQLModel, table=True):
-    """Something that happened for a flow: accepted (it has a run), duplicate, or filtered.
+    """Something that happened for a flow: accepted (it has a run), duplicate, or filtered; or
+    a vendor event no trigger stands for: dropped, for no flow, with its ``vendor_type``.
 
     ``dedupe_key`` is unique per flow for accepted events; duplicates keep it NULL and say why.
     """
@@ -100,8 +101,12 @@ class EventRecord(SQLModel, table=True):
     __tablename__ = "events"
     __table_args__ = (UniqueConstraint("flow_id", "dedupe_key", name="uq_events_flow_dedupe"),)
     id: str = Field(primary_key=True)
-    flow_id: str = Field(index=True)
+    flow_id: str | None = Field(default=None, index=True)
     trigger: str
+    connection_id: str | None = None
+    """The vendor connection a dropped event came in on."""
+    vendor_type: str | None = None
+    """The vendor's own name for a dropped event's type."""
     dedupe_key: str | None = None
     source_key: str | None = None
     status: str = EventStatus.ACCEPTED
@@ -109,6 +114,21 @@ class EventRecord(SQLModel, table=True):
     run_id: str | None = None
     data: dict[str, Any] = _json(nullable=False)
     received_at: datetime = _created(index=True)
+
+
+class ConnectionHold(SQLModel, table=True):
+    """A connection every process holds back until ``until``: after a vendor's rate limit, or
+    while an outage keeps its breaker open (then, once ``until`` has passed, one call probes
+    whether the vendor is back, alone until ``probe_until``)."""
+
+    __tablename__ = "connection_holds"
+    connection_id: str = Field(primary_key=True)
+    kind: str
+    until: datetime = Field(sa_column=Column(Moment(), nullable=False))
+    opened: int = 1
+    """How many times in a row the outage breaker has opened (each open lasts longer)."""
+    probe_until: datetime | None = _moment()
+    reason: str | None = None
 
 
 class RunRecord(SQLModel, table=True):
@@ -134,6 +154,9 @@ class RunRecord(SQLModel, table=True):
     created_at: datetime = _created(index=True)
     updated_at: datetime = _created()
     finished_at: datetime | None = _moment()
+    replays: int = 0
+    """How many times a person replayed it: its steps' earlier attempts may have reached the
+    vendor, so the steps it runs again look before they act."""
 
 
 class StepRecord(SQLModel, table=True):

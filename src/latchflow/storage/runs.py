@@ -11,7 +11,7 @@ from sqlmodel import Session, col, delete, select, update
 from latchflow.plugin.errors import ValidationError
 from latchflow.storage.models import EventRecord, RunRecord, StepRecord
 from latchflow.storage.runqueue import RunQueue
-from latchflow.storage.status import ACTIVE, RunStatus
+from latchflow.storage.status import ACTIVE, CANCELLABLE, RunStatus
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,7 @@ class RunHistory:
                 )
             )
             run.step_index, run.status, run.error, run.output = start, RunStatus.QUEUED, None, None
+            run.replays += 1
             run.due_at, run.finished_at, run.updated_at = now, None, now
             session.add(run)
             session.flush()
@@ -102,10 +103,10 @@ class RunHistory:
             session.commit()
 
     def cancel(self, run_id: str, now: datetime) -> bool:
-        """End a run that has not finished; False if it had."""
+        """End a run that has not finished (or waits for a person to check it); False if it had."""
         with self._session() as session:
             run = session.get(RunRecord, run_id)
-            if run is None or run.status not in ACTIVE:
+            if run is None or run.status not in CANCELLABLE:
                 return False
             run.status, run.finished_at, run.updated_at = RunStatus.CANCELLED, now, now
             run.error = "cancelled"

@@ -1,9 +1,9 @@
 """The states runs, steps and events are stored in (the values of their ``status`` columns).
 
 A run goes ``queued → running → (waiting → running)* → succeeded | failed | filtered |
-cancelled``. A step goes ``running → (retrying | waiting → running)* → succeeded | failed |
-skipped | filtered``. An event is ``accepted`` (it has a run), a ``duplicate`` of an earlier one,
-or ``filtered`` (it did not concern the flow). The members are strings, so they compare equal to
+cancelled | needs_attention``. A step goes ``running → (retrying | waiting → running)* → succeeded | failed |
+skipped | filtered | needs_attention``. An event is ``accepted`` (it has a run), a ``duplicate`` of an earlier one,
+``filtered`` (it did not concern the flow) or ``dropped`` (no trigger stands for it). The members are strings, so they compare equal to
 the stored text and serialise as it.
 """
 
@@ -22,10 +22,20 @@ class RunStatus(StrEnum):
     FILTERED = "filtered"
     """An action said the event does not concern the flow: ended, not failed."""
     CANCELLED = "cancelled"
+    NEEDS_ATTENTION = "needs_attention"
+    """A step that cannot be retried safely may have reached the vendor: a person checks,
+    then replays or cancels the run."""
 
 
 ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)
-FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.FILTERED, RunStatus.CANCELLED)
+FINISHED = (
+    RunStatus.SUCCEEDED,
+    RunStatus.FAILED,
+    RunStatus.FILTERED,
+    RunStatus.CANCELLED,
+    RunStatus.NEEDS_ATTENTION,
+)
+CANCELLABLE = (*ACTIVE, RunStatus.NEEDS_ATTENTION)
 
 
 class StepStatus(StrEnum):
@@ -37,14 +47,17 @@ class StepStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     FILTERED = "filtered"
+    NEEDS_ATTENTION = "needs_attention"
 
 
 DONE = (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
 """Steps a run moves on from."""
-FINISHED_STEP = (*DONE, StepStatus.FAILED, StepStatus.FILTERED)
+FINISHED_STEP = (*DONE, StepStatus.FAILED, StepStatus.FILTERED, StepStatus.NEEDS_ATTENTION)
 
 
 class EventStatus(StrEnum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
     FILTERED = "filtered"
+    DROPPED = "dropped"
+    """A vendor event no trigger stands for: kept with the vendor's type, for no flow."""

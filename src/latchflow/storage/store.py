@@ -31,6 +31,7 @@ from latchflow.storage.audit import Audit
 from latchflow.storage.cursors import Cursors
 from latchflow.storage.database import QuickReader, Settings, make_engine, migrate
 from latchflow.storage.events import EventWriter
+from latchflow.storage.holds import Holds
 from latchflow.storage.journal import Journal
 from latchflow.storage.models import (
     ConnectionRecord,
@@ -89,6 +90,7 @@ class Store:
         self.history = RunHistory(self.engine, self.queue)
         self.cursors = Cursors(self.engine)
         self.nodes = Nodes(self.engine)
+        self.holds = Holds(self.engine)
         self.api_keys = ApiKeys(self.engine)
         self.audit = Audit(self.engine)
         self._reader = QuickReader(self.engine)

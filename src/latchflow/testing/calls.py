@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -43,6 +44,7 @@ def make_context(
     attempt: int = 1,
     state: JSON | None = None,
     clock: Clock | None = None,
+    started_at: datetime | None = None,
 ) -> RunContext:
     """A RunContext for calling an action directly in a test."""
     clock = clock or (connection.clock if connection else SystemClock())
@@ -58,6 +60,7 @@ def make_context(
         logger=logging.LoggerAdapter(logging.getLogger("latchflow.test"), {}),
         clock=clock,
         state=state,
+        started_at=started_at,
     )
 
 

@@ -15,7 +15,8 @@ def conformance_problems(registry: Registry, plugin_name: str) -> list[str]:
     """What a plugin's registrations lack, beyond what registration already refuses.
 
     Secret-looking connection fields must be ``writeOnly``; every top-level field of a
-    connection or input schema needs a description; a plugin registers something.
+    connection or input schema needs a description; every action declares its
+    ``retry_safety``; a plugin registers something.
     """
     info = next((p for p in registry.plugins if p.name == plugin_name), None)
     if info is None:
@@ -36,7 +37,13 @@ def conformance_problems(registry: Registry, plugin_name: str) -> list[str]:
             registry.triggers[key].input_schema, f"trigger {key!r} input_schema"
         )
     for key in info.actions:
-        problems += _undescribed(registry.actions[key].input_schema, f"action {key!r} input_schema")
+        action = registry.actions[key]
+        problems += _undescribed(action.input_schema, f"action {key!r} input_schema")
+        if action.retry_safety is None:
+            problems.append(
+                f"action {key!r} declares no retry_safety: say how a retry after a lost answer"
+                " avoids a second effect (RetrySafety)"
+            )
     return problems
 
 

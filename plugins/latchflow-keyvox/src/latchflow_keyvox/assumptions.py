@@ -28,7 +28,6 @@ E_PERMISSION = "E2003"
 E_RATE_LIMITED = "E9429"
 # Codes the client maps to "credentials or permissions are wrong".
 AUTH_CODES = frozenset({AUTH_ERROR_CODE, E_PERMISSION})
-RETRYABLE_CODES = frozenset({E_LOCK_OFFLINE, E_RATE_LIMITED})
 
 # Row "`records` default/max".
 DEFAULT_RECORDS = 10
@@ -44,28 +43,56 @@ DELIVERY_WINDOW_SECONDS = 72 * 3600
 DELIVERY_WAITING = "20"
 DELIVERED_STATUSES = frozenset({"30", "31", "32"})
 
-# Row "Webhook JSON (unlock history)": {event: "unlock"|"lock", eventTime, data: {...}}.
-UNLOCK_WEBHOOK_EVENTS = {"unlock": "keyvox.lock_unlocked", "lock": "keyvox.lock_locked"}
-# §9 reservation webhook: "booking.<what>" event names (checked_in/checked_out observed).
-BOOKING_WEBHOOK_EVENTS = {
+# Vendor event type -> trigger, the defaults of a connection's ``eventTypes`` setting.
+# Row "Webhook JSON (unlock history)": {event: "unlock"|"lock", eventTime, data: {lockId,
+# unitId, deviceName, userName, etype, value}} is invented (the JSON schema is not public).
+# §9 reservation webhook: only booking.checked_in and booking.checked_out are observed;
+# booking.created/updated/cancelled are ASSUMED names. A connection whose KEYVOX account
+# sends other names maps them in its ``eventTypes`` setting; an unmapped type is kept as a
+# dropped event with its raw type.
+EVENT_TYPES = {
+    "unlock": "keyvox.lock_unlocked",
+    "lock": "keyvox.lock_locked",
     "booking.created": "keyvox.booking_created",
     "booking.updated": "keyvox.booking_updated",
     "booking.cancelled": "keyvox.booking_cancelled",
     "booking.checked_in": "keyvox.booking_checked_in",
     "booking.checked_out": "keyvox.booking_checked_out",
 }
+OBSERVED_EVENT_TYPES = frozenset({"booking.checked_in", "booking.checked_out"})
 
-# Row "Idempotency": KEYVOX has none, so create_lock_pin tags targetName with a suffix derived
-# from the step's idempotency key and looks for it before creating (see actions/lock_pins.py).
+# §7.1 getLockHistory: entries are {etime, etype, userName, value} and nothing else. A PIN
+# (etype 1) or card (etype 2) entry is an unlock. For every other etype (5 button, 6 knob,
+# 9 app/API, and types the material does not list, such as auto-lock) the direction is not
+# documented: assumed to be in ``value`` as the unlock function's flag ("1" unlock, "0"
+# lock). An entry whose direction cannot be told is reported as neither.
+HISTORY_UNLOCK_ETYPES = frozenset({"1", "2"})
+HISTORY_DIRECTIONS = {"1": "unlock", "0": "lock"}
+# The etype of an auto-lock entry is not documented; the simulator writes this one.
+SIM_AUTO_LOCK_ETYPE = "8"
+
+# §7.4 "PINs are issued automatically after creation": a reservation's PIN is issued on its
+# unit for checkin..checkout. Reservations list it in ``unitPinList`` ({pin, qrShortUrl,
+# pinStatus, ...}); that the items also carry the PIN's ``pinId`` is assumed. Whether KEYVOX
+# moves or revokes that PIN when the booking changes, is cancelled or checked out is not
+# documented: the simulator leaves it as issued, and the example flows move and revoke it.
+RESERVATION_PIN_LIST_KEY = "unitPinList"
+RESERVATION_PIN_DELETED = "4"
+
+# Row "Idempotency": KEYVOX has none, so the creates tag a name (a PIN's targetName, a
+# booking's orderContact) with a suffix derived from the step's idempotency key and look for
+# it before creating (see markers.py and actions/reconcile.py).
 IDEMPOTENCY_TAG_PREFIX = " #lf-"
 IDEMPOTENCY_TAG_LENGTH = 10
 
 # Row "Duplicate-PIN rules": the same pinCode on the same unit with overlapping times -> E0005.
 REJECT_DUPLICATE_PIN = True
+# Row "card APIs": a card code is registered once per lock or box (another -> E0005). set_card
+# relies on it: after a lost answer its retry is refused and finds the registration it made.
+REJECT_DUPLICATE_CARD = True
 
 # §7.3 / row "card APIs": card and locker bodies mirror the lock variants (cardId, deviceId+boxNum).
 # §9: no webhook signature scheme is documented; webhooks are accepted unsigned.
-WEBHOOK_SIGNED = False
 
 # Demo credentials of the simulator (sandbox only).
 SIM_DEMO_API_KEY = "demo-keyvox-key"
@@ -80,8 +107,12 @@ CARD_LIST_KEY = "cardList"  # getLockCardList
 # LED colours setBoxColor accepts.
 BOX_COLORS = ("off", "white", "red", "green", "blue", "yellow", "purple", "cyan")
 # Reservations are polled with getBookingList (MCP listReservations: page + count), filtered
-# by updatedFrom (unix s) so a poll only reads what changed.
+# by updatedFrom (unix s) so a poll only reads what changed, or by searchWord (name/phone).
 BOOKING_LIST_FUNCTION = "getBookingList"
+# getLockerStatus: only its name is public. Assumed: with deviceId, sTime and eTime it lists
+# each box with the PINs that overlap the window (``pinList``), as the simulator does; this is
+# how a retried create_locker_pin finds the PIN an earlier attempt made.
+LOCKER_BOX_PIN_LIST_KEY = "pinList"
 
 # Row "HTTP status + body on auth failure" (skew part): the simulator compares the date header
 # with the wall clock, not the business clock that /_sim/clock moves, so a demo can jump days
@@ -90,9 +121,8 @@ SIM_SKEW_AGAINST_WALL_CLOCK = True
 # Row "HTTP status + body on auth failure": also accept the seed page's signed-header variant
 # (x-target-host date digest) as the table allows.
 SIM_ACCEPT_SEED_HEADER_VARIANT = True
-# getLockHistory items are documented as {etime, etype, userName, value}; whether an entry is
-# an unlock or a lock is not public. The simulator adds "action": "unlock"|"lock"; entries
-# without it count as unlocks (PIN and card entries always are).
-HISTORY_ACTION_FIELD = "action"
+# §4 "Time format: Unix time in seconds everywhere": a time of this value or more is taken
+# for milliseconds (it would be after the year 5000) and refused with E0005.
+MILLISECONDS_FROM = 10**11
 # The first reservation poll looks back this far to find where to start (no events emitted).
 BOOKING_POLL_LOOKBACK_SECONDS = 86400

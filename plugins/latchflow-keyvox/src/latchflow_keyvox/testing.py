@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,12 @@ class Sim:
         response.raise_for_status()
         return response.json()
 
+    def settle(self) -> list[JSON]:
+        """Wait for the webhook deliveries (and late requests) under way; every delivery."""
+        answer = httpx.get(self.url + "/_sim/webhooks", params={"settle": "true"}, timeout=30)
+        deliveries: list[JSON] = answer.json()["deliveries"]
+        return deliveries
+
     def state(self) -> JSON:
         state: JSON = httpx.get(self.url + "/_sim/state", timeout=10).json()
         return state
@@ -44,11 +51,13 @@ class Sim:
 
 
 class Runner:
-    """Runs actions as the engine would: input and output validated against the schemas."""
+    """Runs actions as the engine would: input and output validated against the schemas.
+    Each call without a ``ctx`` is a step of its own run (its own idempotency key)."""
 
     def __init__(self, registry: Registry, connection: Connection) -> None:
         self.registry = registry
         self.connection = connection
+        self.calls = itertools.count(1)
 
     def action(self, key: str) -> Action:
         return self.registry.actions[key]
@@ -57,7 +66,8 @@ class Runner:
         action = self.action(key)
         errors = list(Draft202012Validator(action.input_schema).iter_errors(data))
         assert not errors, f"{key} input invalid: {errors[0].message}"
-        result = await action.run(ctx or make_context(self.connection, step_id=key), data)
+        ctx = ctx or make_context(self.connection, run_id=f"run-{next(self.calls)}", step_id=key)
+        result = await action.run(ctx, data)
         assert isinstance(result, dict)
         errors = list(Draft202012Validator(action.output_schema).iter_errors(result))
         assert not errors, f"{key} output invalid: {errors[0].message}"

@@ -7,15 +7,18 @@ set the cursor; cursors remember the ids at their newest second so nothing is em
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from latchflow import JSON, Connection, PollResult, Trigger, TriggerEvent
 from latchflow_keyvox import assumptions as A
 from latchflow_keyvox.client import KeyvoxClient
-from latchflow_keyvox.events import booking_from_record, lock_event
+from latchflow_keyvox.events import booking_from_record, history_direction, lock_event
+from latchflow_keyvox.markers import strip_marker
 
 VENDOR = "keyvox"
 STR = {"type": "string"}
+log = logging.getLogger(__name__)
 
 
 async def _units(api: KeyvoxClient) -> list[JSON]:
@@ -55,15 +58,12 @@ async def _lock_history(
 
 
 def _entry_key(item: JSON) -> str:
-    return ":".join(
-        str(item.get(k, ""))
-        for k in ("etime", "etype", "userName", "value", A.HISTORY_ACTION_FIELD)
-    )
+    return ":".join(str(item.get(k, "")) for k in ("etime", "etype", "userName", "value"))
 
 
 def lock_poller(trigger_key: str) -> Any:
     async def poll(connection: Connection, config: JSON, cursor: JSON | None) -> PollResult:
-        api = KeyvoxClient(connection)
+        api = KeyvoxClient(connection, f"{trigger_key} (polling lock history)")
         locks = cursor.get("locks", {}) if cursor else {}
         events: list[TriggerEvent] = []
         new_locks: JSON = {}
@@ -75,7 +75,16 @@ def lock_poller(trigger_key: str) -> Any:
                     continue
                 items, new_locks[lock_id] = await _lock_history(api, lock_id, locks.get(lock_id))
                 for item in reversed(items):  # oldest first
-                    event = lock_event(item, lock_id, unit["unitId"], str(unit.get("unitName", "")))
+                    direction = history_direction(item)
+                    if direction is None:
+                        log.info(
+                            "KEYVOX lock %s: history entry %s is neither unlock nor lock",
+                            lock_id,
+                            _entry_key(item),
+                        )
+                        continue
+                    unit_name = str(unit.get("unitName", ""))
+                    event = lock_event(direction, item, lock_id, unit["unitId"], unit_name)
                     if event.trigger == trigger_key:
                         events.append(event)
         return PollResult(events=events, cursor={"locks": new_locks})
@@ -127,7 +136,7 @@ def lock_sample(action: str) -> JSON:
 # bookings ---------------------------------------------------------------------------------
 def booking_poller(kind: str) -> Any:
     async def poll(connection: Connection, config: JSON, cursor: JSON | None) -> PollResult:
-        api = KeyvoxClient(connection)
+        api = KeyvoxClient(connection, f"keyvox.booking_{kind} (polling bookings)")
         now = int(connection.clock.now().timestamp())
         since = int(cursor["since"]) if cursor else now - A.BOOKING_POLL_LOOKBACK_SECONDS
         seen = set(cursor["ids"]) if cursor else set()
@@ -180,7 +189,13 @@ BOOKING_OUTPUT = {
         "checkIn": {"type": "string", "format": "date-time"},
         "checkOut": {"type": "string", "format": "date-time"},
         "status": {"type": "string", "description": "A, I, O, C (KEYVOX orderStateCode)"},
-        "accessInfo": {"type": "array", "description": "PINs/QR URLs (webhook deliveries only)"},
+        "hasPin": {
+            "type": "boolean",
+            "description": (
+                "Whether KEYVOX issued the reservation its own PIN; read it (masked as a"
+                " credential) with keyvox.get_booking"
+            ),
+        },
     },
 }
 
@@ -199,7 +214,7 @@ def booking_sample(kind: str) -> JSON:
         "checkIn": "2026-04-01T06:00:00Z",
         "checkOut": "2026-04-02T04:00:00Z",
         "status": states.get(kind, "A"),
-        "accessInfo": [],
+        "hasPin": True,
     }
 
 
@@ -207,7 +222,7 @@ def booking_sample(kind: str) -> JSON:
 async def poll_pin_delivered(
     connection: Connection, config: JSON, cursor: JSON | None
 ) -> PollResult:
-    api = KeyvoxClient(connection)
+    api = KeyvoxClient(connection, "keyvox.pin_delivered (polling delivery status)")
     done = set(cursor.get("done", [])) if cursor else set()
     events: list[TriggerEvent] = []
     current: set[str] = set()
@@ -235,7 +250,7 @@ async def poll_pin_delivered(
                             "unitId": unit["unitId"],
                             "unitName": str(unit.get("unitName", "")),
                             "status": str(status["status"]),
-                            "targetName": str(pin.get("targetName", "")),
+                            "targetName": strip_marker(str(pin.get("targetName", ""))),
                             "startTime": str(pin.get("sTime", "")),
                             "endTime": str(pin.get("eTime", "")),
                         },
@@ -251,7 +266,9 @@ def triggers() -> list[Trigger]:
             title=f"Lock {action}ed",
             description=(
                 f"A KEYVOX lock was {action}ed (PIN, card, button, knob or app). Arrives through"
-                " the unlock-history webhook (JSON format); lock history is polled as a fallback."
+                " the unlock-history webhook (JSON format); lock history is polled as a"
+                " fallback, where a history entry that does not say whether it unlocked or"
+                " locked starts neither trigger."
             ),
             input_schema=LOCK_INPUT,
             output_schema=LOCK_OUTPUT,
@@ -276,9 +293,11 @@ def triggers() -> list[Trigger]:
                 key=f"keyvox.booking_{kind}",
                 title=title,
                 description=(
-                    f"{title} in KEYVOX reservation management. Arrives through the reservation"
-                    " webhook; the booking list is polled as a fallback (polling sees only the"
-                    " latest state of a booking between two polls)."
+                    f"{title} in KEYVOX reservation management, with the PIN KEYVOX issued for"
+                    " the reservation. Arrives through the reservation webhook (which event"
+                    " name starts it is the connection's eventTypes setting); the booking list"
+                    " is polled as a fallback (polling sees only the latest state of a booking"
+                    " between two polls)."
                 ),
                 input_schema=BOOKING_INPUT,
                 output_schema=BOOKING_OUTPUT,

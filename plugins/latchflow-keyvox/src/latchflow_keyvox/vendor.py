@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import httpx
 
-from latchflow import JSON, Connection, TriggerEvent, Vendor, WebhookError, WebhookRequest
+from latchflow import (
+    JSON,
+    Connection,
+    TriggerEvent,
+    UnmappedEvent,
+    Vendor,
+    WebhookError,
+    WebhookRequest,
+    event_types_schema,
+    map_event,
+)
 from latchflow_keyvox import assumptions as A
-from latchflow_keyvox.client import KeyvoxClient
-from latchflow_keyvox.events import booking_from_webhook, lock_event
+from latchflow_keyvox.client import DEFAULT_TIMEOUT_SECONDS, KeyvoxClient
+from latchflow_keyvox.events import booking_from_webhook, lock_direction_of, lock_event
+
+WEBHOOK_TRIGGERS = list(A.EVENT_TYPES.values())
 
 CONNECTION_SCHEMA: JSON = {
     "type": "object",
@@ -32,6 +45,17 @@ CONNECTION_SCHEMA: JSON = {
             "default": A.DEFAULT_BASE_URL,
             "description": "API base URL up to /v1 (the production eagle-pms path by default)",
         },
+        "timeoutSeconds": {
+            "type": "number",
+            "minimum": 1,
+            "maximum": 60,
+            "default": DEFAULT_TIMEOUT_SECONDS,
+            "description": (
+                "How long one call may wait for KEYVOX's answer; a call that hangs longer is"
+                " retried, so a few hung calls do not hold the connection's slots for long"
+            ),
+        },
+        "eventTypes": event_types_schema(A.EVENT_TYPES, WEBHOOK_TRIGGERS),
     },
     "additionalProperties": False,
 }
@@ -39,12 +63,15 @@ CONNECTION_SCHEMA: JSON = {
 
 async def test_connection(connection: Connection) -> JSON:
     """Call getUnits: proves the key, the secret, the clock and the IP whitelist."""
-    units = await KeyvoxClient(connection).call("getUnits", {}) or []
+    units = await KeyvoxClient(connection, "connection test").call("getUnits", {}) or []
     return {"ok": True, "units": len(units)}
 
 
-async def webhook(request: WebhookRequest, connection: Connection) -> list[TriggerEvent]:
-    """Unlock-history (JSON format) and reservation webhooks; KEYVOX does not sign them."""
+async def webhook(
+    request: WebhookRequest, connection: Connection
+) -> list[TriggerEvent | UnmappedEvent]:
+    """Unlock-history (JSON format) and reservation webhooks; KEYVOX does not sign them. The
+    connection's ``eventTypes`` decides which trigger each event type starts."""
     try:
         body: Any = request.json()
     except ValueError:
@@ -57,20 +84,45 @@ async def webhook(request: WebhookRequest, connection: Connection) -> list[Trigg
             " in the KEYVOX console (Developer → Webhook)",
             status_code=422,
         )
-    event = str(body.get("event", ""))
+    vendor_type = str(body.get("event", ""))
+    raw_id = hashlib.sha256(request.body).hexdigest()[:32]
+    mapped = map_event(connection, vendor_type, A.EVENT_TYPES, raw_id, body)
+    if isinstance(mapped, UnmappedEvent):
+        return [UnmappedEvent(vendor_type, raw_id, _without_access(body))]
+    event = _event_for(mapped.trigger, body)
+    if event is None:
+        raise WebhookError(
+            f"a {vendor_type!r} event starts {mapped.trigger} but its data lacks"
+            f" {'data.lockId' if lock_direction_of(mapped.trigger) else 'data.reservationCode'};"
+            " if KEYVOX means another event by this type, map it in the connection's eventTypes",
+            status_code=422,
+        )
+    return [event]
+
+
+def _without_access(body: JSON) -> JSON:
+    """A body kept as a dropped event: without the PINs and QR URLs of its ``accessInfo``."""
     data = body.get("data")
-    if event in A.UNLOCK_WEBHOOK_EVENTS and isinstance(data, dict) and data.get("lockId"):
-        item = {A.HISTORY_ACTION_FIELD: event, "etime": body.get("eventTime"), **data}
-        return [
-            lock_event(
-                item,
-                str(data["lockId"]),
-                str(data.get("unitId") or ""),
-                str(data.get("deviceName") or ""),
-            )
-        ]
-    booking = booking_from_webhook(body)
-    return [booking] if booking is not None else []
+    if isinstance(data, dict) and "accessInfo" in data:
+        return {**body, "data": {k: v for k, v in data.items() if k != "accessInfo"}}
+    return body
+
+
+def _event_for(trigger: str, body: JSON) -> TriggerEvent | None:
+    direction = lock_direction_of(trigger)
+    if direction is None:
+        return booking_from_webhook(trigger, body)
+    data = body.get("data")
+    if not isinstance(data, dict) or not data.get("lockId"):
+        return None
+    item = {**data, "etime": body.get("eventTime", data.get("etime", 0))}
+    return lock_event(
+        direction,
+        item,
+        str(data["lockId"]),
+        str(data.get("unitId") or ""),
+        str(data.get("deviceName") or ""),
+    )
 
 
 def simulator() -> Any:

@@ -6,10 +6,18 @@ import secrets
 
 import httpx
 
-from latchflow import JSON, Connection, Vendor
+from latchflow import JSON, Connection, Vendor, event_types_schema
 from latchflow_livionkey import sim_v1, sim_v2_routes, v2_signing
-from latchflow_livionkey.assumptions import V1_BASE_URL, V1_WEBHOOK_HEADER, V2_BASE_URL
+from latchflow_livionkey.assumptions import (
+    V1_BASE_URL,
+    V1_EVENT_TYPES,
+    V1_WEBHOOK_HEADER,
+    V2_BASE_URL,
+    V2_EVENT_TYPES,
+)
+from latchflow_livionkey.http import TIMEOUT_SETTING
 from latchflow_livionkey.schemas import VENDOR_V1, VENDOR_V2
+from latchflow_livionkey.triggers import V1_TRIGGERS, V2_TRIGGERS
 from latchflow_livionkey.v1_client import V1Client
 from latchflow_livionkey.v2_client import V2Client
 from latchflow_livionkey.webhooks import v1_webhook, v2_webhook
@@ -39,6 +47,8 @@ V1_SCHEMA: JSON = {
             "writeOnly": True,
             "description": "Shared secret Livion sends in webhook_header; when set, pushes without it are refused",
         },
+        "eventTypes": event_types_schema(V1_EVENT_TYPES, [t.key for t in V1_TRIGGERS]),
+        "timeoutSeconds": TIMEOUT_SETTING,
     },
     "additionalProperties": False,
 }
@@ -66,6 +76,8 @@ V2_SCHEMA: JSON = {
             "writeOnly": True,
             "description": "Signing secret (whsec_...) of the webhook subscription, for the V2 triggers",
         },
+        "eventTypes": event_types_schema(V2_EVENT_TYPES, [t.key for t in V2_TRIGGERS]),
+        "timeoutSeconds": TIMEOUT_SETTING,
     },
     "additionalProperties": False,
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -13,13 +14,13 @@ from latchflow import (
     Connection,
     Pending,
     RetryPolicy,
+    RetrySafety,
     RunContext,
     parse_moment,
 )
 
 VENDOR_V1 = "livionkey"
 VENDOR_V2 = "livionkey_v2"
-DEFAULT_RETRY = RetryPolicy()
 
 MOMENT: JSON = {
     "type": ["string", "number", "integer"],
@@ -79,20 +80,24 @@ CREDENTIALS = ("pincode", "pincodes", "keys.storageInfo.pincode", "contracts.pin
 """Output fields that let someone take a key or open a door: sealed and masked in history."""
 
 
+Run = Callable[[RunContext, JSON], Awaitable[JSON | Pending]]
+
+
 def action(
     connection: str,
     key: str,
     title: str,
     description: str,
-    run: Callable[[RunContext, JSON], Awaitable[JSON | Pending]],
+    run: Run,
     input_schema: JSON,
     output_schema: JSON,
     sample: JSON,
-    idempotent: bool,
-    retry: RetryPolicy = DEFAULT_RETRY,
+    retry_safety: RetrySafety,
+    retry: RetryPolicy | None = None,
 ) -> Action:
-    """A ``livionkey.<key>`` action on a ``connection`` of that API version."""
-    return Action(
+    """A ``livionkey.<key>`` action on a ``connection`` of that API version; without
+    ``retry`` the engine's default schedule applies."""
+    made = Action(
         key=f"livionkey.{key}",
         title=title,
         description=description,
@@ -101,7 +106,7 @@ def action(
         sample=sample,
         run=run,
         connection=connection,
-        idempotent=idempotent,
-        retry=retry,
+        retry_safety=retry_safety,
         credentials=CREDENTIALS,
     )
+    return made if retry is None else replace(made, retry=retry)

@@ -24,14 +24,20 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def parse_time(value: Any) -> datetime | None:
-    """An ISO 8601 string (Z or offset) as an aware datetime; None when absent or invalid."""
-    if not isinstance(value, str) or not value:
+    """An ISO 8601 date-time with a time zone (Z or offset) as an aware datetime; None when
+    absent, invalid or without a zone (LivionKey cannot know which zone a naive time is in)."""
+    if not isinstance(value, str) or "T" not in value:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else None
+
+
+def is_pincode(value: Any, digits: int) -> bool:
+    """Whether ``value`` is a pincode of exactly ``digits`` digits, as a string."""
+    return isinstance(value, str) and len(value) == digits and value.isascii() and value.isdigit()
 
 
 def pincode(used: set[str], digits: int) -> str:

@@ -2,6 +2,7 @@
 
 Simulator-only routes (besides the shared ``/_sim/clock``, ``/_sim/faults``, ``/_sim/webhooks``):
 
+- ``GET /_sim/v1/state`` — every key and contract
 - ``GET /_sim/v1/stats`` — logins and 401s so far (tests count re-logins)
 - ``POST /_sim/v1/revoke-tokens`` — every token issued so far is refused from now on (401)
 - ``POST /_sim/v1/push {"url", "headerName", "headerValue"}`` — where legacy push goes, with
@@ -10,6 +11,8 @@ Simulator-only routes (besides the shared ``/_sim/clock``, ``/_sim/faults``, ``/
   automat: the key is fetched (code-entered + key-status pushes)
 - ``POST /_sim/v1/return-key {"deviceId", "keyId"}`` — the key is put back (key-returned)
 - moving ``/_sim/clock`` past a contract's end with its key out pushes ``key-not-returned``
+
+Pushes go out after the call answers and are retried on 5xx and 429 only (V1 §7).
 """
 
 from __future__ import annotations
@@ -30,13 +33,24 @@ from latchflow_livionkey.assumptions import (
     V1_ERROR_CONTENT_TYPE,
     V1_LOGIN_LIMIT_PER_MINUTE,
     V1_PINCODE_DIGITS,
+    V1_REFUSALS,
     V1_TOKEN_LIFETIME_SECONDS,
+    V1_WEBHOOK_ATTEMPTS,
 )
-from latchflow_livionkey.sim_common import iso, json_body, object_id, overlaps, parse_time, pincode
+from latchflow_livionkey.sim_common import (
+    is_pincode,
+    iso,
+    json_body,
+    object_id,
+    overlaps,
+    parse_time,
+    pincode,
+)
 
 DEMO_EMAIL = "demo@livionkey.example"
 DEMO_PASSWORD = "demo-password-v1"  # noqa: S105 - the simulator's published demo credential
 LOCKERS = {"key30": 30, "keyX": 1}
+CONTRACT_TYPES = ("default", "fetch", "return")
 
 
 class Refusal(Exception):
@@ -50,7 +64,7 @@ class Refusal(Exception):
 
 @dataclass
 class V1Sim:
-    state: SimState = field(default_factory=SimState)
+    state: SimState = field(default_factory=lambda: SimState(webhook_retries=V1_WEBHOOK_ATTEMPTS))
     accounts: dict[str, str] = field(default_factory=lambda: {DEMO_EMAIL: DEMO_PASSWORD})
     jwt_secret: str = field(default_factory=lambda: secrets.token_hex(32))
     logins: int = 0
@@ -266,6 +280,21 @@ class V1Sim:
                 if overlaps(start, end, other_start, parse_time(other["end"])):
                     raise Refusal("Overlapping contract existing")
 
+    def checked_time(self, body: dict[str, Any], name: str) -> datetime | None:
+        """``body[name]`` as a time (None when absent); refused without a time zone."""
+        if body.get(name) is None:
+            return None
+        moment = parse_time(body[name])
+        if moment is None:
+            raise Refusal(V1_REFUSALS["bad_time"])
+        return moment
+
+    def check_pincode(self, code: Any, used: set[str]) -> None:
+        if not is_pincode(code, V1_PINCODE_DIGITS):
+            raise Refusal(V1_REFUSALS["bad_pincode"])
+        if code in used:
+            raise Refusal("Pincode already used in existing contracts")
+
     def used_pincodes(self, devices: list[dict[str, str]], skip: str | None) -> set[str]:
         ids = {d["id"] for d in devices}
         return {
@@ -282,21 +311,23 @@ class V1Sim:
             if not body.get(name):
                 raise Refusal(f"Missing {name} from parameters")
         perm = bool(body.get("perm"))
+        if perm and body.get("end") is not None:
+            raise Refusal(V1_REFUSALS["perm_with_end"])
         if not perm and not body.get("end"):
             raise Refusal("Missing end from parameters")
+        if body.get("type") not in (None, *CONTRACT_TYPES):
+            raise Refusal(V1_REFUSALS["bad_type"])
         if any(c["contractId"] == body["contractId"] for c in self.contracts.values()):
             raise Refusal("ContractId already in use")
-        start = parse_time(body["start"])
-        end = None if perm else parse_time(body.get("end"))
-        if start is None or (not perm and end is None):
-            raise Refusal("Invalid date format")
+        start, end = self.checked_time(body, "start"), self.checked_time(body, "end")
+        assert start is not None
         if start < self.now():
             raise Refusal("Start time should be in the future")
         self.check_times(start, end, devices, None)
         used = self.used_pincodes(devices, None)
         code = body.get("pincode")
-        if code and code in used:
-            raise Refusal("Pincode already used in existing contracts")
+        if code is not None:
+            self.check_pincode(code, used)
         contract = {
             "id": object_id(),
             "contractId": str(body["contractId"]),
@@ -326,15 +357,17 @@ class V1Sim:
         if contract is None:
             raise Refusal("Contract not found")
         perm = bool(body.get("perm", contract["perm"]))
-        start = parse_time(body.get("start")) or parse_time(contract["start"])
-        end = None if perm else parse_time(body.get("end")) or parse_time(contract["end"])
+        if perm and body.get("end") is not None:
+            raise Refusal(V1_REFUSALS["perm_with_end"])
+        start = self.checked_time(body, "start") or parse_time(contract["start"])
+        end = None if perm else self.checked_time(body, "end") or parse_time(contract["end"])
         assert start is not None
         if body.get("start") and start < self.now():
             raise Refusal("Start time should be in the future")
         self.check_times(start, end, devices, contract_id)
         code = body.get("pincode")
-        if code and code in self.used_pincodes(devices, contract_id):
-            raise Refusal("Pincode already used in existing contracts")
+        if code is not None:
+            self.check_pincode(code, self.used_pincodes(devices, contract_id))
         contract.update(
             devices=devices,
             keyId=devices[0]["keyId"],
@@ -350,7 +383,13 @@ class V1Sim:
 
     # --- push notifications ------------------------------------------------------------------
     async def push(self, body: dict[str, Any]) -> None:
-        await self.state.deliver(body, dict(self.push_headers))
+        """Sent after the call answers; retried on 5xx and 429 only (V1 §7)."""
+        await self.state.deliver(
+            body,
+            dict(self.push_headers),
+            accepted=lambda status: status < 500 and status != 429,
+            ensure_ascii=False,
+        )
 
     async def push_contract(self, contract: dict[str, Any]) -> None:
         for device in contract["devices"]:

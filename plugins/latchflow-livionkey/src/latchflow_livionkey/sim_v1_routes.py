@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
 
+from latchflow_livionkey.assumptions import V1_REFUSALS
 from latchflow_livionkey.sim_common import json_body
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ def add_routes(app: FastAPI, sim: V1Sim, auth: Any) -> None:
         if body.get("lockerIndex") in (None, ""):
             raise Refusal("lockerIndex is required")
         lockers = sim.lockers(device_id)
-        if int(str(body["lockerIndex"])) >= len(lockers):
+        if _locker_index(body["lockerIndex"]) >= len(lockers):
             raise Refusal("Locker index is too big")
         return text("Command sent successfully")
 
@@ -101,6 +102,8 @@ def add_routes(app: FastAPI, sim: V1Sim, auth: Any) -> None:
         for name in ("deviceId", "keyId"):
             if not body.get(name):
                 raise Refusal(f"{name} is required")
+        if not body.get("keyName"):
+            raise Refusal(V1_REFUSALS["no_key_name"])
         device_id, key_id = str(body["deviceId"]), str(body["keyId"])
         if device_id not in sim.devices:
             raise Refusal("no such device")
@@ -110,7 +113,7 @@ def add_routes(app: FastAPI, sim: V1Sim, auth: Any) -> None:
         sim.add_key(
             device_id,
             key_id,
-            str(body.get("keyName") or key_id),
+            str(body["keyName"]),
             index,
             bool(body.get("shared")),
             body.get("keyCode"),
@@ -232,6 +235,14 @@ def add_routes(app: FastAPI, sim: V1Sim, auth: Any) -> None:
         return text("Contract deleted successfully")
 
     # --- simulator controls ------------------------------------------------------------------
+    @app.get("/_sim/v1/state", tags=["simulator"])
+    async def state() -> dict[str, Any]:
+        """Every key and contract, as tests count what an action made."""
+        return {
+            "keys": [sim.key_view(k, False) for k in sim.keys.values()],
+            "contracts": [sim.contract_view(c) for c in sim.contracts.values()],
+        }
+
     @app.get("/_sim/v1/stats", tags=["simulator"])
     async def stats() -> dict[str, int]:
         return {"logins": sim.logins, "unauthorized": sim.unauthorized}
@@ -304,6 +315,16 @@ def add_routes(app: FastAPI, sim: V1Sim, auth: Any) -> None:
         return {"returned": True}
 
 
+def _locker_index(value: Any) -> int:
+    """A locker index sent as a string (or number) of digits; anything else is refused."""
+    from latchflow_livionkey.sim_v1 import Refusal
+
+    text = str(value)
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()):
+        raise Refusal(V1_REFUSALS["bad_locker_index"])
+    return int(text)
+
+
 def _locker_for(sim: V1Sim, device_id: str, wanted: Any, key_id: str | None) -> str:
     from latchflow_livionkey.sim_v1 import LOCKERS, Refusal
 
@@ -312,9 +333,9 @@ def _locker_for(sim: V1Sim, device_id: str, wanted: Any, key_id: str | None) -> 
         k["lockerIndex"] for (d, kid), k in sim.keys.items() if d == device_id and kid != key_id
     }
     if wanted not in (None, ""):
-        if int(str(wanted)) >= size:
+        if _locker_index(wanted) >= size:
             raise Refusal("lockerIndex is too big")
-        return str(wanted)
+        return str(_locker_index(wanted))
     for index in range(size):
         if str(index) not in taken:
             return str(index)

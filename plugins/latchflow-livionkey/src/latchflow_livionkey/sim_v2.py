@@ -4,6 +4,7 @@ The state, its views, the automat's side (pincodes entered, keys fetched and ret
 signed webhooks live here; the contract rules in ``sim_v2_contracts``; the routes in
 ``sim_v2_routes``. Simulator-only routes:
 
+- ``GET /_sim/v2/state`` — every contract, group and key
 - ``POST /_sim/v2/service-accounts {"name", "publicKeyPem"?}`` — register a service account's
   public key (without one, a key pair is generated and the private key returned once)
 - ``POST /_sim/v2/webhook-subscriptions {"url"}`` — subscribe a URL to every event type; returns
@@ -14,6 +15,9 @@ signed webhooks live here; the contract rules in ``sim_v2_contracts``; the route
 - ``POST /_sim/v2/alarm {"deviceId", "alarmType", "state"}`` — an automat alarm
 - moving ``/_sim/clock`` past a default contract's end sends ``key-not-returned`` /
   ``key-not-fetched``
+
+Webhooks go out after the call answers, in raw UTF-8, and a delivery is tried as often as
+LivionKey does (V2 §7), with the waits between attempts shortened.
 """
 
 from __future__ import annotations
@@ -31,20 +35,25 @@ from latchflow.simulation import SimState
 from latchflow_livionkey import standard_webhooks
 from latchflow_livionkey.assumptions import (
     V2_PAGE_LIMIT_MAX,
+    V2_UNKNOWN_FIELD,
+    V2_WEBHOOK_ATTEMPTS,
 )
 from latchflow_livionkey.sim_common import iso, parse_time
 
 TYPE_NAMES = {1: "default", 2: "fetch", 3: "return"}
 LOCKERS_PER_AUTOMAT = 8
+WEBHOOK_RETRY_DELAY = 0.05
+"""Seconds between delivery attempts, growing per attempt: V2 §7's 5 s ... 30 min, shortened."""
 
 
 class NestError(Exception):
-    """An error answer in the NestJS shape (V2 §8 "Error body shape")."""
+    """An error answer in the NestJS shape (V2 §8 "Error body shape"); validation errors carry
+    a list of messages."""
 
     NAMES = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 409: "Conflict"}
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, status: int, message: str | list[str]) -> None:
+        super().__init__(message if isinstance(message, str) else "; ".join(message))
         self.status = status
         self.message = message
 
@@ -54,6 +63,14 @@ class NestError(Exception):
             "message": self.message,
             "error": self.NAMES.get(self.status, "Error"),
         }
+
+
+def refuse_unknown(body: dict[str, Any], allowed: tuple[str, ...], parent: str = "") -> None:
+    """400 with NestJS's whitelist message for each field the API does not know."""
+    prefix = f"{parent}." if parent else ""
+    unknown = [prefix + V2_UNKNOWN_FIELD.format(name) for name in body if name not in allowed]
+    if unknown:
+        raise NestError(400, unknown)
 
 
 def page(items: list[Any], after: str | None, limit: int | None) -> dict[str, Any]:
@@ -75,7 +92,11 @@ def page(items: list[Any], after: str | None, limit: int | None) -> dict[str, An
 
 @dataclass
 class V2Sim:
-    state: SimState = field(default_factory=SimState)
+    state: SimState = field(
+        default_factory=lambda: SimState(
+            webhook_retries=V2_WEBHOOK_ATTEMPTS, webhook_retry_delay=WEBHOOK_RETRY_DELAY
+        )
+    )
     accounts: dict[str, rsa.RSAPublicKey] = field(default_factory=dict)
     webhook_secret: str = field(
         default_factory=lambda: "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -126,7 +147,7 @@ class V2Sim:
                     "name": f"iLOQ S5 key {number}",
                     "automatId": aid,
                     "lockerIndex": str(index),
-                    "holder": None,
+                    "inside": True,
                 }
         self.access_rights = [
             {"id": "ar-main-door", "name": "Main door", "realEstatePath": "Demo estate/A"},
@@ -144,15 +165,14 @@ class V2Sim:
         return {**group, "members": members}
 
     def automat_view(self, automat: dict[str, Any]) -> dict[str, Any]:
-        inside = {
-            k["lockerIndex"]: k for k in self.keys.values() if k["automatId"] == automat["id"]
-        }
+        """The automat with its lockers; a fetched key keeps its locker until it is back."""
+        held = {k["lockerIndex"]: k for k in self.keys.values() if k["automatId"] == automat["id"]}
         lockers = [
             {
                 "lockerIndex": str(i),
-                "isKeyInside": str(i) in inside,
-                "key": {"id": inside[str(i)]["id"], "name": inside[str(i)]["name"]}
-                if str(i) in inside
+                "isKeyInside": str(i) in held and held[str(i)]["inside"],
+                "key": {"id": held[str(i)]["id"], "name": held[str(i)]["name"]}
+                if str(i) in held
                 else None,
             }
             for i in range(LOCKERS_PER_AUTOMAT)
@@ -177,11 +197,6 @@ class V2Sim:
         if contract_id not in self.contracts:
             raise NestError(404, f"Contract {contract_id} not found")
         return self.contracts[contract_id]
-
-    def free_keys(self, automat_id: str) -> list[dict[str, Any]]:
-        return [
-            k for k in self.keys.values() if k["automatId"] == automat_id and k["holder"] is None
-        ]
 
     def free_lockers(self, automat_id: str) -> int:
         return LOCKERS_PER_AUTOMAT - sum(
@@ -214,6 +229,8 @@ class V2Sim:
                     return {"success": True, "reason": None, "opened": "return locker"}
                 if key["status"] == "key-fetched":
                     return {"success": False, "reason": "KEY_ALREADY_FETCHED"}
+                if not (self.keys.get(key["id"]) or {}).get("inside"):
+                    return {"success": False, "reason": "KEY_NOT_IN_LOCKER"}
                 await self.fetch(contract, key)
                 return {"success": True, "reason": None}
         return {"success": False, "reason": "PINCODE_NOT_FOUND"}
@@ -235,13 +252,14 @@ class V2Sim:
         )
 
     async def fetch(self, contract: dict[str, Any], key: dict[str, Any]) -> None:
+        """The key leaves its locker, which stays reserved for it until the contract ends."""
         stored = self.keys[key["id"]]
         locker = stored["lockerIndex"]
-        stored["automatId"], stored["lockerIndex"] = None, None
+        stored["inside"] = False
         key["status"] = "key-fetched"
         if contract["contractType"] == 2:  # the locker is free at once; the key leaves the system
             key["inHistory"], key["storageInfo"]["pincode"] = True, None
-            stored["holder"] = None
+            stored["automatId"], stored["lockerIndex"] = None, None
         await self.key_status(
             contract,
             key,
@@ -251,15 +269,20 @@ class V2Sim:
         )
 
     async def return_key(self, automat_id: str, key_id: str) -> dict[str, Any]:
+        """The key goes back into its own locker here, or into a free one."""
         self.automat(automat_id)
-        if self.free_lockers(automat_id) < 1:
-            raise NestError(409, "no free locker")
-        taken = {k["lockerIndex"] for k in self.keys.values() if k["automatId"] == automat_id}
-        locker = next(str(i) for i in range(LOCKERS_PER_AUTOMAT) if str(i) not in taken)
         stored = self.keys.setdefault(
-            key_id, {"id": key_id, "name": f"iLOQ S5 key {key_id}", "holder": None}
+            key_id,
+            {"id": key_id, "name": f"iLOQ S5 key {key_id}", "automatId": None, "inside": False},
         )
-        stored["automatId"], stored["lockerIndex"] = automat_id, locker
+        if stored["automatId"] != automat_id or stored.get("lockerIndex") is None:
+            if self.free_lockers(automat_id) < 1:
+                raise NestError(409, "no free locker")
+            taken = {k["lockerIndex"] for k in self.keys.values() if k["automatId"] == automat_id}
+            free = next(str(i) for i in range(LOCKERS_PER_AUTOMAT) if str(i) not in taken)
+            stored["automatId"], stored["lockerIndex"] = automat_id, free
+        stored["inside"] = True
+        locker = stored["lockerIndex"]
         for contract in self.contracts.values():
             for key in contract["keys"]:
                 waiting = key["status"] in ("key-fetched", "key-not-returned") or (
@@ -269,7 +292,6 @@ class V2Sim:
                     key["status"] = "key-returned"
                     if contract["contractType"] == 3:
                         key["inHistory"], key["storageInfo"]["pincode"] = True, None
-                    stored["holder"] = None
                     await self.key_status(
                         contract, key, "key-returned", contract_device=automat_id, locker=locker
                     )
@@ -303,9 +325,6 @@ class V2Sim:
                     )
                 elif key["status"] is None:
                     key["status"] = "key-not-fetched"
-                    stored = self.keys.get(key["id"])
-                    if stored is not None and stored["holder"] == contract["id"]:
-                        stored["holder"] = None
                     await self.key_status(
                         contract,
                         key,
@@ -378,4 +397,6 @@ class V2Sim:
                 "webhook-event-type": kind,
             }
 
-        await self.state.deliver(envelope, signed, accepted=lambda status: 200 <= status < 300)
+        await self.state.deliver(
+            envelope, signed, accepted=lambda status: 200 <= status < 300, ensure_ascii=False
+        )

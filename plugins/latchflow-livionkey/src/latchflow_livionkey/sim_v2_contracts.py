@@ -1,17 +1,24 @@
 """The contract rules of the API V2 simulator: handing iLOQ keys over and taking them back.
 
 Each function takes the simulator's state (``V2Sim``) and raises ``NestError`` for what the
-real API refuses; the routes in ``sim_v2_routes`` call them.
+real API refuses; the routes in ``sim_v2_routes`` call them. A key is reserved by a contract
+only for the contract's window (and while it is out past the end): bookings that do not overlap
+can use the same key.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from latchflow_livionkey.assumptions import V2_ORG_DEFAULT_NOTIFICATIONS, V2_PINCODE_DIGITS
-from latchflow_livionkey.sim_common import iso, parse_time, pincode
-from latchflow_livionkey.sim_v2 import TYPE_NAMES, NestError, V2Sim
+from latchflow_livionkey.assumptions import (
+    V2_ORG_DEFAULT_NOTIFICATIONS,
+    V2_PINCODE_DIGITS,
+    V2_REFUSALS,
+)
+from latchflow_livionkey.sim_common import is_pincode, iso, overlaps, parse_time, pincode
+from latchflow_livionkey.sim_v2 import TYPE_NAMES, NestError, V2Sim, refuse_unknown
 
 NOTIFICATION_TYPES = (
     "contractKeyFetched",
@@ -25,18 +32,56 @@ NOTIFICATION_TYPES = (
 )
 LANGUAGES = ("en", "fi", "sv", "de", "no", "fr")
 NO_KEYS = "no device(s) with requested number of keys available for the handover"
+CREATE_FIELDS = (
+    "contractType",
+    "accessRightIds",
+    "contact",
+    "numberOfKeys",
+    "pincodes",
+    "groupId",
+    "keyAutomatId",
+    "keyIds",
+    "start",
+    "end",
+)
+CONTACT_FIELDS = (
+    "name",
+    "email",
+    "phoneNumber",
+    "sendSms",
+    "sendEmail",
+    "language",
+    "notifications",
+    "iloqPersonId",
+)
+UPDATE_FIELDS = ("contact", "start", "end")
+DONE = ("key-returned", "key-not-fetched")
 
 
-def resolve_contact(contact: Any) -> dict[str, Any] | None:
+def time_of(data: dict[str, Any], name: str) -> datetime | None:
+    """``data[name]`` as a time, None when absent; 400 when it is not a date-time with a zone."""
+    if data.get(name) is None:
+        return None
+    moment = parse_time(data[name])
+    if moment is None:
+        raise NestError(400, [V2_REFUSALS["time"].format(name)])
+    return moment
+
+
+def resolve_contact(contact: Any, path: str) -> dict[str, Any] | None:
     if contact is None:
         return None
     if not isinstance(contact, dict) or not contact.get("name"):
-        raise NestError(400, "contact.name is required")
+        raise NestError(400, f"{path}.name is required")
+    refuse_unknown(contact, CONTACT_FIELDS, path)
     language = contact.get("language") or "en"
     if language not in LANGUAGES:
-        raise NestError(400, f"contact.language must be one of {', '.join(LANGUAGES)}")
+        raise NestError(400, f"{path}.language must be one of {', '.join(LANGUAGES)}")
     explicit = contact.get("notifications")
     if isinstance(explicit, dict):  # the flags are ignored; unlisted types/channels are off
+        refuse_unknown(explicit, NOTIFICATION_TYPES, f"{path}.notifications")
+        for name, channels in explicit.items():
+            refuse_unknown(channels, ("sms", "email"), f"{path}.notifications.{name}")
         notifications = {
             t: {
                 "sms": bool((explicit.get(t) or {}).get("sms")),
@@ -63,26 +108,72 @@ def resolve_contact(contact: Any) -> dict[str, Any] | None:
     }
 
 
-def pick_keys(sim: V2Sim, data: dict[str, Any], count: int) -> list[dict[str, Any]]:
-    """Keys for a handover: by automat, by group (first automat with enough), or by id."""
+def window(contract: dict[str, Any], key: dict[str, Any]) -> tuple[datetime, datetime | None]:
+    """When a contract holds a key: its window, open-ended while the key is out past the end."""
+    start = parse_time(contract["start"])
+    assert start is not None
+    end = None if key["status"] == "key-not-returned" else parse_time(contract["end"])
+    return start, end
+
+
+def key_busy(
+    sim: V2Sim, key_id: str, start: datetime, end: datetime | None, skip: str | None = None
+) -> bool:
+    """Whether another contract holds the key at some moment of [start, end)."""
+    for contract in sim.contracts.values():
+        if contract["id"] == skip or contract["contractType"] == 3:
+            continue
+        for key in contract["keys"]:
+            if key["id"] != key_id or key["inHistory"] or key["status"] in DONE:
+                continue
+            if overlaps(*window(contract, key), start, end):
+                return True
+    return False
+
+
+def pincode_taken(
+    sim: V2Sim, code: str, automat_id: str, start: datetime, end: datetime | None
+) -> bool:
+    """Whether a contract at the automat has this pincode during [start, end)
+    (``assumptions.V2_PINCODES_UNIQUE``)."""
+    return any(
+        key["storageInfo"] == {"deviceId": automat_id, "pincode": code}
+        and overlaps(*window(contract, key), start, end)
+        for contract in sim.contracts.values()
+        for key in contract["keys"]
+    )
+
+
+def pick_keys(
+    sim: V2Sim, data: dict[str, Any], count: int, start: datetime, end: datetime | None
+) -> list[dict[str, Any]]:
+    """Keys free for [start, end): by automat, by group (first automat with enough), by id."""
+
+    def free(automat_id: str) -> list[dict[str, Any]]:
+        return [
+            k
+            for k in sim.keys.values()
+            if k["automatId"] == automat_id and not key_busy(sim, k["id"], start, end)
+        ]
+
     if data.get("keyAutomatId"):
         automat = sim.automat(str(data["keyAutomatId"]))
-        free = sim.free_keys(automat["id"]) if automat["lifecycleState"] == "active" else []
-        if len(free) < count:
+        found = free(automat["id"]) if automat["lifecycleState"] == "active" else []
+        if len(found) < count:
             raise NestError(409, NO_KEYS)
-        return free[:count]
+        return found[:count]
     if data.get("groupId"):
         for automat in sim.active_automats(str(data["groupId"])):
-            free = sim.free_keys(automat["id"])
-            if len(free) >= count:
-                return free[:count]
+            found = free(automat["id"])
+            if len(found) >= count:
+                return found[:count]
         raise NestError(409, NO_KEYS)
     chosen = []
     for key_id in data["keyIds"]:
         key = sim.keys.get(str(key_id))
         if key is None:
             raise NestError(400, f"key {key_id} does not exist")
-        if key["holder"] is not None or key["automatId"] is None:
+        if key["automatId"] is None or key_busy(sim, key["id"], start, end):
             raise NestError(409, NO_KEYS)
         chosen.append(key)
     return chosen
@@ -108,10 +199,28 @@ def used_pincodes(sim: V2Sim) -> set[str]:
     }
 
 
+def check_pincodes(codes: Any, count: int) -> None:
+    if codes is None:
+        return
+    if not isinstance(codes, list) or not all(is_pincode(c, V2_PINCODE_DIGITS) for c in codes):
+        raise NestError(400, [V2_REFUSALS["pincode"].format(V2_PINCODE_DIGITS)])
+    if len(codes) != count or len(set(codes)) != count:
+        raise NestError(400, f"pincodes must have one different pincode per key ({count})")
+
+
+def check_window(sim: V2Sim, start: datetime, end: datetime | None) -> None:
+    if end is not None and end <= start:
+        raise NestError(400, "end must be after start")
+    if end is not None and end <= sim.now():
+        raise NestError(400, V2_REFUSALS["ended"])
+
+
 def create_contract(sim: V2Sim, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict) or not isinstance(body.get("input"), dict):
         raise NestError(400, 'the body must be {"input": {...}}')
+    refuse_unknown(body, ("input",))
     data = body["input"]
+    refuse_unknown(data, CREATE_FIELDS, "input")
     kind = data.get("contractType")
     if kind not in TYPE_NAMES:
         raise NestError(400, "contractType must be 1 (default), 2 (fetch) or 3 (return)")
@@ -128,15 +237,13 @@ def create_contract(sim: V2Sim, body: Any) -> dict[str, Any]:
             raise NestError(400, "accessRightIds is required for default and fetch contracts")
         if unknown := [r for r in rights if r not in known]:
             raise NestError(400, f"unknown accessRightIds: {', '.join(unknown)}")
-    start = parse_time(data.get("start"))
-    end = parse_time(data.get("end"))
+    start, end = time_of(data, "start"), time_of(data, "end")
     if kind in (1, 2) and start is None:
         raise NestError(400, "start is required")
     if kind == 1 and end is None:
         raise NestError(400, "end is required for default contracts")
     start = start or sim.now()
-    if end is not None and end <= start:
-        raise NestError(400, "end must be after start")
+    check_window(sim, start, end)
     if kind == 3 or data.get("keyIds"):
         count = len(data["keyIds"])
     else:
@@ -144,24 +251,21 @@ def create_contract(sim: V2Sim, body: Any) -> dict[str, Any]:
         if not isinstance(count, int) or count < 1:
             raise NestError(400, "numberOfKeys is required with keyAutomatId or groupId")
     codes = data.get("pincodes")
-    if codes is not None and len(codes) != count:
-        raise NestError(400, f"pincodes must have one pincode per key ({count})")
-    used = used_pincodes(sim)
-    if codes and (clash := [c for c in codes if c in used]):
-        raise NestError(400, f"pincode {clash[0]} is already in use")
-    contact = resolve_contact(data.get("contact"))
-    contract_id = str(uuid.uuid4())
+    check_pincodes(codes, count)
+    contact = resolve_contact(data.get("contact"), "input.contact")
     if kind == 3:
         device = return_automat(sim, data, count)
         entries = [(str(k), device) for k in data["keyIds"]]
     else:
-        entries = [(k["id"], k["automatId"]) for k in pick_keys(sim, data, count)]
+        entries = [(k["id"], k["automatId"]) for k in pick_keys(sim, data, count, start, end)]
+    for code, (_, device) in zip(codes or [], entries, strict=False):
+        if pincode_taken(sim, code, device, start, end):
+            raise NestError(400, V2_REFUSALS["pincode_taken"].format(code, device))
+    used = used_pincodes(sim)
     keys = []
     for i, (key_id, device) in enumerate(entries):
         code = codes[i] if codes else pincode(used, V2_PINCODE_DIGITS)
         used.add(code)
-        if kind != 3:
-            sim.keys[key_id]["holder"] = contract_id
         keys.append(
             {
                 "id": key_id,
@@ -171,7 +275,7 @@ def create_contract(sim: V2Sim, body: Any) -> dict[str, Any]:
             }
         )
     contract = {
-        "id": contract_id,
+        "id": str(uuid.uuid4()),
         "accessRightIds": data.get("accessRightIds") if kind != 3 else None,
         "start": iso(start),
         "end": iso(end),
@@ -183,7 +287,7 @@ def create_contract(sim: V2Sim, body: Any) -> dict[str, Any]:
         "groupId": data.get("groupId"),
         "contractType": kind,
     }
-    sim.contracts[contract_id] = contract
+    sim.contracts[contract["id"]] = contract
     return contract
 
 
@@ -191,15 +295,26 @@ def update_contract(sim: V2Sim, contract_id: str, body: Any) -> dict[str, Any]:
     contract = sim.contract(contract_id)
     if not isinstance(body, dict):
         raise NestError(400, "the body must be a JSON object")
-    start = parse_time(body.get("start")) or parse_time(contract["start"])
-    end = parse_time(body["end"]) if "end" in body else parse_time(contract["end"])
-    if start is not None and end is not None and end <= start:
+    refuse_unknown(body, UPDATE_FIELDS)
+    start = time_of(body, "start") or parse_time(contract["start"])
+    end = time_of(body, "end") if "end" in body else parse_time(contract["end"])
+    assert start is not None
+    if end is not None and end <= start:
         raise NestError(400, "end must be after start")
+    if "end" in body and end is not None and end <= sim.now():
+        raise NestError(400, V2_REFUSALS["ended"])
     if contract["contractType"] == 1 and end is None:
         raise NestError(400, "a default contract needs an end")
+    if contract["contractType"] != 3 and any(
+        key_busy(sim, key["id"], start, end, skip=contract_id)
+        for key in contract["keys"]
+        if not key["inHistory"] and key["status"] not in DONE
+    ):
+        raise NestError(409, V2_REFUSALS["overlap"])
+    contact = resolve_contact(body["contact"], "contact") if "contact" in body else None
     contract["start"], contract["end"] = iso(start), iso(end)
     if "contact" in body:
-        contract["contact"] = resolve_contact(body["contact"])
+        contract["contact"] = contact
     contract.pop("_overdue", None)
     return contract
 
@@ -215,10 +330,6 @@ def delete_contract(sim: V2Sim, contract_id: str) -> None:
         raise NestError(
             400, f"some keys are {done.removeprefix('key-')} while others are still waiting"
         )
-    for key in contract["keys"]:
-        stored = sim.keys.get(key["id"])
-        if stored is not None and stored["holder"] == contract_id:
-            stored["holder"] = None
     del sim.contracts[contract_id]
 
 

@@ -13,9 +13,16 @@ from fastapi.responses import JSONResponse
 
 from latchflow.simulation import add_sim_controls
 from latchflow_livionkey import sim_v2_contracts, v2_signing
-from latchflow_livionkey.assumptions import V2_TIMESTAMP_TOLERANCE_SECONDS
-from latchflow_livionkey.sim_common import json_body
-from latchflow_livionkey.sim_v2 import NestError, V2Sim, page
+from latchflow_livionkey.assumptions import (
+    V2_PINCODE_DIGITS,
+    V2_REFUSALS,
+    V2_TIMESTAMP_TOLERANCE_SECONDS,
+)
+from latchflow_livionkey.sim_common import is_pincode, json_body
+from latchflow_livionkey.sim_v2 import NestError, V2Sim, page, refuse_unknown
+
+AUTOMAT_FIELDS = ("name", "label", "groups", "timezone", "location")
+GROUP_FIELDS = ("name", "customerId", "type")
 
 
 async def check_signature(sim: V2Sim, request: Request) -> str:
@@ -31,7 +38,7 @@ async def check_signature(sim: V2Sim, request: Request) -> str:
     # Freshness is checked against wall time (V2 §8 "Allowed clock skew"), not the sim clock.
     if abs(time.time() * 1000 - int(stamp)) > V2_TIMESTAMP_TOLERANCE_SECONDS * 1000:
         raise NestError(401, "x-timestamp is outside the allowed window")
-    body = (await request.body()).decode()
+    body = await request.body()  # the raw bytes received: UTF-8 as sent, not re-encoded
     if not v2_signing.verify(
         public_key, signature, account, stamp, request.method, str(request.url), body
     ):
@@ -114,6 +121,7 @@ def create_app() -> FastAPI:
     async def update_automat(automat_id: str, request: Request) -> Any:
         automat = sim.automat(automat_id)
         body = await json_body(request) or {}
+        refuse_unknown(body, AUTOMAT_FIELDS)
         if "groups" in body:
             if missing := [g for g in body["groups"] if g not in sim.groups]:
                 raise NestError(400, f"unknown groups: {', '.join(missing)}")
@@ -128,8 +136,9 @@ def create_app() -> FastAPI:
     @api.post("/automats/{automat_id}/sendPincode")
     async def send_pincode(automat_id: str, request: Request) -> Any:
         body = await json_body(request) or {}
-        if not body.get("pincode"):
-            raise NestError(400, "pincode is required")
+        refuse_unknown(body, ("pincode", "proximityCheck"))
+        if not is_pincode(body.get("pincode"), V2_PINCODE_DIGITS):
+            raise NestError(400, [V2_REFUSALS["pincode"].format(V2_PINCODE_DIGITS)])
         sim.automat(automat_id)
         if body.get("proximityCheck"):
             sim.proximity[automat_id] = str(body["pincode"])
@@ -165,6 +174,7 @@ def create_app() -> FastAPI:
     @api.post("/groups", status_code=201)
     async def create_group(request: Request) -> Any:
         body = await json_body(request) or {}
+        refuse_unknown(body, GROUP_FIELDS)
         if not body.get("name"):
             raise NestError(400, "name is required")
         if body.get("type", 1) not in (1, 2):
@@ -190,6 +200,7 @@ def create_app() -> FastAPI:
     @api.patch("/groups/{group_id}")
     async def update_group(group_id: str, request: Request) -> Any:
         found, body = group(group_id), await json_body(request) or {}
+        refuse_unknown(body, ("name", "customerId"))
         for name in ("name", "customerId"):
             if name in body:
                 found[name] = body[name]
@@ -209,6 +220,15 @@ def create_app() -> FastAPI:
 
 
 def add_sim_routes(app: FastAPI, sim: V2Sim) -> None:
+    @app.get("/_sim/v2/state", tags=["simulator"])
+    async def state() -> dict[str, Any]:
+        """Every contract, group and key, as tests count what an action made."""
+        return {
+            "contracts": [sim.contract_view(c) for c in sim.contracts.values()],
+            "groups": list(sim.groups.values()),
+            "keys": list(sim.keys.values()),
+        }
+
     @app.post("/_sim/v2/service-accounts", tags=["simulator"])
     async def service_account(request: Request) -> dict[str, Any]:
         body = await json_body(request) or {}

@@ -17,7 +17,7 @@ from functools import partial
 from latchflow import JSON, Connection, PollResult, Trigger, TriggerEvent
 from latchflow_livionkey.schemas import VENDOR_V1, VENDOR_V2, obj, open_obj, prop
 from latchflow_livionkey.v1_client import V1Client
-from latchflow_livionkey.webhooks import v1_key_event
+from latchflow_livionkey.webhooks import v1_key_status
 
 NULLABLE_STR: JSON = {"type": ["string", "null"]}
 
@@ -40,7 +40,8 @@ async def _watched_keys(client: V1Client, config: JSON) -> list[tuple[str, str]]
 async def poll_key_status(
     state: str, connection: Connection, config: JSON, cursor: JSON | None
 ) -> PollResult:
-    """New ``state`` statuses since the last poll; the first poll only records where we are.
+    """New ``state`` statuses since the last poll, as events of that state's trigger; the
+    first poll only records where we are.
 
     Only the latest status of each key is visible, so a key fetched and returned between two
     polls shows only as returned: use the push notifications for every change.
@@ -56,7 +57,7 @@ async def poll_key_status(
         if cursor is not None and seen.get(ref) != status["id"] and status["action"] == state:
             after = (status.get("data") or {}).get("after") or {}
             tags = status.get("tag") or []
-            event = v1_key_event(
+            event_id, event = v1_key_status(
                 {
                     "deviceId": device_id,
                     "keyId": key_id,
@@ -66,10 +67,13 @@ async def poll_key_status(
                     "tag": tags[0] if tags else None,
                 }
             )
-            if event is not None:
-                events.append(event)
+            events.append(TriggerEvent(_trigger_key(state), event_id, event))
         seen[ref] = status["id"]
     return PollResult(events=events, cursor={"seen": seen})
+
+
+def _trigger_key(state: str) -> str:
+    return f"livionkey.{state.replace('-', '_')}"
 
 
 def _poller(state: str) -> Callable[[Connection, JSON, JSON | None], Awaitable[PollResult]]:
@@ -98,9 +102,8 @@ V1_KEY_FILTER = obj(
 
 
 def _v1_key_trigger(state: str, title: str, when: str) -> Trigger:
-    name = state.replace("-", "_")
     return Trigger(
-        key=f"livionkey.{name}",
+        key=_trigger_key(state),
         title=f"{title} (V1)",
         description=(
             f"Starts when {when} at a LivionKey30/LivionKey1 automat: from the legacy push"

@@ -15,15 +15,13 @@ from typing import Any
 import httpx
 import jwt
 
-from latchflow import (
-    ConfigurationError,
-    Connection,
-    FatalError,
-    RateLimitedError,
-    RetryableError,
+from latchflow import ConfigurationError, Connection, FatalError, RetryableError
+from latchflow_livionkey.assumptions import (
+    V1_BASE_URL,
+    V1_BUSY_MESSAGES,
+    V1_REFRESH_MARGIN_SECONDS,
 )
-from latchflow_livionkey.assumptions import V1_BASE_URL, V1_REFRESH_MARGIN_SECONDS
-from latchflow_livionkey.http import send
+from latchflow_livionkey.http import refused_for_now, send, timeout_of
 
 TOKEN_CACHE_KEY = "livionkey.v1.token"  # noqa: S105 - a cache slot name, not a secret
 
@@ -68,6 +66,11 @@ def error_text(response: httpx.Response) -> str:
     return text
 
 
+def answer_of(response: httpx.Response) -> str:
+    """The vendor's answer as people read it: status and message."""
+    return f"HTTP {response.status_code} ({error_text(response) or 'no message'})"
+
+
 def token_expiry(token: str, expiration_time: str | None) -> datetime:
     """When a token expires: its ``exp`` claim, else the login response's ``expirationTime``.
 
@@ -91,25 +94,25 @@ class V1Client:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.base_url = str(connection.config.get("base_url") or V1_BASE_URL).rstrip("/")
+        self.timeout = timeout_of(connection)
 
     async def login(self) -> str:
         config = self.connection.config
+        where = "LivionKey API V1 login (POST /auth/login)"
         response = await send(
             self.connection.http,
             "POST",
             f"{self.base_url}/auth/login",
-            "LivionKey login",
+            where,
+            self.timeout,
             json={"email": config.get("email", ""), "password": config.get("password", "")},
         )
-        if response.status_code == 429:
-            raise RateLimitedError.from_response(
-                "LivionKey throttled logins (429): too many login attempts", response
-            )
-        if response.status_code >= 500:
-            raise RetryableError(f"LivionKey login failed with HTTP {response.status_code}")
+        again = refused_for_now(where, response, answer_of(response))
+        if again is not None:
+            raise again
         if response.status_code != 200:
             raise ConfigurationError(
-                f"LivionKey refused the login ({response.status_code} {error_text(response)}):"
+                f"LivionKey refused the login ({answer_of(response)}):"
                 " check the email and password, and that Livion enabled the account for API use",
                 path="email",
             )
@@ -133,19 +136,24 @@ class V1Client:
         *,
         params: dict[str, Any] | None = None,
         json_body: Any = None,
+        within: float | None = None,
     ) -> Any:
-        """Send one request; returns the JSON body, or the text of a plain-text success."""
+        """Send one request; returns the JSON body, or the text of a plain-text success.
+
+        ``within`` shortens the connection's ``timeoutSeconds`` for this call.
+        """
         token = await self.token()
-        response = await self._send(method, path, token, params, json_body)
+        wait = self.timeout if within is None else min(within, self.timeout)
+        response = await self._send(method, path, token, params, json_body, wait)
         if response.status_code == 401:
             # The token expired early or was revoked: drop it, log in again, retry once.
             self.connection.cache.pop(TOKEN_CACHE_KEY, None)
             token = await self.login()
-            response = await self._send(method, path, token, params, json_body)
+            response = await self._send(method, path, token, params, json_body, wait)
             if response.status_code == 401:
                 raise ConfigurationError(
-                    f"LivionKey refused {method} {path} even with a fresh token"
-                    f" ({error_text(response)}): the account has no access to this resource"
+                    f"LivionKey API V1 refused {method} {path} even with a fresh token"
+                    f" ({answer_of(response)}): the account has no access to this resource"
                 )
         return self._result(method, path, response)
 
@@ -156,41 +164,37 @@ class V1Client:
         token: str,
         params: dict[str, Any] | None,
         json_body: Any,
+        within: float,
     ) -> httpx.Response:
         return await send(
             self.connection.http,
             method,
             f"{self.base_url}{path}",
-            f"LivionKey {method} {path}",
+            f"LivionKey API V1 {method} {path}",
+            within,
             params={k: v for k, v in (params or {}).items() if v is not None},
             json=json_body,
             headers={"Authorization": f"Bearer {token}"},
         )
 
     def _result(self, method: str, path: str, response: httpx.Response) -> Any:
-        status = response.status_code
-        if status == 429:
-            raise RateLimitedError.from_response(
-                f"LivionKey rate-limited {method} {path} (429)", response
-            )
-        if status >= 500:
-            raise RetryableError(f"LivionKey {method} {path} failed with HTTP {status}")
+        status, where = response.status_code, f"LivionKey API V1 {method} {path}"
+        message = error_text(response)
+        again = refused_for_now(where, response, answer_of(response))
+        if again is not None:
+            raise again
         if status == 403:
-            raise ConfigurationError(
-                f"LivionKey refused {method} {path} (403 {error_text(response)})"
-            )
-        if status == 409:
-            raise RetryableError(
-                f"LivionKey {method} {path}: {error_text(response)} (409): the device is busy"
-                " or reserved; try again later",
-                retry_after=30,
+            raise ConfigurationError(f"{where} was refused ({answer_of(response)})")
+        if status == 409 or message in V1_BUSY_MESSAGES:
+            raise RetryableError.from_response(
+                f"{where}: the device is reserved or busy ({answer_of(response)}); trying again",
+                response,
             )
         if status >= 400:
-            message = error_text(response)
             advice = BUSINESS_ERRORS.get(message)
-            detail = f"{message}: {advice}" if advice else message
+            detail = f": {advice}" if advice else ""
             raise V1BusinessError(
-                f"LivionKey {method} {path} refused ({status}): {detail}", message
+                f"{where} was refused ({answer_of(response)}){detail}", status, message
             )
         try:
             return response.json()
@@ -199,8 +203,9 @@ class V1Client:
 
 
 class V1BusinessError(FatalError):
-    """A documented 400 of API V1; ``vendor_message`` is the vendor's exact text."""
+    """A 4xx answer of API V1 that retrying cannot fix; ``vendor_message`` is its exact text."""
 
-    def __init__(self, message: str, vendor_message: str) -> None:
+    def __init__(self, message: str, status: int, vendor_message: str) -> None:
         super().__init__(message)
+        self.status = status
         self.vendor_message = vendor_message

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from latchflow import JSON, Action, FatalError, RunContext
+from latchflow import JSON, Action, FatalError, RetrySafety, RunContext
+from latchflow_livionkey.assumptions import V1_PINCODE_DIGITS
 from latchflow_livionkey.schemas import iso_z, moment, obj, open_obj, prop
 from latchflow_livionkey.v1_client import V1BusinessError, V1Client
 from latchflow_livionkey.v1_fields import (
@@ -71,22 +72,27 @@ def _contract_body(data: JSON) -> JSON:
 
 
 async def create_contract(ctx: RunContext, data: JSON) -> JSON:
+    """LivionKey refuses a second contract with a contractId (which defaults to the step's
+    idempotency key): a retry first looks for the contract with it, so that a refusal checked
+    before uniqueness (a start now in the past) cannot hide it."""
     client = client_of(ctx)
     contract_id = data.get("contractId") or ctx.idempotency_key
     devices = _devices(data)
+    if data.get("permanent") and data.get("end") is not None:
+        raise FatalError("$.input.end: a permanent contract has no end; leave end out")
     if not data.get("permanent") and data.get("end") is None:
         raise FatalError("$.input.end: give an end time, or set permanent: true")
     body = {"contractId": contract_id, "devices": devices, **_contract_body(data)}
-    try:
-        result = await client.request("POST", "/contracts", json_body=body)
-    except V1BusinessError as exc:
-        if exc.vendor_message != "ContractId already in use":
-            raise
-        # A retry after a lost answer: the contract is ours if it has the same keys and times.
-        existing = await _find_contract(client, contract_id, devices)
-        if existing is None or existing.get("start") != body["start"]:
-            raise
-        result = existing
+    result = await _find_contract(client, body) if ctx.attempt > 1 else None
+    if result is None:
+        try:
+            result = await client.request("POST", "/contracts", json_body=body)
+        except V1BusinessError as exc:
+            if exc.vendor_message != "ContractId already in use":
+                raise
+            result = await _find_contract(client, body)  # made by a call whose answer was lost
+            if result is None:
+                raise
     return {
         "id": result["id"],
         "contractId": contract_id,
@@ -97,11 +103,15 @@ async def create_contract(ctx: RunContext, data: JSON) -> JSON:
     }
 
 
-async def _find_contract(
-    client: V1Client, contract_id: str, devices: list[dict[str, str]]
-) -> JSON | None:
-    for contract in await client.request("GET", f"/devices/{devices[0]['id']}/contracts"):
-        if contract.get("contractId") == contract_id and contract.get("devices") == devices:
+async def _find_contract(client: V1Client, body: JSON) -> JSON | None:
+    """The contract with the body's contractId, if it has the body's keys and start."""
+    device_id = body["devices"][0]["id"]
+    for contract in await client.request("GET", f"/devices/{device_id}/contracts"):
+        if (
+            contract.get("contractId") == body["contractId"]
+            and contract.get("devices") == body["devices"]
+            and contract.get("start") == body["start"]
+        ):
             found: JSON = contract
             return found
     return None
@@ -137,17 +147,30 @@ async def update_contract_pincode(ctx: RunContext, data: JSON) -> JSON:
 
 
 async def delete_contract(ctx: RunContext, data: JSON) -> JSON:
+    client = client_of(ctx)
     params = {"cancellation": "true" if data.get("sendCancellation") else None}
     try:
-        message = await client_of(ctx).request("DELETE", f"/contracts/{data['id']}", params=params)
+        message = await client.request("DELETE", f"/contracts/{data['id']}", params=params)
     except V1BusinessError as exc:
         if exc.vendor_message != "Delete contract failed":
             raise
+        if await _is_gone(client, data["id"]):
+            return {"deleted": True, "message": "the contract did not exist (already deleted)"}
         raise FatalError(
-            f"LivionKey could not delete contract {data['id']}: it does not exist (use the"
-            " contract's object 'id') or it is in use"
+            f"LivionKey could not delete contract {data['id']} (Delete contract failed),"
+            " although it exists: try again later, or delete it in the LivionKey app"
         ) from exc
     return {"deleted": True, "message": str(message)}
+
+
+async def _is_gone(client: V1Client, contract_id: str) -> bool:
+    try:
+        await client.request("GET", f"/contracts/{contract_id}")
+    except V1BusinessError as exc:
+        if exc.vendor_message == "Contract not found":
+            return True
+        raise
+    return False
 
 
 CONTRACT_FIELDS: dict[str, JSON] = {
@@ -161,7 +184,9 @@ CONTRACT_FIELDS: dict[str, JSON] = {
     "contacts": {"type": "array", "items": CONTACT, "description": "Who gets notifications"},
     "freeText": prop("string", "Text appended to the notification e-mails"),
     "pincode": prop(
-        "string", "The pincode to use; generated when left out", pattern="^[0-9]{4,10}$"
+        "string",
+        f"The {V1_PINCODE_DIGITS}-digit pincode to use; generated when left out",
+        pattern=f"^[0-9]{{{V1_PINCODE_DIGITS}}}$",
     ),
 }
 
@@ -169,7 +194,7 @@ ACTIONS: list[Action] = [
     v1_action(
         "create_contract",
         "Create a key contract (V1)",
-        "Give a person a pincode for a key for a time (POST /contracts). Overlaps on private keys, reused pincodes and starts in the past fail with a clear message. contractId defaults to the step's idempotency key, so a retried step finds its own contract.",
+        "Give a person a pincode for a key for a time (POST /contracts). Overlaps on private keys, reused pincodes and starts in the past fail with a clear message. Safe to retry: contractId (default: the step's idempotency key) is unique at LivionKey, and a retry adopts the contract with it.",
         create_contract,
         obj(
             {
@@ -192,7 +217,7 @@ ACTIONS: list[Action] = [
             "end": "2026-03-03T11:00:00.000Z",
             "devices": [{"id": "000111", "keyId": "apt-101"}],
         },
-        True,
+        RetrySafety.IDEMPOTENCY_KEY,
     ),
     v1_action(
         "get_contract",
@@ -202,7 +227,7 @@ ACTIONS: list[Action] = [
         obj({"id": CONTRACT_OBJECT_ID}, ["id"]),
         CONTRACT_OUT,
         SAMPLE_CONTRACT,
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v1_action(
         "update_contract",
@@ -212,12 +237,12 @@ ACTIONS: list[Action] = [
         obj({"id": CONTRACT_OBJECT_ID, **CONTRACT_FIELDS}, ["id"]),
         CONTRACT_OUT,
         SAMPLE_CONTRACT,
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v1_action(
         "update_contract_pincode",
         "Renew a contract's pincode (V1)",
-        "Have LivionKey generate a new pincode for a contract (POST /contracts/{id}/pincode).",
+        "Have LivionKey generate a new pincode for a contract (POST /contracts/{id}/pincode). Renewing twice leaves one fresh pincode, the one returned, so a call whose answer was lost is sent again.",
         update_contract_pincode,
         obj(
             {"id": CONTRACT_OBJECT_ID, "deviceId": DEVICE_ID, "keyId": KEY_ID, "devices": DEVICES},
@@ -225,12 +250,12 @@ ACTIONS: list[Action] = [
         ),
         open_obj({"id": {"type": "string"}, "pincode": {"type": "string"}}, ["id", "pincode"]),
         {"id": "60531613299ae000094cd278", "pincode": "771204"},
-        False,
+        RetrySafety.IDEMPOTENT,
     ),
     v1_action(
         "delete_contract",
         "Delete a key contract (V1)",
-        "Delete a contract, optionally sending the holder a cancellation notice (DELETE /contracts/{id}).",
+        "Delete a contract, optionally sending the holder a cancellation notice (DELETE /contracts/{id}). A contract that is already gone counts as deleted.",
         delete_contract,
         obj(
             {
@@ -243,6 +268,6 @@ ACTIONS: list[Action] = [
         ),
         open_obj({"deleted": {"type": "boolean"}}, ["deleted"]),
         {"deleted": True, "message": "Contract deleted successfully"},
-        False,
+        RetrySafety.IDEMPOTENT,
     ),
 ]

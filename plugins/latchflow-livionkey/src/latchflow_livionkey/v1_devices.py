@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from latchflow import JSON, Action, RunContext
+from latchflow import JSON, Action, RetrySafety, RunContext
+from latchflow_livionkey.deadline import DEADLINE_INPUT, RETRY_WITHIN_DEADLINE, open_in_time
 from latchflow_livionkey.schemas import list_of, obj, open_obj, prop
 from latchflow_livionkey.v1_fields import (
     DEVICE_ID,
@@ -74,11 +75,18 @@ async def list_device_lockers(ctx: RunContext, data: JSON) -> JSON:
 
 
 async def open_locker_door(ctx: RunContext, data: JSON) -> JSON:
-    message = await client_of(ctx).request(
-        "POST",
-        f"/devices/{data['deviceId']}/opendoor",
-        json_body={"lockerIndex": str(data["lockerIndex"])},
-    )
+    client, index = client_of(ctx), str(data["lockerIndex"])
+
+    async def open_door(seconds_left: float) -> object:
+        return await client.request(
+            "POST",
+            f"/devices/{data['deviceId']}/opendoor",
+            json_body={"lockerIndex": index},
+            within=seconds_left,
+        )
+
+    what = f"locker {index} of device {data['deviceId']}"
+    message = await open_in_time(ctx, data, what, open_door)
     return {"sent": True, "message": str(message)}
 
 
@@ -108,7 +116,7 @@ ACTIONS: list[Action] = [
         ),
         list_of("devices"),
         {"devices": [DEVICE_SAMPLE], "count": 1},
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v1_action(
         "get_device",
@@ -118,7 +126,7 @@ ACTIONS: list[Action] = [
         obj({"deviceId": DEVICE_ID, "includeLockers": WITH_LOCKERS}, ["deviceId"]),
         open_obj({"id": {"type": "string"}}, ["id"]),
         {"id": "000111", "name": "Lobby key automat"},
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v1_action(
         "list_device_keys",
@@ -128,7 +136,7 @@ ACTIONS: list[Action] = [
         obj({"deviceId": DEVICE_ID}, ["deviceId"]),
         list_of("keys"),
         {"keys": [SAMPLE_KEY], "count": 1},
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v1_action(
         "list_device_contracts",
@@ -138,7 +146,7 @@ ACTIONS: list[Action] = [
         obj({"deviceId": DEVICE_ID}, ["deviceId"]),
         list_of("contracts"),
         {"contracts": [SAMPLE_CONTRACT], "count": 1},
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v1_action(
         "list_contracts",
@@ -155,7 +163,7 @@ ACTIONS: list[Action] = [
         ),
         list_of("contracts"),
         {"contracts": [SAMPLE_CONTRACT], "count": 1},
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v1_action(
         "list_device_lockers",
@@ -175,22 +183,26 @@ ACTIONS: list[Action] = [
                 }
             ],
         },
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v1_action(
         "open_locker_door",
         "Open a locker door (V1)",
-        "Remotely open one locker of a LivionKey30/LivionKey1 (POST /devices/{id}/opendoor). A reserved or busy device is retried.",
+        "Remotely open one locker of a LivionKey30/LivionKey1 (POST /devices/{id}/opendoor). A reserved or busy device is retried until deadlineSeconds after the step started; then the step fails as 'locker not opened in time', so a locker never opens long after it was asked to. Opening an opened locker again changes nothing, so a call whose answer was lost is sent again.",
         open_locker_door,
         obj(
             {
                 "deviceId": DEVICE_ID,
-                "lockerIndex": prop(["string", "integer"], "Locker index, from 0"),
+                "lockerIndex": prop(
+                    ["string", "integer"], "Locker index, from 0", pattern="^[0-9]+$", minimum=0
+                ),
+                "deadlineSeconds": DEADLINE_INPUT,
             },
             ["deviceId", "lockerIndex"],
         ),
         open_obj({"sent": {"type": "boolean"}, "message": {"type": "string"}}, ["sent"]),
         {"sent": True, "message": "Command sent successfully"},
-        False,
+        RetrySafety.IDEMPOTENT,
+        RETRY_WITHIN_DEADLINE,
     ),
 ]

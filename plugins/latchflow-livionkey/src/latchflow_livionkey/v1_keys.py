@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from latchflow import JSON, Action, RunContext
+from latchflow import JSON, Action, RetrySafety, RunContext
 from latchflow_livionkey.schemas import obj, open_obj, prop
 from latchflow_livionkey.v1_client import V1BusinessError, V1Client
 from latchflow_livionkey.v1_fields import DEVICE_ID, KEY_ID, SAMPLE_KEY, client_of, v1_action
@@ -23,12 +23,38 @@ async def _read_key(client: V1Client, key_id: str, params: JSON) -> JSON:
 
 
 async def create_key(ctx: RunContext, data: JSON) -> JSON:
-    result = await client_of(ctx).request("POST", "/keys", json_body=_key_body(data))
+    """Create the key, or on a retry adopt the key with its keyId (unique at LivionKey, so a
+    late-applied call cannot make a second one: it is refused)."""
+    client = client_of(ctx)
+    if ctx.attempt > 1 and (made := await _made_key(client, data)) is not None:
+        return made
+    try:
+        result = await client.request("POST", "/keys", json_body=_key_body(data))
+    except V1BusinessError as exc:
+        if exc.vendor_message != "key already exists with that keyId" or ctx.attempt == 1:
+            raise
+        made = await _made_key(client, data)  # made meanwhile by the lost call
+        if made is None:
+            raise
+        return made
     return {
         "deviceId": data["deviceId"],
         "keyId": data["keyId"],
         "lockerIndex": result["lockerIndex"],
     }
+
+
+async def _made_key(client: V1Client, data: JSON) -> JSON | None:
+    """The key a lost call made: this keyId in this device with this name, if it exists."""
+    try:
+        key = await _read_key(client, data["keyId"], {"deviceId": data["deviceId"]})
+    except V1BusinessError as exc:
+        if exc.vendor_message != "no such key":
+            raise
+        return None
+    if key.get("deviceId") != data["deviceId"] or key.get("keyName") != data["keyName"]:
+        return None
+    return {"deviceId": data["deviceId"], "keyId": data["keyId"], "lockerIndex": key["lockerIndex"]}
 
 
 async def update_key(ctx: RunContext, data: JSON) -> JSON:
@@ -77,7 +103,7 @@ ACTIONS: list[Action] = [
     v1_action(
         "create_key",
         "Create a key (V1)",
-        "Add a key to a device's locker (POST /keys). Shared keys allow overlapping contracts.",
+        "Add a key to a device's locker (POST /keys). Shared keys allow overlapping contracts. Safe to retry: keyId is unique at LivionKey, and a retry adopts the key with this keyId, device and name.",
         create_key,
         obj(
             {
@@ -85,7 +111,12 @@ ACTIONS: list[Action] = [
                 "keyId": KEY_ID,
                 "keyName": prop("string", "Display name of the key"),
                 "keyCode": prop("string", "Optional code printed on the key"),
-                "lockerIndex": prop(["string", "integer"], "Locker to use (default: first free)"),
+                "lockerIndex": prop(
+                    ["string", "integer"],
+                    "Locker to use (default: first free)",
+                    pattern="^[0-9]+$",
+                    minimum=0,
+                ),
                 "checkLockerStatus": prop("boolean", "Let LivionKey check the locker's state"),
                 "shared": prop("boolean", "Allow overlapping contracts on this key", default=False),
             },
@@ -100,7 +131,7 @@ ACTIONS: list[Action] = [
             ["keyId", "lockerIndex"],
         ),
         {"deviceId": "000111", "keyId": "apt-104", "lockerIndex": 3},
-        False,
+        RetrySafety.RECONCILE,
     ),
     v1_action(
         "update_key",
@@ -113,7 +144,9 @@ ACTIONS: list[Action] = [
                 "keyId": KEY_ID,
                 "keyName": prop("string", "New display name"),
                 "keyCode": prop("string", "New key code"),
-                "lockerIndex": prop(["string", "integer"], "New locker index"),
+                "lockerIndex": prop(
+                    ["string", "integer"], "New locker index", pattern="^[0-9]+$", minimum=0
+                ),
                 "checkLockerStatus": prop("boolean", "Let LivionKey check the locker's state"),
                 "shared": prop("boolean", "Allow overlapping contracts"),
             },
@@ -121,7 +154,7 @@ ACTIONS: list[Action] = [
         ),
         open_obj({"updated": {"type": "boolean"}}, ["updated"]),
         {"updated": True, "message": "Key updated"},
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v1_action(
         "delete_key",
@@ -131,7 +164,7 @@ ACTIONS: list[Action] = [
         obj({"deviceId": DEVICE_ID, "keyId": KEY_ID}, ["deviceId", "keyId"]),
         open_obj({"deleted": {"type": "boolean"}}, ["deleted"]),
         {"deleted": True, "message": "Key deleted"},
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v1_action(
         "get_key",
@@ -150,7 +183,7 @@ ACTIONS: list[Action] = [
         ),
         open_obj({"keyId": {"type": "string"}}, ["keyId"]),
         SAMPLE_KEY,
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v1_action(
         "get_key_status",
@@ -169,16 +202,16 @@ ACTIONS: list[Action] = [
             "action": "key-fetched",
             "data": {"after": {"lockerIndex": "0", "keyId": "apt-101"}},
         },
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v1_action(
         "renew_key_backup_codes",
         "Renew a key's backup codes (V1)",
-        "Generate new backup codes for a key (POST /keys/{id}/backupcodes) and return them.",
+        "Generate new backup codes for a key (POST /keys/{id}/backupcodes) and return them. Renewing twice leaves one fresh set, read back after renewing, so a call whose answer was lost is sent again.",
         renew_key_backup_codes,
         obj({"deviceId": DEVICE_ID, "keyId": KEY_ID}, ["deviceId", "keyId"]),
         open_obj({"backupCodes": {"type": "array", "items": {"type": "string"}}}, ["backupCodes"]),
         {"keyId": "apt-101", "backupCodes": ["19283746", "56473829"]},
-        False,
+        RetrySafety.IDEMPOTENT,
     ),
 ]

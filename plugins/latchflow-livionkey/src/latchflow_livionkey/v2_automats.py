@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from latchflow import JSON, Action, RetryableError, RunContext
+from latchflow import JSON, Action, Pending, RetryableError, RetrySafety, RunContext
+from latchflow_livionkey.assumptions import V2_PINCODE_DIGITS
+from latchflow_livionkey.deadline import DEADLINE_INPUT, RETRY_WITHIN_DEADLINE, open_in_time
+from latchflow_livionkey.duplicates import (
+    REMOVED_OUTPUT,
+    VERIFY_INPUT,
+    remove_copies,
+    verify_later,
+    verifying,
+)
 from latchflow_livionkey.schemas import list_of, obj, open_obj, prop
+from latchflow_livionkey.v2_client import V2Client, V2Error
 from latchflow_livionkey.v2_fields import client_of, v2_action
 
 
@@ -28,12 +39,18 @@ async def update_automat(ctx: RunContext, data: JSON) -> JSON:
 
 
 async def send_pincode(ctx: RunContext, data: JSON) -> JSON:
+    client, automat = client_of(ctx), data["automatId"]
     body = {"pincode": data["pincode"], "proximityCheck": bool(data.get("proximityCheck"))}
-    result: JSON = await client_of(ctx).request(
-        "POST", f"/automats/{data['automatId']}/sendPincode", json_body=body
-    )
-    if not result.get("success") and result.get("reason") == "AUTOMAT_BUSY":
-        raise RetryableError(f"automat {data['automatId']} is busy (AUTOMAT_BUSY)", retry_after=10)
+
+    async def send(seconds_left: float) -> JSON:
+        result: JSON = await client.request(
+            "POST", f"/automats/{automat}/sendPincode", json_body=body, within=seconds_left
+        )
+        if not result.get("success") and result.get("reason") == "AUTOMAT_BUSY":
+            raise RetryableError(f"automat {automat} is busy (AUTOMAT_BUSY); trying again")
+        return result
+
+    result = await open_in_time(ctx, data, f"the locker of automat {automat}", send)
     return {"success": bool(result.get("success")), "reason": result.get("reason")}
 
 
@@ -43,12 +60,42 @@ async def list_groups(ctx: RunContext, data: JSON) -> JSON:
     return {"groups": groups, "count": len(groups)}
 
 
-async def create_group(ctx: RunContext, data: JSON) -> JSON:
+async def create_group(ctx: RunContext, data: JSON) -> JSON | Pending:
+    """Create, or on a retry adopt, the group with this exact name, type and customer."""
+    client = client_of(ctx)
     body = {"name": data["name"], "type": 2 if data.get("type") == "key" else 1}
     if data.get("customerId"):
         body["customerId"] = data["customerId"]
-    group: JSON = await client_of(ctx).request("POST", "/groups", json_body=body)
-    return group
+    own = verifying(ctx)
+    if own is not None:
+        found = [str(g["id"]) for g in await _groups_like(client, body)]
+        removed = await remove_copies(own, found, partial(_delete_group, client), "group")
+        group: JSON = await client.request("GET", f"/groups/{own}")
+        return {**group, "duplicatesRemoved": removed}
+    if ctx.attempt > 1 and (same := await _groups_like(client, body)):
+        return dict(same[0])
+    group = await client.request("POST", "/groups", json_body=body)
+    return verify_later(ctx, data, str(group["id"])) if ctx.attempt > 1 else group
+
+
+async def _groups_like(client: V2Client, body: JSON) -> list[JSON]:
+    """Groups with exactly the name, type and customer of the create ``body``."""
+    params = {"search": body["name"], "customerId": body.get("customerId")}
+    return [
+        group
+        for group in await client.list_all("/groups", params)
+        if group.get("name") == body["name"]
+        and group.get("type") == body["type"]
+        and group.get("customerId") == body.get("customerId")
+    ]
+
+
+async def _delete_group(client: V2Client, group_id: str) -> None:
+    try:
+        await client.request("DELETE", f"/groups/{group_id}")
+    except V2Error as exc:
+        if exc.status != 404:  # already gone
+            raise
 
 
 async def update_group(ctx: RunContext, data: JSON) -> JSON:
@@ -79,7 +126,10 @@ GROUP_SAMPLE = {
     "type": 1,
     "members": [{"id": "000111", "name": "Kamppi automat"}],
 }
-GROUP_OUT = open_obj({"id": {"type": "string"}, "name": {"type": "string"}}, ["id", "name"])
+GROUP_OUT = open_obj(
+    {"id": {"type": "string"}, "name": {"type": "string"}, "duplicatesRemoved": REMOVED_OUTPUT},
+    ["id", "name"],
+)
 
 ACTIONS: list[Action] = [
     v2_action(
@@ -90,7 +140,7 @@ ACTIONS: list[Action] = [
         obj({"activeOnly": prop("boolean", "Only installed, active automats")}),
         list_of("automats"),
         {"automats": [AUTOMAT_SAMPLE], "count": 1},
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v2_action(
         "get_automat",
@@ -100,7 +150,7 @@ ACTIONS: list[Action] = [
         obj({"id": prop("string", "Automat (device) id")}, ["id"]),
         open_obj({"id": {"type": "string"}}, ["id"]),
         AUTOMAT_SAMPLE,
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v2_action(
         "update_automat",
@@ -131,20 +181,25 @@ ACTIONS: list[Action] = [
         ),
         open_obj({"id": {"type": "string"}}, ["id"]),
         AUTOMAT_SAMPLE,
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v2_action(
         "send_pincode",
         "Send a pincode to an automat (V2)",
-        "Enter a pincode at an automat remotely (POST /automats/{id}/sendPincode): the locker opens and iLOQ keys are programmed. With proximityCheck the user must press # at the automat.",
+        "Enter a pincode at an automat remotely (POST /automats/{id}/sendPincode): the locker opens and iLOQ keys are programmed. With proximityCheck the user must press # at the automat. A busy automat is retried until deadlineSeconds after the step started; then the step fails as 'locker not opened in time'. Sending the same pincode again opens nothing new (its key is out, or its locker already open), so a call whose answer was lost is sent again; the answer then tells what the automat did with the repeat.",
         send_pincode,
         obj(
             {
                 "automatId": prop("string", "Automat (device) id"),
-                "pincode": prop("string", "The contract's pincode"),
+                "pincode": prop(
+                    "string",
+                    f"The contract's pincode ({V2_PINCODE_DIGITS} digits)",
+                    pattern=f"^[0-9]{{{V2_PINCODE_DIGITS}}}$",
+                ),
                 "proximityCheck": prop(
                     "boolean", "Require the user to press # at the automat", default=False
                 ),
+                "deadlineSeconds": DEADLINE_INPUT,
             },
             ["automatId", "pincode"],
         ),
@@ -152,7 +207,8 @@ ACTIONS: list[Action] = [
             {"success": {"type": "boolean"}, "reason": {"type": ["string", "null"]}}, ["success"]
         ),
         {"success": True, "reason": None},
-        False,
+        RetrySafety.IDEMPOTENT,
+        RETRY_WITHIN_DEADLINE,
     ),
     v2_action(
         "list_groups",
@@ -167,12 +223,12 @@ ACTIONS: list[Action] = [
         ),
         list_of("groups"),
         {"groups": [GROUP_SAMPLE], "count": 1},
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v2_action(
         "create_group",
         "Create an automat group (V2)",
-        "A new automat (device) or key group (POST /groups); add automats with 'Update a key automat'.",
+        "A new automat (device) or key group (POST /groups); add automats with 'Update a key automat'. Safe to retry: a retry adopts a group with exactly this name, type and customer instead of making another, and a group made on a retry is checked verifyAfterSeconds later for a copy LivionKey applied late.",
         create_group,
         obj(
             {
@@ -184,12 +240,13 @@ ACTIONS: list[Action] = [
                     enum=["device", "key"],
                     default="device",
                 ),
+                "verifyAfterSeconds": VERIFY_INPUT,
             },
             ["name"],
         ),
         GROUP_OUT,
         GROUP_SAMPLE,
-        False,
+        RetrySafety.RECONCILE,
     ),
     v2_action(
         "update_group",
@@ -206,7 +263,7 @@ ACTIONS: list[Action] = [
         ),
         GROUP_OUT,
         GROUP_SAMPLE,
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v2_action(
         "list_access_rights",
@@ -226,6 +283,6 @@ ACTIONS: list[Action] = [
             ],
             "count": 1,
         },
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
 ]

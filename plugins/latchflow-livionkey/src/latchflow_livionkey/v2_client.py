@@ -1,4 +1,8 @@
-"""API V2 client: every request signed with the service account's RSA key; offset pagination."""
+"""API V2 client: every request signed with the service account's RSA key; offset pagination.
+
+Bodies go out as compact JSON in raw UTF-8 (``JSON.stringify`` output, as Livion's own
+examples sign it), and the signature covers exactly those bytes.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,10 @@ from urllib.parse import urlencode
 
 import httpx
 
-from latchflow import ConfigurationError, Connection, FatalError, RateLimitedError, RetryableError
+from latchflow import ConfigurationError, Connection, FatalError
 from latchflow_livionkey import v2_signing
 from latchflow_livionkey.assumptions import V2_BASE_URL, V2_PAGE_LIMIT_MAX
-from latchflow_livionkey.http import send
+from latchflow_livionkey.http import refused_for_now, send, timeout_of
 
 KEY_CACHE_KEY = "livionkey.v2.private_key"
 
@@ -39,6 +43,24 @@ def error_text(response: httpx.Response) -> str:
     return str(body)
 
 
+def answer_of(response: httpx.Response) -> str:
+    """The vendor's answer as people read it: status, NestJS error name, message."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    name = body.get("error") if isinstance(body, dict) else None
+    status = f"HTTP {response.status_code}" + (f" {name}" if name else "")
+    return f"{status} ({error_text(response) or 'no message'})"
+
+
+def encode(body: Any) -> bytes:
+    """The exact bytes sent and signed: compact JSON, raw UTF-8, no ``\\u`` escapes."""
+    if body is None:
+        return b""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 class V2Client:
     """Signs and sends requests for one ``livionkey_v2`` connection."""
 
@@ -47,6 +69,7 @@ class V2Client:
         config = connection.config
         self.base_url = str(config.get("base_url") or V2_BASE_URL).rstrip("/")
         self.account_id = str(config.get("service_account_id") or "")
+        self.timeout = timeout_of(connection)
         if not self.account_id:
             raise ConfigurationError("is required", path="service_account_id")
 
@@ -63,7 +86,7 @@ class V2Client:
         query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
         return f"{self.base_url}{path}" + (f"?{urlencode(query)}" if query else "")
 
-    def signed_headers(self, method: str, url: str, body: str) -> dict[str, str]:
+    def signed_headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
         stamp = int(self.connection.clock.now().timestamp() * 1000)
         headers = v2_signing.signature_headers(
             self._key(), self.account_id, stamp, method, url, body
@@ -78,45 +101,45 @@ class V2Client:
         *,
         params: dict[str, Any] | None = None,
         json_body: Any = None,
+        within: float | None = None,
     ) -> Any:
-        """Send one signed request; returns the JSON body (None for 204)."""
+        """Send one signed request; returns the JSON body (None for 204).
+
+        ``within`` shortens the connection's ``timeoutSeconds`` for this call.
+        """
         url = self.url(path, params)
-        # Sign exactly the bytes that go on the wire.
-        body = "" if json_body is None else json.dumps(json_body, separators=(",", ":"))
-        headers = self.signed_headers(method, url, body)
+        body = encode(json_body)
         response = await send(
             self.connection.http,
             method,
             url,
-            f"LivionKey {method} {path}",
-            content=body.encode() if body else None,
-            headers=headers,
+            f"LivionKey API V2 {method} {path}",
+            self.timeout if within is None else min(within, self.timeout),
+            content=body or None,
+            headers=self.signed_headers(method, url, body),
         )
         return self._result(method, path, response)
 
     def _result(self, method: str, path: str, response: httpx.Response) -> Any:
-        status = response.status_code
-        where = f"LivionKey {method} {path}"
-        if status == 429:
-            raise RateLimitedError.from_response(
-                f"{where} was rate-limited (429); backing off", response
-            )
-        if status >= 500:
-            raise RetryableError(f"{where} failed with HTTP {status}")
+        status, where = response.status_code, f"LivionKey API V2 {method} {path}"
+        again = refused_for_now(where, response, answer_of(response))
+        if again is not None:
+            raise again
         if status == 401:
             raise ConfigurationError(
-                f"{where} was refused (401 {error_text(response)}): check the service account id"
+                f"{where} was refused ({answer_of(response)}): check the service account id"
                 " and private key, and that this machine's clock is right",
                 path="private_key_pem",
             )
         if status == 403:
             raise ConfigurationError(
-                f"{where} was refused (403 {error_text(response)}): the service account has no"
+                f"{where} was refused ({answer_of(response)}): the service account has no"
                 " access to this organisation unit"
             )
         if status >= 400:
-            message = error_text(response)
-            raise V2Error(f"{where} failed ({status}): {message}", status, message)
+            raise V2Error(
+                f"{where} was refused ({answer_of(response)})", status, error_text(response)
+            )
         if status == 204 or not response.content:
             return None
         return response.json()

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from latchflow import JSON, Action, FatalError, RunContext
+from functools import partial
+
+from latchflow import JSON, Action, FatalError, Pending, RetrySafety, RunContext
+from latchflow_livionkey.assumptions import V2_PINCODE_DIGITS
+from latchflow_livionkey.duplicates import (
+    REMOVED_OUTPUT,
+    VERIFY_INPUT,
+    remove_copies,
+    verify_later,
+    verifying,
+)
 from latchflow_livionkey.schemas import iso_z, list_of, moment, obj, open_obj, prop
-from latchflow_livionkey.v2_client import V2Error
+from latchflow_livionkey.v2_client import V2Client, V2Error
 from latchflow_livionkey.v2_fields import client_of, v2_action
+from latchflow_livionkey.v2_markers import contracts_carrying, marker_pincodes
 
 CONTRACT_TYPES = {"default": 1, "fetch": 2, "return": 3}
 NOTIFICATION_TYPES = [
@@ -86,9 +97,11 @@ CONTRACT_OUT = open_obj(
         "pincode": {"type": ["string", "null"], "description": "The first key's pick-up pincode"},
         "pincodes": {"type": "array", "items": {"type": ["string", "null"]}},
         "deviceId": {"type": ["string", "null"], "description": "The automat of the first key"},
+        "duplicatesRemoved": REMOVED_OUTPUT,
     },
     ["id", "keys", "pincodes"],
 )
+PINCODE = {"type": "string", "pattern": f"^[0-9]{{{V2_PINCODE_DIGITS}}}$"}
 
 
 def with_pincodes(contract: JSON) -> JSON:
@@ -162,6 +175,11 @@ def contract_input(data: JSON) -> JSON:
     return body
 
 
+def key_count(data: JSON) -> int:
+    """How many keys the contract hands over or takes back."""
+    return len(data["keyIds"]) if data.get("keyIds") else int(data.get("numberOfKeys") or 0)
+
+
 def _where(data: JSON) -> str:
     if data.get("groupId"):
         return f"automat group {data['groupId']!r}"
@@ -170,22 +188,46 @@ def _where(data: JSON) -> str:
     return f"keys {', '.join(map(str, data.get('keyIds') or []))}"
 
 
-async def create_iloq_contract(ctx: RunContext, data: JSON) -> JSON:
-    body = contract_input(data)
+async def create_iloq_contract(ctx: RunContext, data: JSON) -> JSON | Pending:
+    """Create, or on a retry adopt, the contract carrying this step's pincodes (see
+    ``v2_markers``); a contract made on a retry is checked for late copies later."""
+    client, body = client_of(ctx), contract_input(data)
+    if "pincodes" not in body:
+        secret = str(client.connection.config.get("private_key_pem") or "")
+        body["pincodes"] = marker_pincodes(secret, ctx.idempotency_key, key_count(data))
+    own = verifying(ctx)
+    if own is not None:
+        found = [str(c["id"]) for c in await contracts_carrying(client, body)]
+        delete = partial(_delete_contract, client)
+        removed = await remove_copies(own, found, delete, "iLOQ key contract")
+        contract = await client.request("GET", f"/iloq/keycontracts/{own}")
+        return {**with_pincodes(contract), "duplicatesRemoved": removed}
+    if ctx.attempt > 1 and (found_contracts := await contracts_carrying(client, body)):
+        return await _adopt(client, found_contracts)
     try:
-        contract = await client_of(ctx).request(
-            "POST", "/iloq/keycontracts", json_body={"input": body}
-        )
+        contract = await client.request("POST", "/iloq/keycontracts", json_body={"input": body})
     except V2Error as exc:
+        if exc.status == 400 and (found_contracts := await contracts_carrying(client, body)):
+            return await _adopt(client, found_contracts)  # made meanwhile by a lost call
         if exc.status != 409:
             raise
-        count = data.get("numberOfKeys") or len(data.get("keyIds") or [])
         raise FatalError(
-            f"LivionKey has no automat at {_where(data)} with {count} key(s) available for this"
-            f" handover (409: {exc.vendor_message}). Choose another location or fewer keys,"
-            " or refill the automat."
+            f"LivionKey has no automat at {_where(data)} with {key_count(data)} key(s) available"
+            f" for this handover (409: {exc.vendor_message}). Choose another location or fewer"
+            " keys, or refill the automat."
         ) from exc
+    if ctx.attempt > 1:
+        return verify_later(ctx, data, str(contract["id"]))
     return with_pincodes(contract)
+
+
+async def _adopt(client: V2Client, found: list[JSON]) -> JSON:
+    """The first contract found is this step's; any other is a copy and is deleted."""
+    own = str(found[0]["id"])
+    ids = [str(c["id"]) for c in found]
+    delete = partial(_delete_contract, client)
+    removed = await remove_copies(own, ids, delete, "iLOQ key contract")
+    return {**with_pincodes(found[0]), "duplicatesRemoved": removed}
 
 
 async def get_iloq_contract(ctx: RunContext, data: JSON) -> JSON:
@@ -214,17 +256,24 @@ async def update_iloq_contract(ctx: RunContext, data: JSON) -> JSON:
     return with_pincodes(contract)
 
 
-async def delete_iloq_contract(ctx: RunContext, data: JSON) -> JSON:
+async def _delete_contract(client: V2Client, contract_id: str) -> bool:
+    """Delete a contract; False when it did not exist (already deleted)."""
     try:
-        await client_of(ctx).request("DELETE", f"/iloq/keycontracts/{data['id']}")
+        await client.request("DELETE", f"/iloq/keycontracts/{contract_id}")
     except V2Error as exc:
         if exc.status == 404:
-            return {"deleted": True, "message": "the contract did not exist (already deleted)"}
+            return False
         raise FatalError(
-            f"LivionKey will not delete contract {data['id']} now ({exc.vendor_message}): a"
+            f"LivionKey will not delete contract {contract_id} now ({exc.vendor_message}): a"
             " default contract cannot be deleted while a key is out; fetch and return contracts"
             " not while only some of their keys are done"
         ) from exc
+    return True
+
+
+async def delete_iloq_contract(ctx: RunContext, data: JSON) -> JSON:
+    if not await _delete_contract(client_of(ctx), data["id"]):
+        return {"deleted": True, "message": "the contract did not exist (already deleted)"}
     return {"deleted": True, "message": "deleted"}
 
 
@@ -239,7 +288,7 @@ ACTIONS: list[Action] = [
     v2_action(
         "create_iloq_contract",
         "Hand over iLOQ keys (V2)",
-        "Create an iLOQ key contract (POST /iloq/keycontracts): 'default' (start and end, key returned by the end), 'fetch' (no end) or 'return'. Pick-up by automat group, one automat, or key ids. Returns each key's pick-up pincode ('pincode' is the first). 409 'no keys available' fails with the location named.",
+        "Create an iLOQ key contract (POST /iloq/keycontracts): 'default' (start and end, key returned by the end), 'fetch' (no end) or 'return'. Pick-up by automat group, one automat, or key ids. Returns each key's pick-up pincode ('pincode' is the first). 409 'no keys available' fails with the location named. Safe to retry: a retry adopts the contract that carries this step's pincodes, and a contract made on a retry is checked verifyAfterSeconds later for a copy LivionKey applied late.",
         create_iloq_contract,
         obj(
             {
@@ -267,8 +316,8 @@ ACTIONS: list[Action] = [
                 },
                 "pincodes": {
                     "type": "array",
-                    "items": {"type": "string", "pattern": "^[0-9]{4,10}$"},
-                    "description": "One pincode per key; generated when left out",
+                    "items": PINCODE,
+                    "description": f"One {V2_PINCODE_DIGITS}-digit pincode per key; when left out, chosen from the step's idempotency key (so a retry finds its contract)",
                 },
                 "start": moment("When the keys can be picked up"),
                 "end": moment("When the keys must be back (default contracts)"),
@@ -276,11 +325,12 @@ ACTIONS: list[Action] = [
                 | {
                     "description": "Who gets the keys, and which notifications LivionKey sends them"
                 },
+                "verifyAfterSeconds": VERIFY_INPUT,
             }
         ),
         CONTRACT_OUT,
         SAMPLE_CONTRACT,
-        False,
+        RetrySafety.RECONCILE,
     ),
     v2_action(
         "get_iloq_contract",
@@ -290,7 +340,7 @@ ACTIONS: list[Action] = [
         obj({"id": CONTRACT_ID}, ["id"]),
         CONTRACT_OUT,
         SAMPLE_CONTRACT,
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v2_action(
         "update_iloq_contract",
@@ -308,7 +358,7 @@ ACTIONS: list[Action] = [
         ),
         CONTRACT_OUT,
         SAMPLE_CONTRACT,
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v2_action(
         "delete_iloq_contract",
@@ -318,7 +368,7 @@ ACTIONS: list[Action] = [
         obj({"id": CONTRACT_ID}, ["id"]),
         open_obj({"deleted": {"type": "boolean"}}, ["deleted"]),
         {"deleted": True, "message": "deleted"},
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
     v2_action(
         "list_iloq_contracts",
@@ -334,6 +384,6 @@ ACTIONS: list[Action] = [
         ),
         list_of("contracts"),
         {"contracts": [SAMPLE_CONTRACT], "count": 1},
-        True,
+        RetrySafety.IDEMPOTENT,
     ),
 ]

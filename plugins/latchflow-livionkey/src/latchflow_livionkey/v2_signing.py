@@ -1,6 +1,6 @@
 """API V2 request signatures (service account + RSA), as the client makes and the simulator checks.
 
-h        = hex(SHA-256(METHOD + full URL incl. query + body))
+h        = hex(SHA-256(METHOD + full URL incl. query + body bytes as sent))
 to_sign  = service_account_id + millisecond timestamp + h
 x-signature = Base64(RSASSA-PKCS1-v1_5-SHA256(private key, to_sign))
 """
@@ -17,12 +17,12 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from latchflow import ConfigurationError
 
 
-def request_hash(method: str, url: str, body: str) -> str:
-    """Lowercase hex SHA-256 of METHOD + URL + body (no separators)."""
-    return hashlib.sha256(f"{method.upper()}{url}{body}".encode()).hexdigest()
+def request_hash(method: str, url: str, body: bytes) -> str:
+    """Lowercase hex SHA-256 of METHOD + URL + the body's bytes (no separators)."""
+    return hashlib.sha256(f"{method.upper()}{url}".encode() + body).hexdigest()
 
 
-def string_to_sign(account_id: str, timestamp_ms: str, method: str, url: str, body: str) -> str:
+def string_to_sign(account_id: str, timestamp_ms: str, method: str, url: str, body: bytes) -> str:
     return f"{account_id}{timestamp_ms}{request_hash(method, url, body)}"
 
 
@@ -42,7 +42,7 @@ def load_private_key(pem: str) -> rsa.RSAPrivateKey:
 
 
 def sign(
-    key: rsa.RSAPrivateKey, account_id: str, timestamp_ms: str, method: str, url: str, body: str
+    key: rsa.RSAPrivateKey, account_id: str, timestamp_ms: str, method: str, url: str, body: bytes
 ) -> str:
     message = string_to_sign(account_id, timestamp_ms, method, url, body).encode()
     signature = key.sign(message, padding.PKCS1v15(), hashes.SHA256())
@@ -50,7 +50,7 @@ def sign(
 
 
 def signature_headers(
-    key: rsa.RSAPrivateKey, account_id: str, timestamp_ms: int, method: str, url: str, body: str
+    key: rsa.RSAPrivateKey, account_id: str, timestamp_ms: int, method: str, url: str, body: bytes
 ) -> dict[str, str]:
     stamp = str(timestamp_ms)
     return {
@@ -67,7 +67,7 @@ def verify(
     timestamp_ms: str,
     method: str,
     url: str,
-    body: str,
+    body: bytes,
 ) -> bool:
     """True when ``signature_b64`` signs this request with the key's private half."""
     try:

@@ -4,6 +4,9 @@
   send a custom header (e.g. ``x-api-key``), which the connection can require.
 - API V2 webhooks: Standard Webhooks envelope and signature; the event id is ``webhook-id``,
   which stays the same across retries, so the engine's dedupe drops redeliveries.
+
+Which trigger an event starts is the connection's ``eventTypes`` setting over the defaults in
+``assumptions``; an event that starts none is returned as ``UnmappedEvent`` (kept as dropped).
 """
 
 from __future__ import annotations
@@ -12,29 +15,38 @@ import hmac
 import json
 from typing import Any
 
-from latchflow import JSON, Connection, TriggerEvent, WebhookError, WebhookRequest
+from latchflow import (
+    JSON,
+    Connection,
+    TriggerEvent,
+    UnmappedEvent,
+    WebhookError,
+    WebhookRequest,
+    map_event,
+)
 from latchflow_livionkey import standard_webhooks
-from latchflow_livionkey.assumptions import V1_WEBHOOK_HEADER, V2_WEBHOOK_TOLERANCE_SECONDS
+from latchflow_livionkey.assumptions import (
+    V1_EVENT_TYPES,
+    V1_WEBHOOK_HEADER,
+    V2_EVENT_TYPES,
+    V2_WEBHOOK_TOLERANCE_SECONDS,
+)
 
-V1_KEY_TRIGGERS = {
-    "key-fetched": "livionkey.key_fetched",
-    "key-returned": "livionkey.key_returned",
-    "key-not-returned": "livionkey.key_not_returned",
-    "key-not-fetched": "livionkey.key_not_fetched",
-}
-V2_KEY_TRIGGERS = {
-    "key-fetched": "livionkey.v2_key_fetched",
-    "key-returned": "livionkey.v2_key_returned",
-    "key-not-returned": "livionkey.v2_key_not_returned",
-    "key-not-fetched": "livionkey.v2_key_not_fetched",
-}
-V2_TRIGGERS = {
-    "contract-update": "livionkey.v2_contract_updated",
-    "code-entered": "livionkey.v2_code_entered",
-    "device-alarm": "livionkey.v2_device_alarm",
-}
 V1_CONTRACT_TYPES = ("default", "fetch", "return")
+V1_CODE_TYPES = ("right-pincode", "right-return-code", "right-access-code")
+V1_CONTRACT_FIELDS = (
+    "pincode",
+    "contractId",
+    "contractObjectId",
+    "time",
+    "start",
+    "end",
+    "deviceId",
+    "keyId",
+    "tag",
+)
 TEST_DEVICE_ID = "000000"  # V2 §7: activation test deliveries use this placeholder device
+Event = TriggerEvent | UnmappedEvent
 
 
 def _parse(body: bytes) -> Any:
@@ -44,27 +56,46 @@ def _parse(body: bytes) -> Any:
         raise WebhookError("the body is not JSON", status_code=400) from exc
 
 
-def v1_key_event(data: JSON) -> TriggerEvent | None:
-    """A V1 key-status notification (pushed or polled) as an event, or None if not offered."""
-    trigger = V1_KEY_TRIGGERS.get(str(data.get("state")))
-    if trigger is None:
-        return None
+def v1_key_status(data: JSON) -> tuple[str, JSON]:
+    """A V1 key-status notification (pushed or polled) as an event id and the event's data."""
     event = {
         "deviceId": str(data.get("deviceId")),
         "keyId": str(data.get("keyId")),
         "lockerIndex": None if data.get("lockerIndex") is None else str(data["lockerIndex"]),
         "contractId": data.get("contractId"),
         "contractObjectId": data.get("contractObjectId"),
-        "state": data["state"],
+        "state": data.get("state"),
         "time": str(data.get("time")),
         "tag": data.get("tag"),
     }
     # The same for a push and a poll of the same status change, so the engine dedupes them.
-    event_id = f"{event['deviceId']}:{event['keyId']}:{event['state']}:{event['time']}"
-    return TriggerEvent(trigger=trigger, id=event_id, data=event)
+    return f"{event['deviceId']}:{event['keyId']}:{event['state']}:{event['time']}", event
 
 
-async def v1_webhook(request: WebhookRequest, connection: Connection) -> list[TriggerEvent]:
+def v1_event(connection: Connection, data: JSON) -> Event:
+    """One V1 push as the event its type maps to (``eventTypes``), or as unmapped.
+
+    The push's ``type`` is not always the event's name (V1 §7): it is the contract type for
+    contract-update and the code type for code-entered.
+    """
+    kind = str(data.get("type"))
+    if kind == "key-status":
+        event_id, event = v1_key_status(data)
+        vendor_type = f"key-status:{data.get('state')}"
+    elif kind in V1_CONTRACT_TYPES:
+        event = {"contractType": kind, **{k: data.get(k) for k in V1_CONTRACT_FIELDS}}
+        event_id = ":".join(
+            str(data.get(k)) for k in ("contractObjectId", "deviceId", "keyId", "time")
+        )
+        vendor_type = "contract-update"
+    else:
+        vendor_type = "code-entered" if kind in V1_CODE_TYPES else kind
+        event = dict(data)
+        event_id = ":".join(str(data.get(k)) for k in ("type", "deviceId", "time"))
+    return map_event(connection, vendor_type, V1_EVENT_TYPES, event_id, event)
+
+
+async def v1_webhook(request: WebhookRequest, connection: Connection) -> list[Event]:
     secret = connection.config.get("webhook_secret")
     if secret:
         name = str(connection.config.get("webhook_header") or V1_WEBHOOK_HEADER).lower()
@@ -73,39 +104,12 @@ async def v1_webhook(request: WebhookRequest, connection: Connection) -> list[Tr
             raise WebhookError(f"missing or wrong {name} header", status_code=401)
     body = _parse(request.body)
     items = body if isinstance(body, list) else [body]
-    events: list[TriggerEvent] = []
-    for data in items:
-        if not isinstance(data, dict):
-            raise WebhookError("each notification must be a JSON object", status_code=400)
-        if data.get("type") == "key-status":
-            event = v1_key_event(data)
-            if event is not None:
-                events.append(event)
-        elif data.get("type") in V1_CONTRACT_TYPES and "pincode" in data:
-            contract = {
-                "contractType": data["type"],
-                **{
-                    k: data.get(k)
-                    for k in (
-                        "pincode",
-                        "contractId",
-                        "contractObjectId",
-                        "time",
-                        "start",
-                        "end",
-                        "deviceId",
-                        "keyId",
-                        "tag",
-                    )
-                },
-            }
-            event_id = f"{data.get('contractObjectId')}:{data.get('deviceId')}:{data.get('keyId')}:{data.get('time')}"
-            events.append(TriggerEvent("livionkey.contract_updated", event_id, contract))
-        # code-entered and device-alarm pushes are not offered as V1 triggers: ignored.
-    return events
+    if not all(isinstance(data, dict) for data in items):
+        raise WebhookError("each notification must be a JSON object", status_code=400)
+    return [v1_event(connection, data) for data in items]
 
 
-async def v2_webhook(request: WebhookRequest, connection: Connection) -> list[TriggerEvent]:
+async def v2_webhook(request: WebhookRequest, connection: Connection) -> list[Event]:
     secret = str(connection.config.get("webhook_secret") or "")
     if not secret:
         raise WebhookError(
@@ -128,14 +132,6 @@ async def v2_webhook(request: WebhookRequest, connection: Connection) -> list[Tr
         raise WebhookError("expected an envelope object with a 'data' object", status_code=400)
     data: JSON = envelope["data"]
     kind = str(envelope.get("type"))
-    if data.get("deviceId") == TEST_DEVICE_ID:
-        return []  # a subscription's signed test delivery: acknowledge, start nothing
-    if kind == "key-status":
-        trigger = V2_KEY_TRIGGERS.get(str(data.get("state")))
-    else:
-        trigger = V2_TRIGGERS.get(kind)
-    if trigger is None:
-        return []
     event = {
         **data,
         "eventId": msg_id,
@@ -143,4 +139,9 @@ async def v2_webhook(request: WebhookRequest, connection: Connection) -> list[Tr
         "occurredAt": envelope.get("occurredAt"),
         "organizationUnitId": envelope.get("organizationUnitId"),
     }
-    return [TriggerEvent(trigger=trigger, id=msg_id, data=event)]
+    if data.get("deviceId") == TEST_DEVICE_ID:
+        # A subscription's signed test delivery: kept as dropped, so its arrival shows.
+        reason = "a subscription's test delivery (it arrived: the webhook works); nothing runs"
+        return [UnmappedEvent(kind, msg_id, event, reason)]
+    vendor_type = f"key-status:{data.get('state')}" if kind == "key-status" else kind
+    return [map_event(connection, vendor_type, V2_EVENT_TYPES, msg_id, event)]

@@ -25,6 +25,16 @@ EXCLUDE_STATES_SEPARATOR = ","
 REVOKE_STATUS = 204
 BULK_REVOKE_STATUS = 204
 
+# §4 "Revoke Keys": the query parameters the bulk revoke takes. Assumed: Unloc refuses others
+# (400) as it refuses unknown key fields, so a misspelt filter cannot widen a revoke to every key.
+BULK_REVOKE_FILTERS = ("appUserId", "lockId", "excludeSubprojectKeys")
+
+# Row "Full POST …/keys option list": a key for a lock outside the project, an end before its
+# start or an end already past fails validation (400, whole batch) with these reasons.
+UNKNOWN_LOCK_REASON = "must be the id of a lock in the project"
+END_BEFORE_START_REASON = "must be after start"
+END_IN_PAST_REASON = "must be in the future"
+
 # Row "Recurrence time zone": lock/project local time; the simulator evaluates recurrence
 # windows in this zone (changeable through ``/_sim/settings``).
 RECURRENCE_TIME_ZONE = "Europe/Oslo"
@@ -36,9 +46,40 @@ SIM_JOB_DELAY_SECONDS = 2.0
 # (undocumented; observed by one client, source 13).
 CREATED_KEY_ID_FIELDS = ("id", "keyId")
 
+# §4 KeyInput ``metadata`` (source 13): a string map kept with the key. Assumed: Get Keys returns
+# it, so a step can find the key it made by a metadata entry holding its idempotency key.
+MARKER_METADATA_FIELD = "latchflowRef"
+
+# §7 integrators keys carry no metadata; their ``start`` is the only field a client chooses that
+# the listing returns. Assumed: Unloc keeps the milliseconds it is given (§3 writes them), so the
+# milliseconds of ``start`` mark which step made the key.
+START_MARKER_MILLISECONDS = 1000
+
+# §7: lock holders have no client-chosen id and cannot be deleted. A retried creation adopts the
+# holder with the same organizationId, organizationIdSuffix and name.
+LOCK_HOLDER_IDENTITY = ("organizationId", "organizationIdSuffix", "name")
+
+# How long after a create that needed a retry the step checks for a copy the vendor applied late
+# (a request answered 504 that Unloc still carried out), unless the step's input says otherwise.
+DEFAULT_VERIFY_DELAY_SECONDS = 120.0
+
 # §9: no signature scheme for webhook deliveries is documented. Access events are checked by
 # looking the key up through the API (the key must exist on the event's lock) instead.
 VERIFY_ACCESS_EVENTS_BY_LOOKUP = True
+
+# §9: which trigger each event's ``action`` starts, unless the connection's ``eventTypes`` says
+# otherwise. ``unlocked`` is documented for both APIs (source 8); ``locked`` is assumed for the
+# integrators key events from the partner v1 event list (§8: locked | unlocked).
+V2_EVENT_TYPES = {"unlocked": "unloc.lock_unlocked"}
+INTEGRATORS_EVENT_TYPES = {
+    "unlocked": "unloc_integrators.key_used",
+    "locked": "unloc_integrators.key_used",
+}
+
+# §9: Unloc documents no retries of webhook deliveries; the simulator tries each delivery this
+# often, this many seconds apart (growing with each attempt).
+SIM_WEBHOOK_ATTEMPTS = 3
+SIM_WEBHOOK_RETRY_DELAY = 0.2
 
 # §5 (source 13): keys revoked in Unloc Control Center can vanish from the key listing; a key
 # that disappears while not revoked/expired is reported as revoked.
@@ -61,6 +102,7 @@ SIM_LOCK_HOLDER_ID = "866b8a35-4184-44c5-8ffd-448a77e5a91c"
 
 KEY_STATES = ("creating", "scheduled", "active", "inactive", "error", "revoked", "expired")
 TERMINAL_KEY_STATES = ("revoked", "expired", "error")
+GONE_KEY_STATES = ("revoked", "expired")
 JOB_STATUSES = ("pending", "inProgress", "succeeded", "failedValidation", "failedJob", "timeout")
 JOB_FAILED_STATUSES = ("failedValidation", "failedJob", "timeout")
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 
-from latchflow import ConfigurationError, Connection, FatalError
+from latchflow import ConfigurationError, Connection, FatalError, RunContext
 from latchflow_unloc.assumptions import DEFAULT_BASE_URL, EXCLUDE_STATES_SEPARATOR, MAX_PAGE_SIZE
-from latchflow_unloc.http import send_authorised
+from latchflow_unloc.http import Call, UnlocHTTPError, send_authorised, timeout_of
 from latchflow_unloc.tokens import fetch_token
 
 
@@ -20,11 +20,13 @@ def require(config: dict[str, Any], *names: str) -> None:
 
 
 class UnlocClient:
-    """Calls the v2 API for one project with ``project.admin`` client credentials."""
+    """Calls the v2 API for one project with ``project.admin`` client credentials; errors name
+    ``action``, the action or trigger the user configured."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, action: str) -> None:
         require(connection.config, "client_id", "client_secret", "project_id")
         self.connection = connection
+        self.action = action
         self.base_url = str(connection.config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
         self.project_id = str(connection.config["project_id"])
 
@@ -42,7 +44,7 @@ class UnlocClient:
             "project_id": self.project_id,
         }
         return await fetch_token(
-            self.connection, f"{self.base_url}/v2/auth/token/", body, force=force
+            self.connection, f"{self.base_url}/v2/auth/token/", body, self.action, force=force
         )
 
     async def request(
@@ -56,12 +58,13 @@ class UnlocClient:
     ) -> httpx.Response:
         """An authorised request; empty query parameters are left out."""
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+        call = Call(
+            self.action, what, method, self.base_url + path, timeout_of(self.connection.config)
+        )
         return await send_authorised(
             self.connection.http,
             lambda force: self.token(force=force),
-            method,
-            self.base_url + path,
-            what,
+            call,
             json=json,
             params=clean,
         )
@@ -136,7 +139,10 @@ class UnlocClient:
         )
         job_ref = response.json().get("jobRef") or {}
         if not job_ref.get("id"):
-            raise FatalError("Unloc accepted the keys but returned no jobRef.id to follow")
+            raise FatalError(
+                f"{self.action}: Unloc accepted the keys but its answer has no $.jobRef.id to"
+                " follow; look for the keys with unloc.list_keys"
+            )
         return str(job_ref["id"])
 
     async def get_job(self, job_id: str) -> dict[str, Any]:
@@ -145,6 +151,17 @@ class UnlocClient:
 
     async def revoke_key(self, key_id: str) -> httpx.Response:
         return await self.request("DELETE", f"{self.project_path}/keys/{key_id}", "revoke key")
+
+    async def revoke_if_present(self, key_id: str) -> bool:
+        """Revoke a key; False when there is nothing to revoke: it is unknown (404) or
+        expired (409 "May not revoke expired keys")."""
+        try:
+            await self.revoke_key(key_id)
+        except UnlocHTTPError as exc:
+            if exc.status in (404, 409):
+                return False
+            raise
+        return True
 
     async def revoke_keys(
         self,
@@ -158,8 +175,8 @@ class UnlocClient:
         the project, so it is refused unless ``confirm_all`` is true."""
         if not app_user_id and not lock_id and not confirm_all:
             raise FatalError(
-                "revoke keys: no appUserId or lockId filter given, which would revoke every key"
-                " in the project; add a filter or set confirm_all: true to really do that"
+                f"{self.action}: no appUserId or lockId filter given, which would revoke every"
+                " key in the project; add a filter or set confirm_all: true to really do that"
             )
         params = {
             "appUserId": app_user_id,
@@ -178,6 +195,15 @@ class UnlocClient:
             json={"trigger": "accessEvent", "url": url, "lockId": lock_id},
         )
         return dict(response.json() or {}) if response.content else {}
+
+
+def client_for(ctx: RunContext, action: str) -> UnlocClient:
+    """The v2 client of a step running ``action``."""
+    if ctx.connection is None:
+        raise ConfigurationError(
+            f"{action}: this step needs an Unloc connection", path="connection"
+        )
+    return UnlocClient(ctx.connection, action)
 
 
 def _limit(limit: int | None) -> int | None:

@@ -6,19 +6,21 @@ from typing import Any
 
 import httpx
 
-from latchflow import ConfigurationError, Connection, FatalError
+from latchflow import ConfigurationError, Connection, FatalError, RunContext
 from latchflow_unloc.assumptions import DEFAULT_BASE_URL
 from latchflow_unloc.client import require
-from latchflow_unloc.http import send_authorised
+from latchflow_unloc.http import Call, send_authorised, timeout_of
 from latchflow_unloc.tokens import fetch_token
 
 
 class IntegratorsClient:
-    """Calls ``/integrators/v1`` with an ``integrator.admin`` or ``lockHolder.admin`` token."""
+    """Calls ``/integrators/v1`` with an ``integrator.admin`` or ``lockHolder.admin`` token;
+    errors name ``action``, the action or trigger the user configured."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, action: str) -> None:
         require(connection.config, "client_id", "client_secret")
         self.connection = connection
+        self.action = action
         self.base_url = str(connection.config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
         self.lock_holder_ids = [str(i) for i in connection.config.get("lock_holder_ids") or []]
 
@@ -35,7 +37,8 @@ class IntegratorsClient:
         if len(self.lock_holder_ids) == 1:
             return self.lock_holder_ids[0]
         raise FatalError(
-            "lockHolderId: required, because the connection does not name exactly one lock holder"
+            f"{self.action}: lockHolderId: required, because the connection does not name"
+            " exactly one lock holder in lock_holder_ids"
         )
 
     async def token(self, *, force: bool = False) -> str:
@@ -47,19 +50,16 @@ class IntegratorsClient:
             "scope": self.scope(),
         }
         return await fetch_token(
-            self.connection, f"{self.base_url}/auth/v1/token/", body, force=force
+            self.connection, f"{self.base_url}/auth/v1/token/", body, self.action, force=force
         )
 
     async def request(
         self, method: str, path: str, what: str, *, json: Any = None
     ) -> httpx.Response:
+        url = f"{self.base_url}/integrators/v1{path}"
+        call = Call(self.action, what, method, url, timeout_of(self.connection.config))
         return await send_authorised(
-            self.connection.http,
-            lambda force: self.token(force=force),
-            method,
-            f"{self.base_url}/integrators/v1{path}",
-            what,
-            json=json,
+            self.connection.http, lambda force: self.token(force=force), call, json=json
         )
 
     async def list_lock_holders(self) -> list[dict[str, Any]]:
@@ -69,8 +69,8 @@ class IntegratorsClient:
     async def create_lock_holder(self, body: dict[str, Any]) -> dict[str, Any]:
         if self.lock_holder_ids:
             raise ConfigurationError(
-                "creating a lock holder needs the integrator.admin scope; remove lock_holder_ids"
-                " from the connection",
+                f"{self.action}: creating a lock holder needs the integrator.admin scope; remove"
+                " lock_holder_ids from the connection",
                 path="connection.lock_holder_ids",
             )
         response = await self.request("POST", "/lock-holders/", "create lock holder", json=body)
@@ -109,3 +109,12 @@ class IntegratorsClient:
     ) -> None:
         path = f"/lock-holders/{self.holder(lock_holder_id)}/locks/{lock_id}/key-events/webhooks/"
         await self.request("POST", path, "register key-event webhook", json={"webhookUrl": url})
+
+
+def integrators_client_for(ctx: RunContext, action: str) -> IntegratorsClient:
+    """The integrators client of a step running ``action``."""
+    if ctx.connection is None:
+        raise ConfigurationError(
+            f"{action}: this step needs an Unloc integrators connection", path="connection"
+        )
+    return IntegratorsClient(ctx.connection, action)

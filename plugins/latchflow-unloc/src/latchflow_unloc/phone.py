@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from latchflow import FatalError
 from latchflow.phone import PhoneNumberError, e164
 
@@ -18,3 +20,10 @@ def to_e164(number: str, region: str | None = None, *, field: str = "appUserId")
             f"{field}: {exc.value!r} {exc}; Unloc needs an E.164 mobile number such as"
             " +4799887766, or a local number and defaultRegion"
         ) from None
+
+
+def input_phone(input: dict[str, Any]) -> str | None:
+    """A step's ``appUserId`` in E.164 (read with its ``defaultRegion``), or None if not set."""
+    if not input.get("appUserId"):
+        return None
+    return to_e164(input["appUserId"], input.get("defaultRegion"))

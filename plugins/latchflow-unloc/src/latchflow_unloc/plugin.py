@@ -5,24 +5,32 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from latchflow import Action, Trigger, Vendor, hookimpl
-from latchflow_unloc import create_actions, integrator_actions, key_actions, triggers
+from latchflow_unloc import (
+    create_key,
+    create_keys,
+    integrator_actions,
+    integrator_creates,
+    read_actions,
+    revoke_actions,
+    triggers,
+)
 from latchflow_unloc.vendors import UNLOC, UNLOC_INTEGRATORS
 
 ACTIONS = (
-    create_actions.CREATE_KEY,
-    create_actions.CREATE_KEYS,
-    key_actions.REVOKE_KEY,
-    key_actions.REVOKE_KEYS,
-    key_actions.GET_KEY,
-    key_actions.LIST_KEYS,
-    key_actions.LIST_LOCKS,
-    key_actions.GET_JOB,
+    create_key.CREATE_KEY,
+    create_keys.CREATE_KEYS,
+    revoke_actions.REVOKE_KEY,
+    revoke_actions.REVOKE_KEYS,
+    read_actions.GET_KEY,
+    read_actions.LIST_KEYS,
+    read_actions.LIST_LOCKS,
+    read_actions.GET_JOB,
     integrator_actions.LIST_LOCK_HOLDERS,
-    integrator_actions.CREATE_LOCK_HOLDER,
+    integrator_creates.CREATE_LOCK_HOLDER,
     integrator_actions.LIST_LOCKS,
     integrator_actions.GET_LOCK,
     integrator_actions.LIST_KEYS,
-    integrator_actions.CREATE_KEY,
+    integrator_creates.CREATE_KEY,
 )
 TRIGGERS = (
     triggers.KEY_STATE_CHANGED,

@@ -16,6 +16,7 @@ MOMENT = {"type": ["string", "number"]}
 NULLABLE_STRING = {"type": ["string", "null"]}
 
 LOCK_ID = {"type": "string", "minLength": 1, "description": "Id (UUID) of a lock in the project."}
+KEY_ID = {"type": "string", "minLength": 1, "description": "Id of the key."}
 APP_USER_ID = {
     "type": "string",
     "minLength": 3,
@@ -68,6 +69,11 @@ WAIT_FIELDS: dict[str, Any] = {
 }
 
 KEY_STATE = {"type": "string", "enum": list(KEY_STATES)}
+DUPLICATES_REMOVED = {
+    "type": "array",
+    "items": {"type": "string"},
+    "description": "Ids of copies Unloc made late (after a lost answer) that the step revoked.",
+}
 LOCK_ITEM = {"type": "object", "required": ["id"]}
 
 KEY_OUTPUT: dict[str, Any] = {
@@ -114,6 +120,30 @@ SAMPLE_KEY: dict[str, Any] = {
     "created": "2026-02-20T10:12:00.000Z",
     "recurrence": None,
     "metadata": None,
+}
+
+HOLDER_ID = {
+    "type": "string",
+    "minLength": 1,
+    "description": "Lock holder id; may be left out when the connection names exactly one.",
+}
+HOLDER_OUTPUT: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "name"],
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "countryIso": {"type": "string"},
+        "organizationId": {"type": "string"},
+        "organizationIdSuffix": {"type": "string"},
+    },
+}
+SAMPLE_HOLDER = {
+    "id": "866b8a35-4184-44c5-8ffd-448a77e5a91c",
+    "name": "Demo lock holder",
+    "countryIso": "NO",
+    "organizationId": "demo-holder",
+    "organizationIdSuffix": "",
 }
 
 

@@ -33,6 +33,11 @@ class Sim:
         response = await self.http.post(f"{self.url}/_sim/clock", json={"set": moment})
         response.raise_for_status()
 
+    async def settle(self) -> None:
+        """Wait until the webhook deliveries and late requests under way have ended."""
+        response = await self.http.get(f"{self.url}/_sim/webhooks", params={"settle": "true"})
+        response.raise_for_status()
+
     async def control(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = await self.http.post(f"{self.url}{path}", json=body)
         response.raise_for_status()

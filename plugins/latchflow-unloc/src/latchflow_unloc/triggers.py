@@ -83,7 +83,7 @@ async def poll_keys(
     trigger: str,
     only: set[str],
 ) -> PollResult:
-    keys = await UnlocClient(connection).all_keys(**filters(config))
+    keys = await UnlocClient(connection, trigger).all_keys(**filters(config))
     observed_at = connection.clock.now().isoformat()
     changes, known = transitions(keys, (cursor or {}).get("keys", {}), observed_at)
     if cursor is None:  # the first poll only establishes where we are

@@ -6,17 +6,20 @@ from typing import Any
 
 import httpx
 
-from latchflow import Connection, SystemClock, Vendor
+from latchflow import Connection, SystemClock, Vendor, event_types_schema
 from latchflow_unloc.assumptions import (
     DEFAULT_BASE_URL,
+    INTEGRATORS_EVENT_TYPES,
     SIM_CLIENT_ID,
     SIM_CLIENT_SECRET,
     SIM_INTEGRATOR_CLIENT_ID,
     SIM_INTEGRATOR_CLIENT_SECRET,
     SIM_LOCK_HOLDER_ID,
     SIM_PROJECT_ID,
+    V2_EVENT_TYPES,
 )
 from latchflow_unloc.client import UnlocClient
+from latchflow_unloc.http import DEFAULT_TIMEOUT_SECONDS
 from latchflow_unloc.integrators import IntegratorsClient
 from latchflow_unloc.simulator import create_app
 from latchflow_unloc.webhooks import access_event, key_event
@@ -26,6 +29,16 @@ BASE_URL = {
     "format": "uri",
     "default": DEFAULT_BASE_URL,
     "description": "API host: https://api.unloc.app, or https://api-sandbox.unloc.app for Unloc's sandbox.",
+}
+TIMEOUT = {
+    "type": "number",
+    "minimum": 1,
+    "maximum": 300,
+    "default": DEFAULT_TIMEOUT_SECONDS,
+    "description": (
+        "Seconds each call waits for Unloc's answer. A call that hangs holds one of the"
+        " connection's concurrent calls that long, so keep it short."
+    ),
 }
 
 V2_SCHEMA: dict[str, Any] = {
@@ -50,6 +63,8 @@ V2_SCHEMA: dict[str, Any] = {
             "minLength": 1,
             "description": "The project (UUID) whose locks and keys this connection manages (scope project.admin).",
         },
+        "timeoutSeconds": TIMEOUT,
+        "eventTypes": event_types_schema(V2_EVENT_TYPES, ["unloc.lock_unlocked"]),
     },
 }
 
@@ -75,12 +90,14 @@ INTEGRATORS_SCHEMA: dict[str, Any] = {
             "items": {"type": "string"},
             "description": "Lock holders to act for (scope lockHolder.admin:<id>); leave empty for integrator.admin.",
         },
+        "timeoutSeconds": TIMEOUT,
+        "eventTypes": event_types_schema(INTEGRATORS_EVENT_TYPES, ["unloc_integrators.key_used"]),
     },
 }
 
 
 async def test_v2(connection: Connection) -> dict[str, Any]:
-    client = UnlocClient(connection)
+    client = UnlocClient(connection, "unloc connection test")
     project = await client.get_project()
     locks = await client.list_locks(limit=1)
     return {
@@ -91,7 +108,9 @@ async def test_v2(connection: Connection) -> dict[str, Any]:
 
 
 async def test_integrators(connection: Connection) -> dict[str, Any]:
-    holders = await IntegratorsClient(connection).list_lock_holders()
+    holders = await IntegratorsClient(
+        connection, "unloc_integrators connection test"
+    ).list_lock_holders()
     return {"ok": True, "lockHolders": [h.get("name") for h in holders]}
 
 
@@ -123,7 +142,7 @@ async def sandbox_v2(sim_base_url: str, webhook_url: str) -> dict[str, Any]:
     """Demo credentials of a running simulator; ``webhook_url`` gets every lock's access events."""
     config = v2_config(sim_base_url)
     async with httpx.AsyncClient(timeout=10.0) as http:
-        client = UnlocClient(sandbox_connection("unloc", config, http))
+        client = UnlocClient(sandbox_connection("unloc", config, http), "unloc sandbox")
         for lock in await client.all_locks():
             await client.register_access_webhook(webhook_url, lock["id"])
     return config
@@ -133,7 +152,9 @@ async def sandbox_integrators(sim_base_url: str, webhook_url: str) -> dict[str, 
     """Demo integrator credentials; ``webhook_url`` gets key events of every demo lock."""
     config = integrators_config(sim_base_url)
     async with httpx.AsyncClient(timeout=10.0) as http:
-        client = IntegratorsClient(sandbox_connection("unloc_integrators", config, http))
+        client = IntegratorsClient(
+            sandbox_connection("unloc_integrators", config, http), "unloc_integrators sandbox"
+        )
         for lock in await client.list_locks(None):
             await client.register_key_event_webhook(None, lock["id"], webhook_url)
     return config

@@ -1,12 +1,29 @@
-"""Access events Unloc POSTs to latchflow: checked, then turned into trigger events."""
+"""Access events Unloc POSTs to latchflow: checked, then turned into trigger events.
+
+An event's vendor type is its ``action`` (``unlocked``). Which trigger a type starts is the
+connection's ``eventTypes`` setting over the defaults in ``assumptions``; an event of a type
+that starts none is returned as an ``UnmappedEvent``, stored as dropped with its type.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from latchflow import Connection, FatalError, TriggerEvent, WebhookError, WebhookRequest
-from latchflow_unloc.assumptions import VERIFY_ACCESS_EVENTS_BY_LOOKUP
+from latchflow import (
+    Connection,
+    FatalError,
+    TriggerEvent,
+    UnmappedEvent,
+    WebhookError,
+    WebhookRequest,
+    map_event,
+)
+from latchflow_unloc.assumptions import (
+    INTEGRATORS_EVENT_TYPES,
+    V2_EVENT_TYPES,
+    VERIFY_ACCESS_EVENTS_BY_LOOKUP,
+)
 from latchflow_unloc.client import UnlocClient
 from latchflow_unloc.http import UnlocHTTPError
 from latchflow_unloc.integrators import IntegratorsClient
@@ -58,13 +75,16 @@ async def looked_up(lookup: Callable[[], Awaitable[T]], unknown: str) -> T:
         ) from exc
 
 
-async def access_event(request: WebhookRequest, connection: Connection) -> list[TriggerEvent]:
+async def access_event(
+    request: WebhookRequest, connection: Connection
+) -> list[TriggerEvent | UnmappedEvent]:
     """A v2 access event. Unloc documents no signature, so the key is looked up instead: a
     forged event naming a key that is not on that lock is refused."""
     body = parse(request)
     if VERIFY_ACCESS_EVENTS_BY_LOOKUP:
+        client = UnlocClient(connection, "unloc.lock_unlocked (checking an access event)")
         key = await looked_up(
-            lambda: UnlocClient(connection).get_key(body["keyId"]),
+            lambda: client.get_key(body["keyId"]),
             f"$.keyId: key {body['keyId']} is unknown to Unloc",
         )
         if key.get("lockId") != body["lockId"]:
@@ -72,18 +92,17 @@ async def access_event(request: WebhookRequest, connection: Connection) -> list[
                 f"$.lockId: key {body['keyId']} is not a key for lock {body['lockId']}",
                 status_code=403,
             )
-    return [
-        TriggerEvent(
-            trigger="unloc.lock_unlocked", id=body["id"], data=event_data(body, "appUserId")
-        )
-    ]
+    data = event_data(body, "appUserId")
+    return [map_event(connection, body["action"], V2_EVENT_TYPES, body["id"], data)]
 
 
-async def key_event(request: WebhookRequest, connection: Connection) -> list[TriggerEvent]:
+async def key_event(
+    request: WebhookRequest, connection: Connection
+) -> list[TriggerEvent | UnmappedEvent]:
     """An integrators v1 key event; verified by listing the lock's keys when the connection names
     exactly one lock holder."""
     body = parse(request)
-    client = IntegratorsClient(connection)
+    client = IntegratorsClient(connection, "unloc_integrators.key_used (checking a key event)")
     if VERIFY_ACCESS_EVENTS_BY_LOOKUP and len(client.lock_holder_ids) == 1:
         keys = await looked_up(
             lambda: client.list_keys(None, body["lockId"]),
@@ -94,8 +113,5 @@ async def key_event(request: WebhookRequest, connection: Connection) -> list[Tri
                 f"$.keyId: key {body['keyId']} is not a key for lock {body['lockId']}",
                 status_code=403,
             )
-    return [
-        TriggerEvent(
-            trigger="unloc_integrators.key_used", id=body["id"], data=event_data(body, "userId")
-        )
-    ]
+    data = event_data(body, "userId")
+    return [map_event(connection, body["action"], INTEGRATORS_EVENT_TYPES, body["id"], data)]

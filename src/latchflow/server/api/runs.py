@@ -128,7 +128,7 @@ def cancel(run_id: str, state: State) -> dict[str, Any]:
 @router.get(
     "/events",
     response_model=list[EventOut],
-    summary="Events, newest first, including duplicates and filtered ones with the reason",
+    summary="Events, newest first, including duplicates, filtered and dropped ones with the reason",
 )
 def list_events(
     state: State,

@@ -11,14 +11,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from latchflow import JSON, Action, RetryPolicy, RunContext, unix_seconds
+from latchflow import JSON, Action, RetrySafety, RunContext, unix_seconds
 from latchflow_keyvox.client import KeyvoxClient
 
-CREDENTIALS = ("pinCode", "qrCode", "pins.pinCode", "pins.qrCode")
+CREDENTIALS = (
+    "pinCode",
+    "qrCode",
+    "shortQrUrl",
+    "pins.pinCode",
+    "pins.qrCode",
+    "pins.shortQrUrl",
+)
 """Output fields that open a door or a box: sealed at rest and masked in run history."""
 
 VENDOR = "keyvox"
-DEFAULT_RETRY = RetryPolicy()
 Shape = Callable[[Any, JSON], JSON]
 
 
@@ -71,9 +77,10 @@ def body_from(fields: list[F], data: JSON) -> JSON:
     }
 
 
-def client(ctx: RunContext) -> KeyvoxClient:
+def client(ctx: RunContext, key: str) -> KeyvoxClient:
+    """The client for action ``key`` (``keyvox.<key>``, named in its errors)."""
     assert ctx.connection is not None, "KEYVOX actions need a connection"
-    return KeyvoxClient(ctx.connection)
+    return KeyvoxClient(ctx.connection, f"{VENDOR}.{key}")
 
 
 # output shapes ----------------------------------------------------------------------------
@@ -121,15 +128,15 @@ def operation(
     sample: JSON,
     shape: Shape = merged,
     *,
-    idempotent: bool = False,
-    retry: RetryPolicy = DEFAULT_RETRY,
+    retry_safety: RetrySafety,
     fixed: JSON | None = None,
+    credentials: tuple[str, ...] = CREDENTIALS,
 ) -> Action:
     """An action that calls ``function`` once with the input's fields (and ``fixed`` ones)."""
 
     async def run(ctx: RunContext, data: JSON) -> JSON:
-        answer = await client(ctx).call(function, {**body_from(fields, data), **(fixed or {})})
-        return shape(answer, data)
+        body = {**body_from(fields, data), **(fixed or {})}
+        return shape(await client(ctx, key).call(function, body), data)
 
     return Action(
         key=f"{VENDOR}.{key}",
@@ -140,9 +147,8 @@ def operation(
         sample=sample,
         run=run,
         connection=VENDOR,
-        credentials=CREDENTIALS,
-        idempotent=idempotent,
-        retry=retry,
+        credentials=credentials,
+        retry_safety=retry_safety,
     )
 
 
@@ -169,7 +175,7 @@ def paginated(
     async def run(ctx: RunContext, data: JSON) -> JSON:
         limit = int(data.get("limit") or 100)
         items: list[Any] = []
-        async for item in client(ctx).pages(function, body_from(fields, data), list_key):
+        async for item in client(ctx, key).pages(function, body_from(fields, data), list_key):
             items.append(item)
             if len(items) >= limit:
                 break
@@ -185,5 +191,5 @@ def paginated(
         run=run,
         connection=VENDOR,
         credentials=CREDENTIALS,
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
     )

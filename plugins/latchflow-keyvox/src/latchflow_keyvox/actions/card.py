@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from latchflow import Action
+from latchflow import JSON, Action, RetrySafety, RunContext
 from latchflow_keyvox import assumptions as A
-from latchflow_keyvox.actions.base import OK_OUTPUT, done, obj, operation, paginated
+from latchflow_keyvox.actions.base import (
+    OK_OUTPUT,
+    VENDOR,
+    body_from,
+    client,
+    done,
+    input_schema,
+    obj,
+    operation,
+    paginated,
+)
 from latchflow_keyvox.actions.fields import (
     BOX_NUM,
     CARD_CODE,
@@ -18,6 +28,8 @@ from latchflow_keyvox.actions.fields import (
     START_OPT,
     STR,
 )
+from latchflow_keyvox.answers import Refused
+from latchflow_keyvox.client import KeyvoxClient
 
 CARD_OUTPUT = obj(
     {
@@ -45,15 +57,54 @@ CARD_SAMPLE = {
     "lockId": "000D6F0013112273",
 }
 
+SET_CARD_FIELDS = [LOCK_ID, CARD_CODE, CARD_NAME, START, END]
+
+
+async def set_card(ctx: RunContext, data: JSON) -> JSON:
+    """Register the card; KEYVOX refuses a card already on the lock, which is success when
+    that registration is the one asked for (an earlier attempt whose answer was lost)."""
+    api = client(ctx, "set_card")
+    body = body_from(SET_CARD_FIELDS, data)
+    try:
+        return dict(await api.call("setCard", body) or {})
+    except Refused as exc:
+        if exc.answer.code != A.E_PARAM:
+            raise
+        same = await registration(api, body)
+        if same is None:
+            raise
+        ctx.logger.info("KEYVOX card %s was already registered as asked", same.get("cardId"))
+        return same
+
+
+async def registration(api: KeyvoxClient, body: JSON) -> JSON | None:
+    """The lock's valid card registration that is exactly ``body``, if any."""
+    async for card in api.pages("getLockCardList", {"lockId": body["lockId"]}, A.CARD_LIST_KEY):
+        if (
+            str(card.get("cardCode", "")).upper() == str(body["cardCode"]).upper()
+            and card.get("state") != "disabled"
+            and str(card.get("cardName", "")) == str(body.get("cardName", ""))
+            and str(card.get("sTime")) == body["sTime"]
+            and str(card.get("eTime")) == body["eTime"]
+        ):
+            return dict(card)
+    return None
+
+
 ACTIONS: list[Action] = [
-    operation(
-        "set_card",
-        "setCard",
-        "Set IC card on lock",
-        "Register an IC card on a lock for a validity window.",
-        [LOCK_ID, CARD_CODE, CARD_NAME, START, END],
-        CARD_OUTPUT,
-        CARD_SAMPLE,
+    Action(
+        key=f"{VENDOR}.set_card",
+        title="Set IC card on lock",
+        description=(
+            "Register an IC card on a lock for a validity window. A card already registered on"
+            " the lock exactly as asked is success."
+        ),
+        input_schema=input_schema(SET_CARD_FIELDS),
+        output_schema=CARD_OUTPUT,
+        sample=CARD_SAMPLE,
+        run=set_card,
+        connection=VENDOR,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
     operation(
         "update_card",
@@ -63,7 +114,7 @@ ACTIONS: list[Action] = [
         [CARD_ID, CARD_NAME, START_OPT, END_OPT],
         CARD_OUTPUT,
         CARD_SAMPLE,
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
     operation(
         "disable_card",
@@ -74,7 +125,7 @@ ACTIONS: list[Action] = [
         OK_OUTPUT,
         {"ok": True, "cardId": "65f1c2a9b7e3d40012ab99ef"},
         done("cardId"),
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
     operation(
         "get_card_status",
@@ -84,7 +135,7 @@ ACTIONS: list[Action] = [
         [CARD_ID],
         CARD_OUTPUT,
         CARD_SAMPLE,
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
     paginated(
         "list_lock_cards",
@@ -101,10 +152,13 @@ ACTIONS: list[Action] = [
         "set_locker_card",
         "setLockerCard",
         "Set IC card on locker box",
-        "Register an IC card on a locker box for a validity window.",
+        "Register an IC card on a locker box for a validity window. KEYVOX has no list of a"
+        " box's cards, so when its answer is lost the run stops for a person to check the box"
+        " in the KEYVOX console instead of trying again.",
         [DEVICE_ID, BOX_NUM, CARD_CODE, CARD_NAME, START, END],
         CARD_OUTPUT,
         {**CARD_SAMPLE, "deviceId": "A4:CF:12:9B:3E:01", "boxNum": "00-03"},
+        retry_safety=RetrySafety.MANUAL,
     ),
     operation(
         "update_locker_card",
@@ -114,6 +168,6 @@ ACTIONS: list[Action] = [
         [CARD_ID, CARD_NAME, START_OPT, END_OPT],
         CARD_OUTPUT,
         {**CARD_SAMPLE, "deviceId": "A4:CF:12:9B:3E:01", "boxNum": "00-03"},
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from latchflow import Action, RetryPolicy
+from latchflow import Action, RetrySafety
 from latchflow_keyvox import assumptions as A
 from latchflow_keyvox.actions.base import (
     OK_OUTPUT,
@@ -15,6 +15,7 @@ from latchflow_keyvox.actions.base import (
     s,
     t,
 )
+from latchflow_keyvox.actions.deadline import opening
 from latchflow_keyvox.actions.fields import (
     END_OPT,
     LOCK_ID,
@@ -58,7 +59,6 @@ WINDOW_FILTER = [
     t("startTime", "Only PINs valid after this moment", vendor="sTime"),
     t("endTime", "Only PINs valid before this moment", vendor="eTime"),
 ]
-LOCK_RETRY = RetryPolicy(max_attempts=6, initial_delay=30.0)  # offline locks come back slowly
 
 ACTIONS: list[Action] = [
     operation(
@@ -82,7 +82,7 @@ ACTIONS: list[Action] = [
             "count": 1,
         },
         listed("units"),
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
     paginated(
         "list_unit_pins",
@@ -116,7 +116,7 @@ ACTIONS: list[Action] = [
         PIN_OUTPUT,
         PIN_SAMPLE,
         lambda data, data_in: {"pinId": data_in["pinId"], "pinCode": "", **(data or {})},
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
     operation(
         "disable_lock_pin",
@@ -127,7 +127,7 @@ ACTIONS: list[Action] = [
         OK_OUTPUT,
         {"ok": True, "pinId": "5e901978ef16f912aa9aaaa7"},
         done("pinId"),
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
     operation(
         "get_lock_pin_status",
@@ -155,38 +155,33 @@ ACTIONS: list[Action] = [
             **(data or {}),
             "delivered": str((data or {}).get("status")) in A.DELIVERED_STATUSES,
         },
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
-    *(
-        operation(
-            key,
-            "unlock",
-            title,
-            description,
-            [LOCK_ID],
-            OK_OUTPUT,
-            {"ok": True, "lockId": "000D6F0013112273"},
-            done("lockId"),
-            idempotent=True,
-            retry=LOCK_RETRY,
-            fixed={"flag": flag},
-        )
-        for key, title, description, flag in (
-            (
-                "unlock_door",
-                "Unlock door",
-                "Unlock a lock remotely. A lock that cannot be reached (E1012: battery or Wi-Fi)"
-                " is retried later.",
-                "1",
-            ),
-            (
-                "lock_door",
-                "Lock door",
-                "Lock a lock remotely (KEYVOX unlock with flag 0). Unreachable locks are retried"
-                " later.",
-                "0",
-            ),
-        )
+    opening(
+        "unlock_door",
+        "unlock",
+        "Unlock door",
+        "Unlock a lock remotely, now: a lock that cannot be reached (E1012: battery or Wi-Fi)"
+        " is tried again for up to deadlineSeconds; after that the step fails"
+        " as not opened in time instead of opening later.",
+        [LOCK_ID],
+        OK_OUTPUT,
+        {"ok": True, "lockId": "000D6F0013112273"},
+        done("lockId"),
+        fixed={"flag": "1"},
+    ),
+    operation(
+        "lock_door",
+        "unlock",
+        "Lock door",
+        "Lock a lock remotely (KEYVOX unlock with flag 0). A lock that cannot be reached is"
+        " tried again later: locking late does no harm, so it has no deadline.",
+        [LOCK_ID],
+        OK_OUTPUT,
+        {"ok": True, "lockId": "000D6F0013112273"},
+        done("lockId"),
+        retry_safety=RetrySafety.IDEMPOTENT,
+        fixed={"flag": "0"},
     ),
     operation(
         "get_lock_status",
@@ -213,7 +208,7 @@ ACTIONS: list[Action] = [
             "status": "1",
             "reportTime": "1775023260",
         },
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
     paginated(
         "get_lock_history",

@@ -1,16 +1,13 @@
-"""Issuing and revoking lock PINs so that a retried or replayed step never issues two.
+"""Issuing and revoking lock PINs: a retried, replayed or late-applied step never leaves two.
 
-KEYVOX has no idempotency key. ``create_lock_pin`` therefore appends a short tag derived
-from the step's idempotency key to ``targetName`` and, before creating, looks for a PIN of
-the same unit with the same window and tagged name: a step that already succeeded (even if
-its answer was lost) finds its PIN instead of issuing a second one.
+``create_lock_pin`` and ``issue_lock_key`` reconcile (``reconcile.py``): the PIN's
+``targetName`` carries the step's marker, and the PINs of the unit are searched for it.
+``disable_unit_pins`` revokes PINs of a unit by window and holder name.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from latchflow import JSON, Action, RunContext, unix_seconds
+from latchflow import JSON, Action, FatalError, Pending, RetrySafety, RunContext, unix_seconds
 from latchflow_keyvox import assumptions as A
 from latchflow_keyvox.actions.base import (
     CREDENTIALS,
@@ -33,8 +30,15 @@ from latchflow_keyvox.actions.fields import (
     TARGET_NAME,
     UNIT_ID,
 )
+from latchflow_keyvox.actions.reconcile import (
+    DEFAULT_VERIFY_AFTER_SECONDS,
+    MADE_OUTPUT,
+    VERIFY_AFTER,
+    Kind,
+    create_once,
+)
 from latchflow_keyvox.client import KeyvoxClient
-from latchflow_keyvox.events import idempotency_tag, strip_tag
+from latchflow_keyvox.markers import marker, strip_marker
 
 PIN_TYPE = F(
     "pinType",
@@ -42,62 +46,68 @@ PIN_TYPE = F(
     {"type": "string", "enum": ["1", "2", "3"], "default": "1"},
 )
 CREATE_FIELDS = [UNIT_ID, START, END, PIN_CODE, PIN_TYPE, TARGET_NAME]
-REUSED = {"type": "boolean", "description": "true when an earlier attempt of this step had made it"}
 
 
-async def find_pin(api: KeyvoxClient, unit_id: str, s_time: str, e_time: str, name: str) -> Any:
-    body = {"unitId": unit_id, "sTime": s_time, "eTime": e_time}
-    async for pin in api.pages("getUnitPinList", body, A.PIN_LIST_KEY, A.MAX_RECORDS):
-        if (
-            pin.get("targetName") == name
-            and str(pin.get("sTime")) == s_time
-            and str(pin.get("eTime")) == e_time
-        ):
-            return pin
-    return None
+async def unit_pins(api: KeyvoxClient, body: JSON) -> list[JSON]:
+    """The active PINs of ``body``'s unit that overlap its window and carry its name."""
+    query = {"unitId": body["unitId"], "sTime": body["sTime"], "eTime": body["eTime"]}
+    return [
+        pin
+        async for pin in api.pages("getUnitPinList", query, A.PIN_LIST_KEY, A.MAX_RECORDS)
+        if pin.get("targetName") == body["targetName"]
+    ]
 
 
-async def find_or_create(ctx: RunContext, data: JSON, function: str, fields: list[F]) -> JSON:
-    api = client(ctx)
-    body = body_from(fields, data)
-    name = str(data.get("targetName") or "")
-    body["targetName"] = name + idempotency_tag(ctx.idempotency_key)
-    existing = await find_pin(api, body["unitId"], body["sTime"], body["eTime"], body["targetName"])
-    if existing is not None:
-        ctx.logger.info("KEYVOX PIN %s was already issued by this step", existing.get("pinId"))
-        result, reused = dict(existing), True
-    else:
-        result, reused = dict(await api.call(function, body) or {}), False
-    result.update(
-        sTime=body["sTime"],
-        eTime=body["eTime"],
-        targetName=name,
-        reused=reused,
-        unitId=body["unitId"],
-    )
-    return result
+async def disable_pin(api: KeyvoxClient, pin: JSON) -> None:
+    await api.call("disableLockPin", {"pinId": pin["pinId"]})
+
+
+def lock_pin_kind(function: str) -> Kind:
+    async def create(api: KeyvoxClient, body: JSON) -> JSON:
+        return dict(await api.call(function, body) or {})
+
+    return Kind("PIN", "pinId", create, unit_pins, disable_pin)
 
 
 def issuing(key: str, function: str, title: str, description: str, fields: list[F]) -> Action:
-    """An action that issues a PIN with ``function`` through ``find_or_create``."""
+    """An action that issues a PIN with ``function``, once (see ``reconcile.py``)."""
+    kind = lock_pin_kind(function)
 
-    async def run(ctx: RunContext, data: JSON) -> JSON:
-        return await find_or_create(ctx, data, function, fields)
+    async def run(ctx: RunContext, data: JSON) -> JSON | Pending:
+        name = str(data.get("targetName") or "")
+        body = {**body_from(fields, data), "targetName": name + marker(ctx.idempotency_key)}
+        verify_after = int(data.get("verifyAfterSeconds", DEFAULT_VERIFY_AFTER_SECONDS))
+        made = await create_once(ctx, client(ctx, key), kind, body, verify_after)
+        if isinstance(made, Pending):
+            return made
+        return made.output(
+            {
+                "sTime": body["sTime"],
+                "eTime": body["eTime"],
+                "targetName": name,
+                "unitId": body["unitId"],
+            }
+        )
 
     return Action(
         key=f"{VENDOR}.{key}",
         title=title,
         description=description,
-        input_schema=input_schema(fields),
+        input_schema=input_schema([*fields, VERIFY_AFTER]),
         output_schema=obj(
-            {**PIN_OUTPUT["properties"], "unitId": STR, "reused": REUSED},
-            ["pinId", "pinCode", "reused"],
+            {**PIN_OUTPUT["properties"], "unitId": STR, **MADE_OUTPUT},
+            ["pinId", "pinCode", "reused", "duplicatesRemoved"],
         ),
-        sample={**PIN_SAMPLE, "unitId": "5e901978ef16f912aa9aaaa7", "reused": False},
+        sample={
+            **PIN_SAMPLE,
+            "unitId": "5e901978ef16f912aa9aaaa7",
+            "reused": False,
+            "duplicatesRemoved": [],
+        },
         run=run,
         connection=VENDOR,
         credentials=CREDENTIALS,
-        idempotent=True,
+        retry_safety=RetrySafety.RECONCILE,
     )
 
 
@@ -134,7 +144,7 @@ issue_lock_key_action = issuing(
     "issueLockKey",
     "Issue lock key",
     "Issue a key (PIN and short QR URL) for a unit and let KEYVOX send it to the holder by"
-    " email or SMS. Replays return the key issued before, so it is sent once.",
+    " email or SMS. Retries and replays return the key issued before, so it is sent once.",
     NOTIFY_FIELDS,
 )
 
@@ -142,25 +152,30 @@ DISABLE_FIELDS = [
     UNIT_ID,
     t("startTime", "Only PINs valid after this moment (e.g. the booking's check-in)"),
     t("endTime", "Only PINs valid before this moment (e.g. the booking's check-out)"),
-    s("targetName", "Only PINs issued to this holder name"),
+    s("targetName", "Only PINs issued to this holder name (leave it out for every holder)"),
 ]
 
 
 async def disable_unit_pins(ctx: RunContext, data: JSON) -> JSON:
-    api = client(ctx)
+    wanted = data.get("targetName")
+    if wanted is not None and not str(wanted).strip():
+        raise FatalError(
+            "$.input.targetName is empty: it would match every holder's PINs. Give the holder's"
+            " name, or leave the field out to disable every PIN of the unit in the window"
+        )
+    api = client(ctx, "disable_unit_pins")
     body: JSON = {"unitId": data["unitId"]}
     if data.get("startTime") not in (None, ""):
         body["sTime"] = str(unix_seconds(data["startTime"]))
     if data.get("endTime") not in (None, ""):
         body["eTime"] = str(unix_seconds(data["endTime"]))
-    wanted = data.get("targetName")
     pins = [
         pin
         async for pin in api.pages("getUnitPinList", body, A.PIN_LIST_KEY, A.MAX_RECORDS)
-        if not wanted or strip_tag(str(pin.get("targetName", ""))) == wanted
+        if wanted is None or strip_marker(str(pin.get("targetName", ""))) == wanted
     ]
     for pin in pins:
-        await api.call("disableLockPin", {"pinId": pin["pinId"]})
+        await disable_pin(api, pin)
     return {"disabled": [p["pinId"] for p in pins], "count": len(pins)}
 
 
@@ -169,7 +184,8 @@ disable_unit_pins_action = Action(
     title="Disable unit PINs",
     description=(
         "Revoke every active PIN of a unit that overlaps a time window, optionally only those of"
-        " one holder: e.g. all PINs of a cancelled booking. Running it again disables nothing more."
+        " one holder. Running it again disables nothing more. To revoke one booking's PIN, use"
+        " Get booking details and Disable lock PIN with its pinId instead."
     ),
     input_schema=input_schema(DISABLE_FIELDS),
     output_schema=obj(
@@ -179,7 +195,7 @@ disable_unit_pins_action = Action(
     sample={"disabled": ["5e901978ef16f912aa9aaaa7"], "count": 1},
     run=disable_unit_pins,
     connection=VENDOR,
-    idempotent=True,
+    retry_safety=RetrySafety.IDEMPOTENT,
 )
 
 ACTIONS = [create_lock_pin_action, issue_lock_key_action, disable_unit_pins_action]

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from latchflow import Action
+from latchflow import Action, RetrySafety
 from latchflow_keyvox import assumptions as A
 from latchflow_keyvox.actions.base import (
     OK_OUTPUT,
-    F,
     done,
     list_output,
     listed,
     obj,
     operation,
     s,
+    t,
 )
+from latchflow_keyvox.actions.deadline import opening
 from latchflow_keyvox.actions.fields import (
     BOX_NUM,
     BOX_SIZE,
@@ -27,6 +28,7 @@ from latchflow_keyvox.actions.fields import (
     STR,
     TARGET_NAME,
 )
+from latchflow_keyvox.actions.locker_pins import LOCKER_PIN_OUTPUT, LOCKER_PIN_SAMPLE
 
 BOX_ITEM = obj({"boxNum": STR, "boxName": STR, "boxSize": STR}, ["boxNum"])
 BOX_SAMPLE = {"boxNum": "00-03", "boxName": "Box 3", "boxSize": "2"}
@@ -44,6 +46,20 @@ STATUS_OUTPUT = obj(
                     "doorStatus": {"type": "string", "description": "1 open, 0 closed"},
                     "enabled": STR,
                     "inUse": STR,
+                    A.LOCKER_BOX_PIN_LIST_KEY: {
+                        "type": "array",
+                        "description": "The box's PINs in the window (now, by default)",
+                        "items": obj(
+                            {
+                                "pinId": STR,
+                                "pinCode": STR,
+                                "sTime": STR,
+                                "eTime": STR,
+                                "targetName": STR,
+                            },
+                            ["pinId"],
+                        ),
+                    },
                 },
                 ["boxNum"],
             ),
@@ -55,10 +71,28 @@ STATUS_SAMPLE = {
     "deviceId": "A4:CF:12:9B:3E:01",
     "deviceName": "Lobby lockers",
     "status": "1",
-    "boxes": [{**BOX_SAMPLE, "color": "green", "doorStatus": "0", "enabled": "1", "inUse": "1"}],
+    "boxes": [
+        {
+            **BOX_SAMPLE,
+            "color": "green",
+            "doorStatus": "0",
+            "enabled": "1",
+            "inUse": "1",
+            A.LOCKER_BOX_PIN_LIST_KEY: [
+                {
+                    "pinId": "65f1c2a9b7e3d40012ab34cd",
+                    "pinCode": "7350",
+                    "sTime": "1775019600",
+                    "eTime": "1775106000",
+                    "targetName": "Parcel 17",
+                }
+            ],
+        }
+    ],
 }
-LOCKER_PIN_OUTPUT = obj({"pinId": STR, "pinCode": STR, "qrCode": STR}, ["pinId", "pinCode"])
-LOCKER_PIN_SAMPLE = {"pinId": "65f1c2a9b7e3d40012ab34cd", "pinCode": "7350", "qrCode": "Qx81..."}
+STATUS_CREDENTIALS = tuple(
+    f"boxes.{A.LOCKER_BOX_PIN_LIST_KEY}.{name}" for name in ("pinCode", "qrCode")
+)
 
 ACTIONS: list[Action] = [
     operation(
@@ -70,17 +104,23 @@ ACTIONS: list[Action] = [
         list_output("lockers", obj({"deviceId": STR, "deviceName": STR}, ["deviceId"])),
         {"lockers": [{"deviceId": "A4:CF:12:9B:3E:01", "deviceName": "Lobby lockers"}], "count": 1},
         listed("lockers"),
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
     operation(
         "get_locker_status",
         "getLockerStatus",
         "Get locker status",
-        "Read a locker's service status and each box's size, LED colour, door and use.",
-        [DEVICE_ID],
+        "Read a locker's service status and each box's size, LED colour, door, use and PINs"
+        " (those valid now, or in the window given).",
+        [
+            DEVICE_ID,
+            t("startTime", "List the PINs valid after this moment (default: now)", vendor="sTime"),
+            t("endTime", "List the PINs valid before this moment", vendor="eTime"),
+        ],
         STATUS_OUTPUT,
         STATUS_SAMPLE,
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
+        credentials=STATUS_CREDENTIALS,
     ),
     operation(
         "set_locker_status",
@@ -94,7 +134,8 @@ ACTIONS: list[Action] = [
         ],
         STATUS_OUTPUT,
         STATUS_SAMPLE,
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
+        credentials=STATUS_CREDENTIALS,
     ),
     operation(
         "find_available_boxes",
@@ -118,30 +159,7 @@ ACTIONS: list[Action] = [
             "count": len(data or []),
             "first": (data or [None])[0],
         },
-        idempotent=True,
-    ),
-    operation(
-        "create_locker_pin",
-        "createLockerPin",
-        "Create locker PIN",
-        "Issue a PIN for one locker box and time window (KEYVOX refuses a box already taken"
-        " in that window, so a repeated step cannot take the box twice).",
-        [
-            DEVICE_ID,
-            BOX_NUM,
-            START,
-            END,
-            PIN_CODE,
-            TARGET_NAME,
-            F(
-                "singleUse",
-                "true: the box is freed after one opening; false: repeat use in the window",
-                {"type": "boolean", "default": False},
-                vendor="mode",
-            ),
-        ],
-        LOCKER_PIN_OUTPUT,
-        LOCKER_PIN_SAMPLE,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
     operation(
         "change_locker_pin",
@@ -151,7 +169,7 @@ ACTIONS: list[Action] = [
         [PIN_ID, PIN_CODE, START_OPT, END_OPT, TARGET_NAME],
         LOCKER_PIN_OUTPUT,
         LOCKER_PIN_SAMPLE,
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
     operation(
         "disable_locker_pin",
@@ -162,18 +180,18 @@ ACTIONS: list[Action] = [
         OK_OUTPUT,
         {"ok": True, "pinId": "65f1c2a9b7e3d40012ab34cd"},
         done("pinId"),
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
-    operation(
+    opening(
         "unlock_locker_box",
         "unlockLocker",
         "Unlock locker box",
-        "Open one box of a locker remotely.",
+        "Open one box of a locker remotely, now: within deadlineSeconds of the step's first"
+        " attempt, or the step fails as not opened in time.",
         [DEVICE_ID, BOX_NUM],
         OK_OUTPUT,
         {"ok": True, "deviceId": "A4:CF:12:9B:3E:01", "boxNum": "00-03"},
         done("deviceId", "boxNum"),
-        idempotent=True,
     ),
     operation(
         "set_box_color",
@@ -183,6 +201,6 @@ ACTIONS: list[Action] = [
         [DEVICE_ID, BOX_NUM, s("color", "LED colour", required=True, enum=list(A.BOX_COLORS))],
         obj({"boxNum": STR, "color": STR}, ["boxNum", "color"]),
         {"boxNum": "00-03", "color": "green"},
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
 ]

@@ -1,10 +1,27 @@
-"""Reservation Management actions: places, plans, availability, bookings and their stays."""
+"""Reservation Management actions: places, plans, availability, and a booking's life after it
+was made (changes, cancellation, check-in and -out, details with its own PIN)."""
 
 from __future__ import annotations
 
-from latchflow import Action
-from latchflow_keyvox.actions.base import F, list_output, listed, obj, operation, s, t
+from typing import Any
+
+from latchflow import JSON, Action, RetrySafety, RunContext
+from latchflow_keyvox import assumptions as A
+from latchflow_keyvox.actions.base import (
+    VENDOR,
+    client,
+    input_schema,
+    list_output,
+    listed,
+    obj,
+    operation,
+    s,
+    t,
+)
 from latchflow_keyvox.actions.fields import ORDER_ID, PLACE_ID, STR
+from latchflow_keyvox.answers import Refused
+from latchflow_keyvox.events import reservation_pin
+from latchflow_keyvox.markers import strip_marker
 
 BOOKING = obj(
     {
@@ -44,15 +61,71 @@ PLACE = obj(
 )
 PLAN = obj({"planId": STR, "planName": STR, "unitIds": {"type": "array"}, "price": STR}, ["planId"])
 ROOM = obj({"unitId": STR, "unitName": STR, "planId": STR}, ["unitId"])
-CHECKIN = t("checkIn", "Check-in moment", vendor="checkin", required=True)
-CHECKOUT = t("checkOut", "Check-out moment", vendor="checkout", required=True)
-GUEST = s("guestName", "Name of the guest (order contact)", vendor="orderContact")
 PHONE = s("phone", "Guest phone number (E.164)", vendor="contactTel")
-GUESTS = {"type": "integer", "minimum": 1, "maximum": 99}
+BOOKING_PIN = {
+    "pinId": {
+        "type": "string",
+        "description": "Id of the reservation's own PIN (for Change/Disable lock PIN), or empty",
+    },
+    "pinCode": {"type": "string", "description": "The PIN KEYVOX issued for the reservation"},
+    "qrCodeUrl": {"type": "string", "description": "The reservation PIN's short QR key URL"},
+}
+BOOKING_PIN_SAMPLE = {
+    "pinId": "5e901978ef16f912aa9aaab3",
+    "pinCode": "482913",
+    "qrCodeUrl": "https://kvx.sh/a8Fk2LmQ",
+}
+BOOKING_CREDENTIALS = (
+    "pinCode",
+    "qrCodeUrl",
+    f"{A.RESERVATION_PIN_LIST_KEY}.pin",
+    f"{A.RESERVATION_PIN_LIST_KEY}.qrShortUrl",
+)
 
 
-def transition(key: str, function: str, title: str, description: str) -> Action:
-    return operation(key, function, title, description, [ORDER_ID], BOOKING, BOOKING_SAMPLE)
+def booking_output(data: Any, data_in: JSON | None = None) -> JSON:
+    """A booking as KEYVOX answered it, without the marker create_booking put in its name."""
+    booking = dict(data or {})
+    if "orderContact" in booking:
+        booking["orderContact"] = strip_marker(str(booking["orderContact"]))
+    return booking
+
+
+def transition(key: str, function: str, title: str, description: str, state: str) -> Action:
+    """An action that moves a booking to ``state``; a booking already there is success (so a
+    retry after a lost answer succeeds)."""
+
+    async def run(ctx: RunContext, data: JSON) -> JSON:
+        api = client(ctx, key)
+        body = {"orderId": data["orderId"]}
+        try:
+            return booking_output(await api.call(function, body))
+        except Refused as exc:
+            if exc.answer.code != A.E_PARAM:
+                raise
+            current = await api.call("getBookingDetails", body) or {}
+            if str(current.get("orderStateCode")) != state:
+                raise
+            ctx.logger.info("KEYVOX booking %s was already in state %s", data["orderId"], state)
+            return booking_output(current)
+
+    return Action(
+        key=f"{VENDOR}.{key}",
+        title=title,
+        description=description + f" A booking already in state {state} is left as it is.",
+        input_schema=input_schema([ORDER_ID]),
+        output_schema=BOOKING,
+        sample={**BOOKING_SAMPLE, "orderStateCode": state},
+        run=run,
+        connection=VENDOR,
+        retry_safety=RetrySafety.IDEMPOTENT,
+    )
+
+
+def booking_details(data: Any, data_in: JSON) -> JSON:
+    booking = booking_output(data)
+    pin = reservation_pin(None, booking.get(A.RESERVATION_PIN_LIST_KEY))
+    return {**booking, "pinId": "", **pin}
 
 
 ACTIONS: list[Action] = [
@@ -76,7 +149,7 @@ ACTIONS: list[Action] = [
             "count": 1,
         },
         listed("places"),
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
     operation(
         "list_room_plans",
@@ -97,7 +170,7 @@ ACTIONS: list[Action] = [
             "count": 1,
         },
         listed("plans"),
-        idempotent=True,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
     operation(
         "find_available_rooms",
@@ -118,76 +191,82 @@ ACTIONS: list[Action] = [
             "count": 1,
         },
         listed("rooms"),
-        idempotent=True,
-    ),
-    operation(
-        "create_booking",
-        "createBooking",
-        "Create booking",
-        "Book a unit of a place for a stay. KEYVOX refuses a unit already booked in that window.",
-        [
-            PLACE_ID,
-            s("unitId", "Unit to book", required=True),
-            CHECKIN,
-            CHECKOUT,
-            s(
-                "guestName",
-                "Name of the guest (order contact)",
-                vendor="orderContact",
-                required=True,
-            ),
-            PHONE,
-            s("planId", "Room plan (defaults to the unit's plan)"),
-            F("guests", "Number of guests", GUESTS, vendor="customerNum"),
-        ],
-        BOOKING,
-        BOOKING_SAMPLE,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
     operation(
         "update_booking",
         "updateBooking",
         "Update booking",
-        "Change a booking's stay, unit, guest name or phone.",
+        "Change a booking's stay, unit, guest name or phone. The reservation's PIN keeps its"
+        " window: move it with Change lock PIN (see the booking-updated example flow).",
         [
             ORDER_ID,
             s("unitId", "Move the booking to this unit"),
             t("checkIn", "New check-in moment", vendor="checkin"),
             t("checkOut", "New check-out moment", vendor="checkout"),
-            GUEST,
+            s("guestName", "Name of the guest (order contact)", vendor="orderContact"),
             PHONE,
         ],
         BOOKING,
         BOOKING_SAMPLE,
-        idempotent=True,
+        booking_output,
+        retry_safety=RetrySafety.IDEMPOTENT,
     ),
     transition(
         "cancel_booking",
         "cancelBooking",
         "Cancel booking",
         "Cancel a booking that has not started (state Q or A).",
+        "C",
     ),
     transition(
         "check_in_booking",
         "checkIn",
         "Check in booking",
         "Mark the guest as checked in (state A → I).",
+        "I",
     ),
     transition(
         "check_out_booking",
         "checkOut",
         "Check out booking",
         "Mark the guest as checked out (state I → O).",
+        "O",
     ),
     operation(
         "get_booking",
         "getBookingDetails",
         "Get booking details",
-        "Read a booking with its state and the PINs and QR URLs of its unit.",
+        "Read a booking with its state and the PIN KEYVOX issued for it (pinId, pinCode,"
+        " qrCodeUrl; empty when it has none or it was deleted).",
         [ORDER_ID],
         obj(
-            {**BOOKING["properties"], "unitName": STR, "accessInfo": {"type": "array"}}, ["orderId"]
+            {
+                **BOOKING["properties"],
+                **BOOKING_PIN,
+                "unitName": STR,
+                A.RESERVATION_PIN_LIST_KEY: {
+                    "type": "array",
+                    "description": "The reservation's PINs: pin, qrShortUrl, pinStatus, pinId",
+                },
+            },
+            ["orderId", "pinId", "pinCode", "qrCodeUrl"],
         ),
-        {**BOOKING_SAMPLE, "unitName": "Room 101", "accessInfo": []},
-        idempotent=True,
+        {
+            **BOOKING_SAMPLE,
+            **BOOKING_PIN_SAMPLE,
+            "unitName": "Room 101",
+            A.RESERVATION_PIN_LIST_KEY: [
+                {
+                    "pinId": BOOKING_PIN_SAMPLE["pinId"],
+                    "pin": BOOKING_PIN_SAMPLE["pinCode"],
+                    "qrShortUrl": BOOKING_PIN_SAMPLE["qrCodeUrl"],
+                    "pinStatus": "1",
+                }
+            ],
+        },
+        booking_details,
+        retry_safety=RetrySafety.IDEMPOTENT,
+        credentials=BOOKING_CREDENTIALS,
     ),
 ]

@@ -2,7 +2,7 @@
 
 - ``GET /_sim/state`` · ``POST /_sim/seed`` {places, units, lockers, apiKeys}
 - ``POST /_sim/keypad`` {lockId, pinCode} → opens the door if a delivered, valid PIN matches
-- ``POST /_sim/door`` {lockId, action: unlock|lock, method: button|knob, userName}
+- ``POST /_sim/door`` {lockId, action: unlock|lock, method: button|knob|app|auto, userName}
 - ``POST /_sim/locks/{lockId}`` {online, battery}
 - ``POST /_sim/bookings`` {unitId, checkin, checkout, orderContact, channelCode}: a booking
   arriving from a channel · ``POST /_sim/bookings/{orderId}`` {action: update|cancel|checkin|
@@ -15,10 +15,11 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 
+from latchflow_keyvox import assumptions as A
 from latchflow_keyvox.simulator import functions_booking as fb
 from latchflow_keyvox.simulator.world import SimError, World
 
-ETYPES = {"button": "5", "knob": "6", "app": "9"}
+ETYPES = {"button": "5", "knob": "6", "app": "9", "auto": A.SIM_AUTO_LOCK_ETYPE}
 
 
 async def _json(request: Request) -> dict[str, Any]:
@@ -77,8 +78,12 @@ def add_keyvox_controls(app: FastAPI, world: World) -> None:
         action = body.get("action", "unlock")
         if action not in ("unlock", "lock"):
             raise HTTPException(400, "action must be unlock or lock")
-        etype = ETYPES.get(str(body.get("method", "knob")), "6")
-        event = world.record(lock, action == "unlock", etype, str(body.get("userName", "")), "")
+        method = str(body.get("method", "knob"))
+        if method not in ETYPES:
+            raise HTTPException(400, f"method must be one of {', '.join(ETYPES)}")
+        event = world.record(
+            lock, action == "unlock", ETYPES[method], str(body.get("userName", ""))
+        )
         await world.sim.deliver(event)
         return {"event": event}
 

@@ -1,4 +1,8 @@
-"""Simulated Reservation Management functions; every change posts a reservation webhook."""
+"""Simulated Reservation Management functions; every change posts a reservation webhook.
+
+A new reservation gets its own PIN on its unit for its stay, as KEYVOX issues one; later
+changes leave that PIN as it was (``assumptions.RESERVATION_PIN_LIST_KEY``).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from typing import Any
 
 from latchflow_keyvox import assumptions as A
 from latchflow_keyvox.simulator.functions_lock import Handler
-from latchflow_keyvox.simulator.parsing import maybe, maybe_unix, text, unix
+from latchflow_keyvox.simulator.parsing import choice, maybe, maybe_unix, number, text, unix
 from latchflow_keyvox.simulator.world import SimError, World
 
 
@@ -49,10 +53,13 @@ async def get_available_rooms(world: World, body: dict[str, Any]) -> Any:
     return out
 
 
+PAY_TYPES = ("stripeCreditCard", "offlinePayment", "cash")
+
+
 async def _announce(world: World, event: str, booking: dict[str, Any]) -> dict[str, Any]:
     booking["updateTime"] = str(world.now())
     await world.sim.deliver(world.booking_event(event, booking))
-    return booking
+    return world.booking_record(booking)
 
 
 def _plan_for(world: World, unit_id: str, plan_id: str | None) -> str:
@@ -72,29 +79,37 @@ async def create_booking(world: World, body: dict[str, Any]) -> Any:
     checkin, checkout = unix(body, "checkin"), unix(body, "checkout")
     if checkout <= checkin:
         raise SimError(A.E_PARAM, "checkout must be after checkin")
+    if checkout <= world.now():
+        raise SimError(A.E_PARAM, "checkout is in the past")
     if not world.unit_free(unit["unitId"], checkin, checkout):
         raise SimError(A.E_PARAM, f"unit {unit['unitName']} is already booked in this window")
+    contact = text(body, "orderContact")
+    guests = str(number(body, "customerNum", 1, least=1))
+    pay_type = choice(body, "payTypeCode", PAY_TYPES, "offlinePayment")
+    plan_id = _plan_for(world, unit["unitId"], maybe(body, "planId"))
     now = str(world.now())
     order_id = world.order_id()
     booking = {
         "orderId": order_id,
         "placeId": place["placeId"],
         "unitId": unit["unitId"],
-        "planId": _plan_for(world, unit["unitId"], maybe(body, "planId")),
-        "orderContact": text(body, "orderContact"),
+        "planId": plan_id,
+        "orderContact": contact,
         "contactTel": text(body, "contactTel", ""),
-        "customerNum": text(body, "customerNum", "1"),
+        "customerNum": guests,
         "checkin": str(checkin),
         "checkout": str(checkout),
         "realCheckin": "0",
         "realCheckout": "0",
         "orderStateCode": "A",
         "payStateCode": "0",
-        "payTypeCode": text(body, "payTypeCode", "offlinePayment"),
+        "payTypeCode": pay_type,
         "channelCode": text(body, "channelCode", "BACS"),
         "createTime": now,
         "updateTime": now,
     }
+    pin = world.new_pin({"unitId": unit["unitId"]}, checkin, checkout, None, contact)
+    pin.orderId = order_id
     world.bookings[order_id] = booking
     return await _announce(world, "booking.created", booking)
 
@@ -111,8 +126,10 @@ async def update_booking(world: World, body: dict[str, Any]) -> Any:
         raise SimError(A.E_PARAM, "checkout must be after checkin")
     if not world.unit_free(unit_id, checkin, checkout, skip=booking["orderId"]):
         raise SimError(A.E_PARAM, "the unit is already booked in this window")
+    guests = number(body, "customerNum", int(booking["customerNum"]), least=1)
     booking.update(unitId=unit_id, checkin=str(checkin), checkout=str(checkout))
-    for name in ("orderContact", "contactTel", "customerNum"):
+    booking["customerNum"] = str(guests)
+    for name in ("orderContact", "contactTel"):
         booking[name] = text(body, name, booking[name])
     return await _announce(world, "booking.updated", booking)
 
@@ -149,28 +166,35 @@ async def check_out(world: World, body: dict[str, Any]) -> Any:
 
 async def get_booking_details(world: World, body: dict[str, Any]) -> Any:
     booking = world.booking(text(body, "orderId"))
-    event = world.booking_event("", booking)
-    return {
-        **booking,
-        "unitName": event["data"]["unitName"],
-        "accessInfo": event["data"]["accessInfo"],
-    }
+    unit = world.units.get(booking["unitId"], {})
+    return {**world.booking_record(booking), "unitName": unit.get("unitName", "")}
+
+
+def _found(booking: dict[str, Any], word: str | None) -> bool:
+    """listReservations' searchWord: part of the contact name or phone."""
+    return word is None or any(
+        word in str(booking.get(k, "")) for k in ("orderContact", "contactTel")
+    )
 
 
 async def get_booking_list(world: World, body: dict[str, Any]) -> Any:
     place_id = maybe(body, "placeId")
     since = maybe_unix(body, "updatedFrom") or 0
-    page_no, count = int(text(body, "page", "1")), int(text(body, "count", "50"))
+    word = maybe(body, "searchWord")
+    page_no, count = number(body, "page", 1, least=1), number(body, "count", 50, least=1)
     rows = sorted(
         (
             b
             for b in world.bookings.values()
-            if place_id in (None, b["placeId"]) and int(b["updateTime"]) >= since
+            if place_id in (None, b["placeId"])
+            and int(b["updateTime"]) >= since
+            and _found(b, word)
         ),
         key=lambda b: (int(b["updateTime"]), b["orderId"]),
     )
     start = (page_no - 1) * count
-    return {"total": str(len(rows)), "page": str(page_no), "list": rows[start : start + count]}
+    chunk = [world.booking_record(b) for b in rows[start : start + count]]
+    return {"total": str(len(rows)), "page": str(page_no), "list": chunk}
 
 
 FUNCTIONS: dict[str, Handler] = {

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from latchflow_keyvox import assumptions as A
-from latchflow_keyvox.simulator.parsing import maybe, maybe_unix, page, text, unix
+from latchflow_keyvox.simulator.parsing import choice, maybe, maybe_unix, page, text, unix
 from latchflow_keyvox.simulator.world import SimError, World
 
 Handler = Callable[[World, dict[str, Any]], Awaitable[Any]]
@@ -41,6 +41,7 @@ async def get_lock_pin_list(world: World, body: dict[str, Any]) -> Any:
 
 async def create_lock_pin(world: World, body: dict[str, Any]) -> Any:
     unit = world.unit(text(body, "unitId"))
+    pin_type = choice(body, "pinType", ("1", "2", "3"), "1")  # online, offline, no PIN
     pin = world.new_pin(
         {"unitId": unit["unitId"]},
         unix(body, "sTime"),
@@ -48,9 +49,7 @@ async def create_lock_pin(world: World, body: dict[str, Any]) -> Any:
         maybe(body, "pinCode"),
         text(body, "targetName", ""),
     )
-    pin.pinType = text(body, "pinType", "1")
-    if pin.pinType not in ("1", "2", "3"):
-        raise SimError(A.E_PARAM, "pinType must be 1 (online), 2 (offline) or 3 (no PIN)")
+    pin.pinType = pin_type
     view = pin.view()
     return {k: view[k] for k in ("pinId", "pinCode", "qrCode", "shortQrUrl", "sTime", "eTime")}
 
@@ -85,12 +84,10 @@ async def get_lock_pin_status(world: World, body: dict[str, Any]) -> Any:
 
 async def unlock(world: World, body: dict[str, Any]) -> Any:
     lock = world.lock(text(body, "lockId"))
-    flag = text(body, "flag", "1")
-    if flag not in ("0", "1"):
-        raise SimError(A.E_PARAM, "flag must be 1 (unlock) or 0 (lock)")
+    flag = choice(body, "flag", ("1", "0"), "1")  # unlock, lock
     if not lock.online:
         raise SimError(A.E_LOCK_OFFLINE, "cannot connect to the lock (battery or Wi-Fi)")
-    event = world.record(lock, flag == "1", "9", "API", "")
+    event = world.record(lock, flag == "1", "9", "API")
     await world.sim.deliver(event)
     return None
 

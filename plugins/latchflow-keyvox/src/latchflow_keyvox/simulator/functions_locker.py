@@ -7,25 +7,34 @@ from typing import Any
 
 from latchflow_keyvox import assumptions as A
 from latchflow_keyvox.simulator.functions_lock import Handler, change_lock_pin, disable_lock_pin
-from latchflow_keyvox.simulator.parsing import maybe, maybe_unix, page, text, unix
-from latchflow_keyvox.simulator.world import Box, Card, Locker, SimError, World
+from latchflow_keyvox.simulator.parsing import choice, maybe, maybe_unix, page, text, unix
+from latchflow_keyvox.simulator.world import Box, Card, Locker, Pin, SimError, World
 
 CARD_CODE = re.compile(r"^[0-9A-Fa-f]{8,20}$")
 
 
 def _box_busy(world: World, locker: Locker, box: Box, s: int, e: int) -> bool:
-    return any(
-        p.deviceId == locker.deviceId
+    return bool(_box_pins(world, locker, box, s, e))
+
+
+def _box_pins(world: World, locker: Locker, box: Box, s: int, e: int) -> list[Pin]:
+    return [
+        p
+        for p in world.pins.values()
+        if p.deviceId == locker.deviceId
         and p.boxNum == box.boxNum
         and not p.disabled
         and p.sTime < e
         and s < p.eTime
-        for p in world.pins.values()
-    )
+    ]
 
 
-def _box_view(world: World, locker: Locker, box: Box) -> dict[str, Any]:
+def _box_view(world: World, locker: Locker, box: Box, s: int, e: int) -> dict[str, Any]:
     now = world.now()
+    pins = [
+        {k: p.view()[k] for k in ("pinId", "pinCode", "qrCode", "sTime", "eTime", "targetName")}
+        for p in _box_pins(world, locker, box, s, e)
+    ]
     return {
         "boxNum": box.boxNum,
         "boxName": box.boxName,
@@ -34,6 +43,7 @@ def _box_view(world: World, locker: Locker, box: Box) -> dict[str, Any]:
         "doorStatus": "1" if box.doorOpen else "0",
         "enabled": "1" if box.enabled else "0",
         "inUse": "1" if _box_busy(world, locker, box, now, now + 1) else "0",
+        A.LOCKER_BOX_PIN_LIST_KEY: pins,
     }
 
 
@@ -42,15 +52,20 @@ async def get_lockers(world: World, body: dict[str, Any]) -> Any:
 
 
 async def get_locker_status(world: World, body: dict[str, Any]) -> Any:
+    """Each box with the PINs that overlap ``sTime``..``eTime`` (default: now)."""
     device_id = text(body, "deviceId")
     locker = world.lockers.get(device_id)
     if locker is None:
         raise SimError(A.E_NOT_FOUND, f"locker {device_id} does not exist")
+    s = maybe_unix(body, "sTime") or world.now()
+    e = maybe_unix(body, "eTime") or s + 1
+    if e <= s:
+        raise SimError(A.E_PARAM, "eTime must be after sTime")
     return {
         "deviceId": locker.deviceId,
         "deviceName": locker.deviceName,
         "status": "1" if locker.enabled else "0",
-        "boxes": [_box_view(world, locker, b) for b in locker.boxes.values()],
+        "boxes": [_box_view(world, locker, b, s, e) for b in locker.boxes.values()],
     }
 
 
@@ -67,7 +82,7 @@ async def set_locker_status(world: World, body: dict[str, Any]) -> Any:
         if locker is None:
             raise SimError(A.E_NOT_FOUND, "locker does not exist")
         locker.enabled = status == "1"
-    return await get_locker_status(world, body)
+    return await get_locker_status(world, {"deviceId": body["deviceId"]})
 
 
 async def get_available_boxes(world: World, body: dict[str, Any]) -> Any:
@@ -93,6 +108,9 @@ async def get_available_boxes(world: World, body: dict[str, Any]) -> Any:
 async def create_locker_pin(world: World, body: dict[str, Any]) -> Any:
     locker, box = world.box(text(body, "deviceId"), text(body, "boxNum"))
     s, e = unix(body, "sTime"), unix(body, "eTime")
+    mode = choice(body, "mode", ("0", "1"), "0")  # repeat use, single use
+    choice(body, "checkin", ("0", "1"), "0")
+    choice(body, "reassign", ("0",), "0")
     if not (locker.enabled and box.enabled):
         raise SimError(A.E_PARAM, f"box {box.boxNum} is out of service")
     if e > s and _box_busy(world, locker, box, s, e):
@@ -104,7 +122,7 @@ async def create_locker_pin(world: World, body: dict[str, Any]) -> Any:
         maybe(body, "pinCode"),
         text(body, "targetName", ""),
     )
-    pin.mode = text(body, "mode", "0")
+    pin.mode = mode
     return {"pinId": pin.pinId, "pinCode": pin.pinCode, "qrCode": pin.qrCode}
 
 
@@ -142,7 +160,8 @@ def _new_card(world: World, body: dict[str, Any], where: dict[str, str]) -> Card
     world.check_window(s, e)
     for other in world.cards.values():
         if (
-            other.cardCode.upper() == code.upper()
+            A.REJECT_DUPLICATE_CARD
+            and other.cardCode.upper() == code.upper()
             and not other.disabled
             and all(getattr(other, k) == v for k, v in where.items())
         ):

@@ -30,7 +30,25 @@ def unix(body: dict[str, Any], name: str, default: Any = _MISSING) -> int:
     raw = text(body, name, default)
     if not raw.isdigit():
         raise SimError(A.E_PARAM, f"{name} must be unix seconds, got {raw!r}")
+    if int(raw) >= A.MILLISECONDS_FROM:
+        raise SimError(A.E_PARAM, f"{name} must be unix seconds, got {raw} (milliseconds?)")
     return int(raw)
+
+
+def number(body: dict[str, Any], name: str, default: int, least: int = 0) -> int:
+    """A whole number sent as a string (or a number), at least ``least``."""
+    raw = text(body, name, default)
+    if not raw.isdigit() or int(raw) < least:
+        raise SimError(A.E_PARAM, f"{name} must be a whole number of at least {least}, got {raw!r}")
+    return int(raw)
+
+
+def choice(body: dict[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:
+    """One of ``allowed``, sent as a string."""
+    value = text(body, name, default)
+    if value not in allowed:
+        raise SimError(A.E_PARAM, f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
 
 
 def maybe_unix(body: dict[str, Any], name: str) -> int | None:

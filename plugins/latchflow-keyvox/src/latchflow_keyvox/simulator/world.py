@@ -40,6 +40,8 @@ class Pin:
     shortQrUrl: str = ""
     disabled: bool = False
     mode: str = "0"
+    orderId: str = ""
+    """The reservation KEYVOX issued it for, if any."""
 
     def delivered_at(self) -> int:
         """When the 2-minute batch pushes it to the lock: the tick after it becomes eligible."""
@@ -125,6 +127,10 @@ class Card:
         else:
             out["lockId"] = self.lockId
         return out
+
+
+def _direction_value(direction: str) -> str:
+    return next(v for v, d in A.HISTORY_DIRECTIONS.items() if d == direction)
 
 
 def _rand(chars: str, n: int, rng: random.Random) -> str:
@@ -278,7 +284,7 @@ class World:
             "plans": list(self.plans.values()),
             "pins": [p.view() for p in self.pins.values()],
             "cards": [c.view(self.now()) for c in self.cards.values()],
-            "bookings": list(self.bookings.values()),
+            "bookings": [self.booking_record(b) for b in self.bookings.values()],
         }
 
     def unit_view(self, unit: dict[str, Any]) -> dict[str, Any]:
@@ -352,27 +358,22 @@ class World:
 
     # locks --------------------------------------------------------------------------------
     def record(
-        self, lock: Lock, unlocked: bool, etype: str, user: str, value: str
+        self, lock: Lock, unlocked: bool, etype: str, user: str, pin_code: str = ""
     ) -> dict[str, Any]:
+        """Add a history entry in KEYVOX's shape ({etime, etype, userName, value}: the PIN for
+        a PIN entry, else the direction as in ``assumptions.HISTORY_DIRECTIONS``) and return
+        the unlock-history webhook body for it."""
         lock.locked = not unlocked
-        entry = {
-            "etime": str(self.now()),
-            "etype": etype,
-            "userName": user,
-            "value": value,
-            A.HISTORY_ACTION_FIELD: "unlock" if unlocked else "lock",
-        }
+        direction = "unlock" if unlocked else "lock"
+        value = pin_code if etype == "1" else _direction_value(direction)
+        entry = {"etime": str(self.now()), "etype": etype, "userName": user, "value": value}
         lock.history.insert(0, entry)
         unit = self.units[lock.unitId]
+        data = {"lockId": lock.lockId, "unitId": unit["unitId"], "deviceName": unit["unitName"]}
         return {
-            "event": "unlock" if unlocked else "lock",
+            "event": direction,
             "eventTime": entry["etime"],
-            "data": {
-                "lockId": lock.lockId,
-                "unitId": unit["unitId"],
-                "deviceName": unit["unitName"],
-                **entry,
-            },
+            "data": {**data, **{k: entry[k] for k in ("userName", "etype", "value")}},
         }
 
     # bookings -----------------------------------------------------------------------------
@@ -386,26 +387,44 @@ class World:
             for b in self.bookings.values()
         )
 
+    def reservation_pins(self, booking: dict[str, Any]) -> list[Pin]:
+        return [p for p in self.pins.values() if p.orderId == booking["orderId"]]
+
+    def booking_record(self, booking: dict[str, Any]) -> dict[str, Any]:
+        """A reservation as KEYVOX lists it, with its own PINs (``unitPinList``)."""
+        now = self.now()
+        pins = [
+            {
+                "pinId": pin.pinId,
+                "pin": pin.pinCode,
+                "qrShortUrl": pin.shortQrUrl,
+                "pinStatus": (
+                    A.RESERVATION_PIN_DELETED
+                    if pin.disabled
+                    else "1"
+                    if pin.delivery_status(now) == A.DELIVERY_WAITING
+                    else "2"
+                ),
+            }
+            for pin in self.reservation_pins(booking)
+        ]
+        return {**booking, A.RESERVATION_PIN_LIST_KEY: pins}
+
     def booking_event(self, event: str, booking: dict[str, Any]) -> dict[str, Any]:
-        """The reservation webhook body (§9 of the vendor facts)."""
+        """The reservation webhook body (§9 of the vendor facts); ``accessInfo`` lists the
+        reservation's own active PINs."""
         unit = self.units.get(booking["unitId"], {})
         place = self.places.get(booking["placeId"], {})
-        access = []
-        for pin in self.pins.values():
-            if (
-                pin.unitId == booking["unitId"]
-                and not pin.disabled
-                and pin.sTime < int(booking["checkout"])
-                and int(booking["checkin"]) < pin.eTime
-            ):
-                access.append(
-                    {
-                        "deviceId": ",".join(unit.get("lockIds", [])),
-                        "deviceName": unit.get("unitName", ""),
-                        "pinCode": pin.pinCode,
-                        "qrCodeUrl": pin.shortQrUrl,
-                    }
-                )
+        access = [
+            {
+                "deviceId": ",".join(self.units.get(pin.unitId, {}).get("lockIds", [])),
+                "deviceName": self.units.get(pin.unitId, {}).get("unitName", ""),
+                "pinCode": pin.pinCode,
+                "qrCodeUrl": pin.shortQrUrl,
+            }
+            for pin in self.reservation_pins(booking)
+            if not pin.disabled
+        ]
         return {
             "event": event,
             "eventTime": booking["updateTime"],

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import urllib.parse
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from latchflow_unloc.assumptions import DAY_NAMES
+from latchflow_unloc.assumptions import DAY_NAMES, END_BEFORE_START_REASON, END_IN_PAST_REASON
 from latchflow_unloc.simulator.model import E164, SimToken, UnlocWorld, parse_iso
 
 
@@ -118,3 +119,24 @@ def check_phone(value: Any, name: str, invalid: list[dict[str, str]]) -> None:
         invalid.append({"name": name, "reason": "must be of type string"})
     elif not E164.match(value):
         invalid.append({"name": name, "reason": "must be an E.164 phone number"})
+
+
+def check_period(
+    item: dict[str, Any], path: str, now: datetime, invalid: list[dict[str, str]]
+) -> None:
+    """An end must not be past and must come after the start; ``path`` prefixes the field
+    names in the answer."""
+    try:
+        start = parse_iso(item["start"]) if item.get("start") else now
+        if item.get("end"):
+            end, name = parse_iso(item["end"]), "end"
+        elif isinstance(item.get("durationMinutes"), int):
+            end, name = start + timedelta(minutes=item["durationMinutes"]), "durationMinutes"
+        else:
+            return
+    except (AttributeError, TypeError, ValueError):
+        return  # reported by check_time
+    if end <= now:
+        invalid.append({"name": f"{path}{name}", "reason": END_IN_PAST_REASON})
+    elif end <= start:
+        invalid.append({"name": f"{path}{name}", "reason": END_BEFORE_START_REASON})

@@ -1,4 +1,5 @@
-"""Unloc-specific ``/_sim/`` routes: settings, locks going offline, opening a lock with a key."""
+"""Unloc-specific ``/_sim/`` routes: state, settings, locks going offline, opening a lock with
+a key."""
 
 from __future__ import annotations
 
@@ -43,6 +44,16 @@ class ForceJob(BaseModel):
 
 
 def add_unloc_controls(app: FastAPI, world: UnlocWorld) -> None:
+    @app.get("/_sim/state", tags=["simulator"])
+    async def state() -> dict[str, Any]:
+        """Every key (revoked ones too, with their metadata), job and lock holder."""
+        now, zone = world.now(), world.zone
+        return {
+            "keys": [k.v2(now, zone) for k in world.keys.values()],
+            "jobs": [j.body(now, zone) for j in world.jobs.values()],
+            "lockHolders": list(world.lock_holders.values()),
+        }
+
     @app.post("/_sim/settings", tags=["simulator"])
     async def settings(change: Settings) -> dict[str, Any]:
         if change.job_delay is not None:

@@ -13,6 +13,7 @@ from latchflow_unloc.simulator.common import (
     Problem,
     bearer,
     body_of,
+    check_period,
     check_phone,
     check_recurrence,
     check_time,
@@ -159,13 +160,12 @@ def add_integrator_routes(app: FastAPI, world: UnlocWorld) -> None:
     async def holder_keys(holder_id: str, request: Request) -> dict[str, Any]:
         holder = holder_token(request, holder_id)
         now, zone = world.now(), world.zone
-        return {
-            "keys": [
-                k.integrator(now, zone)
-                for k in world.keys.values()
-                if k.lock_id in holder["lockIds"]
-            ]
-        }
+        keys = [
+            k.integrator(now, zone) for k in world.keys.values() if k.lock_id in holder["lockIds"]
+        ]
+        for key in keys:  # only the per-lock listing shows recurrence
+            key.pop("recurrence", None)
+        return {"keys": keys}
 
     @app.get(base + "/{holder_id}/locks/{lock_id}/keys/")
     async def lock_keys(holder_id: str, lock_id: str, request: Request) -> dict[str, Any]:
@@ -185,6 +185,7 @@ def add_integrator_routes(app: FastAPI, world: UnlocWorld) -> None:
             check_time(body, name, "body", invalid, nullable=True)
         if body.get("recurrence") is not None:
             check_recurrence(body["recurrence"], "recurrence", invalid)
+        check_period(body, "", world.now(), invalid)
         if invalid:
             raise Problem(400, "Bad Request", invalid=invalid)
         ready_at = world.now() + timedelta(seconds=world.job_delay)

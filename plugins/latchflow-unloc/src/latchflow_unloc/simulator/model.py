@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from latchflow.simulation import SimState
 from latchflow_unloc.assumptions import (
     DAY_NAMES,
+    JOB_FAILED_STATUSES,
     RECURRENCE_TIME_ZONE,
     SIM_CLIENT_ID,
     SIM_CLIENT_SECRET,
@@ -23,6 +24,8 @@ from latchflow_unloc.assumptions import (
     SIM_LOCK_HOLDER_ID,
     SIM_ORGANIZATION_ID,
     SIM_PROJECT_ID,
+    SIM_WEBHOOK_ATTEMPTS,
+    SIM_WEBHOOK_RETRY_DELAY,
     TOKEN_LIFETIME,
 )
 
@@ -107,12 +110,12 @@ def in_window(recurrence: dict[str, Any], local: datetime) -> bool:
 
 @dataclass
 class SimJob:
+    """A Create Keys job: pending, then inProgress, then done after ``delay`` seconds."""
+
     id: str
     created: datetime
     delay: float
-    outcome: str
     keys: list[SimKey] = field(default_factory=list)
-    failed: list[dict[str, Any]] = field(default_factory=list)
     forced: str | None = None
 
     def status(self, now: datetime) -> str:
@@ -123,7 +126,7 @@ class SimJob:
             return "pending"
         if elapsed < self.delay:
             return "inProgress"
-        return self.outcome
+        return "failedJob" if any(k.failed for k in self.keys) else "succeeded"
 
     def body(self, now: datetime, zone: ZoneInfo) -> dict[str, Any]:
         status = self.status(now)
@@ -135,12 +138,10 @@ class SimJob:
             "resultData": {
                 "creatingKeys": [] if done else keys,
                 "createdKeys": [k for k in keys if k["state"] != "error"] if done else [],
-                "failedKeys": (self.failed + [k for k in keys if k["state"] == "error"])
-                if done
-                else [],
+                "failedKeys": [k for k in keys if k["state"] == "error"] if done else [],
             },
         }
-        if status in ("failedValidation", "failedJob", "timeout"):
+        if status in JOB_FAILED_STATUSES:
             job["failureReason"] = {
                 "failedValidation": "One or more keys failed validation",
                 "failedJob": "The lock vendor's system could not create one or more keys",
@@ -212,6 +213,8 @@ class UnlocWorld:
     )
 
     def __post_init__(self) -> None:
+        self.sim.webhook_retries = SIM_WEBHOOK_ATTEMPTS
+        self.sim.webhook_retry_delay = SIM_WEBHOOK_RETRY_DELAY
         self.lock_holders.setdefault(
             SIM_LOCK_HOLDER_ID,
             {

@@ -8,16 +8,24 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from latchflow_unloc.assumptions import KEY_STATES, MAX_PAGE_SIZE
+from latchflow_unloc.assumptions import (
+    BULK_REVOKE_FILTERS,
+    BULK_REVOKE_STATUS,
+    KEY_STATES,
+    MAX_PAGE_SIZE,
+    REVOKE_STATUS,
+    UNKNOWN_LOCK_REASON,
+)
 from latchflow_unloc.simulator.common import (
     Problem,
     bearer,
     body_of,
+    check_period,
     check_phone,
     check_recurrence,
     check_time,
 )
-from latchflow_unloc.simulator.model import SimJob, SimToken, SimWebhook, UnlocWorld, parse_iso
+from latchflow_unloc.simulator.model import SimJob, SimToken, SimWebhook, UnlocWorld
 
 KEY_FIELDS = {"lockId", "appUserId", "start", "end", "recurrence", "metadata", "durationMinutes"}
 
@@ -46,7 +54,9 @@ def page(items: list[dict[str, Any]], request: Request, field: str) -> dict[str,
     return {field: chosen, "startAfterId": chosen[-1]["id"] if more and chosen else ""}
 
 
-def validate_keys(body: dict[str, Any]) -> list[dict[str, Any]]:
+def validate_keys(body: dict[str, Any], world: UnlocWorld) -> list[dict[str, Any]]:
+    """The batch's keys, or 400 naming every invalid field of every key: Unloc refuses a batch
+    as a whole and starts no job."""
     keys = body.get("keys")
     if not isinstance(keys, list) or not keys:
         raise Problem(
@@ -69,7 +79,14 @@ def validate_keys(body: dict[str, Any]) -> list[dict[str, Any]]:
             invalid.append(
                 {"name": f"{path}.lockId", "reason": "must have required property 'lockId'"}
             )
-        check_phone(item.get("appUserId"), f"{path}.appUserId", invalid)
+        elif item["lockId"] not in world.locks:
+            invalid.append({"name": f"{path}.lockId", "reason": UNKNOWN_LOCK_REASON})
+        if "appUserId" not in item:
+            invalid.append(
+                {"name": f"{path}.appUserId", "reason": "must have required property 'appUserId'"}
+            )
+        else:
+            check_phone(item["appUserId"], f"{path}.appUserId", invalid)
         for name in ("start", "end"):
             check_time(item, name, path, invalid, nullable=False)
         if "recurrence" in item:
@@ -83,11 +100,30 @@ def validate_keys(body: dict[str, Any]) -> list[dict[str, Any]]:
             and all(isinstance(v, str) for v in item["metadata"].values())
         ):
             invalid.append({"name": f"{path}.metadata", "reason": "must be an object of strings"})
+        check_period(item, f"{path}.", world.now(), invalid)
     if invalid:
         raise Problem(
             400, "Bad Request", "One or more keys are invalid; no job was started", invalid
         )
     return keys
+
+
+def revoke_filters(request: Request, world: UnlocWorld) -> dict[str, str]:
+    """The bulk revoke's filters, or 400 for one that is unknown or malformed: a filter that
+    matched nothing by mistake would revoke nothing, one left out by mistake everything."""
+    query = request.query_params
+    invalid: list[dict[str, str]] = []
+    for name in sorted(set(query) - set(BULK_REVOKE_FILTERS)):
+        invalid.append({"name": name, "reason": "must NOT have additional properties"})
+    if "appUserId" in query:
+        check_phone(query["appUserId"], "appUserId", invalid)
+    if "lockId" in query and query["lockId"] not in world.locks:
+        invalid.append({"name": "lockId", "reason": UNKNOWN_LOCK_REASON})
+    if query.get("excludeSubprojectKeys", "false") not in ("true", "false"):
+        invalid.append({"name": "excludeSubprojectKeys", "reason": "must be boolean"})
+    if invalid:
+        raise Problem(400, "Bad Request", "Invalid query parameters; no key was revoked", invalid)
+    return {k: query[k] for k in ("appUserId", "lockId") if k in query}
 
 
 def add_v2_routes(app: FastAPI, world: UnlocWorld) -> None:
@@ -216,30 +252,13 @@ def add_v2_routes(app: FastAPI, world: UnlocWorld) -> None:
     @app.post("/v2/projects/{project_id}/keys", status_code=202)
     async def create_keys(project_id: str, request: Request) -> dict[str, Any]:
         project_token(request, project_id)
-        items = validate_keys(await body_of(request))
+        items = validate_keys(await body_of(request), world)
         now = world.now()
-        job = SimJob(id=str(uuid.uuid4()), created=now, delay=world.job_delay, outcome="succeeded")
-        for i, item in enumerate(items):
-            reason = None
-            if item["lockId"] not in world.locks:
-                reason = f"keys[{i}].lockId: lock {item['lockId']} is not in this project"
-            elif (
-                item.get("start")
-                and item.get("end")
-                and parse_iso(item["end"]) <= parse_iso(item["start"])
-            ):
-                reason = f"keys[{i}].end: must be after start"
-            if reason:
-                job.failed.append({**item, "reason": reason})
-        if job.failed:
-            job.outcome = "failedValidation"
-        else:
-            ready_at = now + timedelta(seconds=world.job_delay)
-            job.keys = [
-                world.new_key(item["lockId"], item["appUserId"], item, ready_at) for item in items
-            ]
-            if any(k.failed for k in job.keys):
-                job.outcome = "failedJob"
+        ready_at = now + timedelta(seconds=world.job_delay)
+        job = SimJob(id=str(uuid.uuid4()), created=now, delay=world.job_delay)
+        job.keys = [
+            world.new_key(item["lockId"], item["appUserId"], item, ready_at) for item in items
+        ]
         world.jobs[job.id] = job
         return {"jobRef": {"id": job.id}}
 
@@ -251,7 +270,7 @@ def add_v2_routes(app: FastAPI, world: UnlocWorld) -> None:
             raise Problem(404, "Not Found", f"Job {job_id} not found")
         return {"job": job.body(world.now(), world.zone)}
 
-    @app.delete("/v2/projects/{project_id}/keys/{key_id}", status_code=204)
+    @app.delete("/v2/projects/{project_id}/keys/{key_id}", status_code=REVOKE_STATUS)
     async def revoke_key(project_id: str, key_id: str, request: Request) -> Response:
         project_token(request, project_id)
         key = world.keys.get(key_id)
@@ -262,21 +281,21 @@ def add_v2_routes(app: FastAPI, world: UnlocWorld) -> None:
             raise Problem(409, "Conflict", "May not revoke expired keys")
         if state != "revoked":
             key.revoked_at = world.now()
-        return Response(status_code=204)
+        return Response(status_code=REVOKE_STATUS)
 
-    @app.delete("/v2/projects/{project_id}/keys", status_code=204)
+    @app.delete("/v2/projects/{project_id}/keys", status_code=BULK_REVOKE_STATUS)
     async def revoke_keys(project_id: str, request: Request) -> Response:
         project_token(request, project_id)
-        query = request.query_params
+        filters = revoke_filters(request, world)
         now, zone = world.now(), world.zone
         for key in world.keys.values():
-            if query.get("appUserId") and key.app_user_id != query["appUserId"]:
+            if filters.get("appUserId") not in (None, key.app_user_id):
                 continue
-            if query.get("lockId") and key.lock_id != query["lockId"]:
+            if filters.get("lockId") not in (None, key.lock_id):
                 continue
             if key.state(now, zone) not in ("expired", "revoked"):
                 key.revoked_at = now
-        return Response(status_code=204)
+        return Response(status_code=BULK_REVOKE_STATUS)
 
     @app.post("/v2/projects/{project_id}/webhooks", status_code=201)
     async def add_webhook(project_id: str, request: Request) -> dict[str, Any]:

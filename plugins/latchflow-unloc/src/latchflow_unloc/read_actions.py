@@ -1,17 +1,18 @@
-"""Reading and revoking Unloc keys, listing locks and reading jobs."""
+"""Reading Unloc keys, locks and Create Keys jobs."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from latchflow import Action, FatalError, RunContext
-from latchflow_unloc.http import UnlocHTTPError
-from latchflow_unloc.jobs import client_for
+from latchflow import Action, RetrySafety, RunContext
+from latchflow_unloc.assumptions import JOB_STATUSES
+from latchflow_unloc.client import client_for
 from latchflow_unloc.keys import created_key_id, flat_key
-from latchflow_unloc.phone import to_e164
+from latchflow_unloc.phone import input_phone
 from latchflow_unloc.schemas import (
     APP_USER_ID,
     DEFAULT_REGION,
+    KEY_ID,
     KEY_OUTPUT,
     KEY_STATE,
     LOCK_ID,
@@ -23,62 +24,15 @@ from latchflow_unloc.schemas import (
     obj,
 )
 
-KEY_ID = {"type": "string", "minLength": 1, "description": "Id of the key."}
-
-
-def phone(input: dict[str, Any]) -> str | None:
-    if not input.get("appUserId"):
-        return None
-    return to_e164(input["appUserId"], input.get("defaultRegion"))
-
-
-async def revoke_key(ctx: RunContext, input: dict[str, Any]) -> dict[str, Any]:
-    client = client_for(ctx)
-    key_id = input["keyId"]
-    try:
-        await client.revoke_key(key_id)
-    except UnlocHTTPError as exc:
-        if exc.status == 409:  # "May not revoke expired keys": already gone
-            return {"keyId": key_id, "revoked": False, "state": "expired"}
-        if exc.status == 404 and input.get("ignoreMissing"):
-            return {"keyId": key_id, "revoked": False, "state": None}
-        raise
-    return {"keyId": key_id, "revoked": True, "state": "revoked"}
-
-
-async def revoke_keys(ctx: RunContext, input: dict[str, Any]) -> dict[str, Any]:
-    app_user_id, lock_id = phone(input), input.get("lockId") or None
-    confirm_all = input.get("confirm_all") is True
-    if not app_user_id and not lock_id and not confirm_all:
-        # Checked here too (not only by the input schema): an unfiltered call revokes every key.
-        raise FatalError(
-            "unloc.revoke_keys: neither appUserId nor lockId is set (or they rendered empty),"
-            " which would revoke EVERY key in the project; set a filter, or confirm_all: true"
-            " if that is really meant. No request was sent."
-        )
-    client = client_for(ctx)
-    await client.revoke_keys(
-        app_user_id=app_user_id,
-        lock_id=lock_id,
-        exclude_subproject_keys=input.get("excludeSubprojectKeys"),
-        confirm_all=confirm_all,
-    )
-    return {
-        "revoked": True,
-        "appUserId": app_user_id,
-        "lockId": lock_id,
-        "all": not (app_user_id or lock_id),
-    }
-
 
 async def get_key(ctx: RunContext, input: dict[str, Any]) -> dict[str, Any]:
-    return flat_key(await client_for(ctx).get_key(input["keyId"]))
+    return flat_key(await client_for(ctx, "unloc.get_key").get_key(input["keyId"]))
 
 
 async def list_keys(ctx: RunContext, input: dict[str, Any]) -> dict[str, Any]:
-    client = client_for(ctx)
+    client = client_for(ctx, "unloc.list_keys")
     filters: dict[str, Any] = {
-        "app_user_id": phone(input),
+        "app_user_id": input_phone(input),
         "lock_id": input.get("lockId"),
         "exclude_states": input.get("excludeStates") or (),
         "exclude_subproject_keys": input.get("excludeSubprojectKeys"),
@@ -94,7 +48,7 @@ async def list_keys(ctx: RunContext, input: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_locks(ctx: RunContext, input: dict[str, Any]) -> dict[str, Any]:
-    client = client_for(ctx)
+    client = client_for(ctx, "unloc.list_locks")
     if input.get("allPages"):
         locks, after = await client.all_locks(), None
     else:
@@ -106,7 +60,7 @@ async def list_locks(ctx: RunContext, input: dict[str, Any]) -> dict[str, Any]:
 
 
 async def get_job(ctx: RunContext, input: dict[str, Any]) -> dict[str, Any]:
-    job = await client_for(ctx).get_job(input["jobId"])
+    job = await client_for(ctx, "unloc.get_job").get_job(input["jobId"])
     data = job.get("resultData") or {}
     return {
         "jobId": job.get("id") or input["jobId"],
@@ -120,91 +74,6 @@ async def get_job(ctx: RunContext, input: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-REVOKE_KEY = Action(
-    key="unloc.revoke_key",
-    title="Revoke a key",
-    description="Revokes one key; it disappears from the holder's Unloc app. Revoking an expired key succeeds with revoked: false.",
-    input_schema=obj(
-        {
-            "keyId": KEY_ID,
-            "ignoreMissing": {
-                "type": "boolean",
-                "default": False,
-                "description": "Succeed (revoked: false) when the key does not exist.",
-            },
-        },
-        ["keyId"],
-    ),
-    output_schema={
-        "type": "object",
-        "required": ["keyId", "revoked"],
-        "properties": {
-            "keyId": {"type": "string"},
-            "revoked": {"type": "boolean"},
-            "state": {"type": ["string", "null"]},
-        },
-    },
-    sample={"keyId": SAMPLE_KEY["keyId"], "revoked": True, "state": "revoked"},
-    run=revoke_key,
-    connection="unloc",
-    idempotent=True,
-)
-
-REVOKE_KEYS = Action(
-    key="unloc.revoke_keys",
-    title="Revoke keys by user or lock",
-    description=(
-        "Revokes every key of a phone number, of a lock, or of both together. Without a filter"
-        " Unloc would revoke every key in the project, so that needs confirm_all: true."
-        " Access-group, doorbell and user-shared keys are not touched."
-    ),
-    input_schema=obj(
-        {
-            "appUserId": {
-                **APP_USER_ID,
-                "description": "Revoke the keys of this phone number (E.164).",
-            },
-            "lockId": {**LOCK_ID, "description": "Revoke the keys for this lock."},
-            "defaultRegion": DEFAULT_REGION,
-            "excludeSubprojectKeys": {
-                "type": "boolean",
-                "description": "Leave keys created in subprojects alone.",
-            },
-            "confirm_all": {
-                "type": "boolean",
-                "description": "Must be true to revoke every key in the project (no filter).",
-            },
-        },
-        anyOf=[
-            {"required": ["appUserId"]},
-            {"required": ["lockId"]},
-            {"required": ["confirm_all"], "properties": {"confirm_all": {"const": True}}},
-        ],
-    ),
-    output_schema={
-        "type": "object",
-        "required": ["revoked", "all"],
-        "properties": {
-            "revoked": {"type": "boolean"},
-            "appUserId": {"type": ["string", "null"]},
-            "lockId": {"type": ["string", "null"]},
-            "all": {
-                "type": "boolean",
-                "description": "True when every key in the project was revoked.",
-            },
-        },
-    },
-    sample={
-        "revoked": True,
-        "appUserId": "+4799887766",
-        "lockId": SAMPLE_KEY["lockId"],
-        "all": False,
-    },
-    run=revoke_keys,
-    connection="unloc",
-    idempotent=True,
-)
-
 GET_KEY = Action(
     key="unloc.get_key",
     title="Get a key",
@@ -214,7 +83,7 @@ GET_KEY = Action(
     sample=SAMPLE_KEY,
     run=get_key,
     connection="unloc",
-    idempotent=True,
+    retry_safety=RetrySafety.IDEMPOTENT,
 )
 
 LIST_KEYS = Action(
@@ -249,7 +118,7 @@ LIST_KEYS = Action(
     sample={"keys": [SAMPLE_KEY], "count": 1, "startAfterId": None},
     run=list_keys,
     connection="unloc",
-    idempotent=True,
+    retry_safety=RetrySafety.IDEMPOTENT,
 )
 
 SAMPLE_LOCK = {
@@ -269,7 +138,7 @@ LIST_LOCKS = Action(
     sample={"locks": [SAMPLE_LOCK], "count": 1, "startAfterId": None},
     run=list_locks,
     connection="unloc",
-    idempotent=True,
+    retry_safety=RetrySafety.IDEMPOTENT,
 )
 
 GET_JOB = Action(
@@ -293,14 +162,7 @@ GET_JOB = Action(
             "jobId": {"type": "string"},
             "status": {
                 "type": "string",
-                "enum": [
-                    "pending",
-                    "inProgress",
-                    "succeeded",
-                    "failedValidation",
-                    "failedJob",
-                    "timeout",
-                ],
+                "enum": list(JOB_STATUSES),
             },
             "failureReason": {"type": ["string", "null"]},
             "createdKeyIds": {"type": "array", "items": {"type": "string"}},
@@ -318,5 +180,5 @@ GET_JOB = Action(
     },
     run=get_job,
     connection="unloc",
-    idempotent=True,
+    retry_safety=RetrySafety.IDEMPOTENT,
 )
