@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select, update
 
 from latchflow.storage.models import ConnectionHold
@@ -20,6 +21,12 @@ class Holds:
 
     def put(self, hold: ConnectionHold) -> ConnectionHold:
         """Store a hold; one that another process stored meanwhile and that lasts longer wins."""
+        try:
+            return self._put(hold)
+        except IntegrityError:  # another process stored the connection's first hold just now
+            return self._put(hold)
+
+    def _put(self, hold: ConnectionHold) -> ConnectionHold:
         with Session(self.engine, expire_on_commit=False) as session:
             stored = session.get(ConnectionHold, hold.connection_id, with_for_update=True)
             if stored is not None and stored.kind == hold.kind and stored.until >= hold.until:
