@@ -12,7 +12,8 @@ routes and the fault-injection middleware:
   - ``slow`` applies the request and answers after ``delay`` seconds;
   - ``lost`` applies the request and loses the answer: a 504, or with ``drop`` the connection
     closes mid-answer; ``slow_lost`` does the same after ``delay`` seconds;
-  - ``late`` answers 504 at once and applies the request ``delay`` seconds later;
+  - ``late`` answers 504 at once and applies the request ``delay`` seconds later (its
+    signature was checked when it arrived: simulators check dates against ``received_at``);
   - ``duplicate`` delivers the next ``count`` webhooks twice.
 
 - ``POST /_sim/webhooks {"url": ...}`` · ``GET /_sim/webhooks`` (deliveries and their outcome;
@@ -172,6 +173,16 @@ class SimState:
                 await asyncio.sleep(self.webhook_retry_delay * attempt)
 
 
+RECEIVED_AT = "received_at"
+
+
+def received_at(request: Request) -> datetime:
+    """When the simulator received ``request`` (wall time): what a signature's date is checked
+    against, also when the fault ``late`` applies the request after it was answered."""
+    moment: datetime | None = getattr(request.state, RECEIVED_AT, None)
+    return moment or datetime.now(UTC)
+
+
 class FaultMiddleware:
     """Applies the injected faults to requests before the simulator sees them."""
 
@@ -182,6 +193,7 @@ class FaultMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fault = None
         if scope["type"] == "http":
+            scope.setdefault("state", {})[RECEIVED_AT] = datetime.now(UTC)
             fault = self.state.take_fault(scope["path"], scope["method"])
         if fault is None:
             await self.app(scope, receive, send)

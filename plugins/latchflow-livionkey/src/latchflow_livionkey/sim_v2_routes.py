@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -11,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from latchflow.simulation import add_sim_controls
+from latchflow.simulation import add_sim_controls, received_at
 from latchflow_livionkey import sim_v2_contracts, v2_signing
 from latchflow_livionkey.assumptions import (
     V2_PINCODE_DIGITS,
@@ -36,7 +35,10 @@ async def check_signature(sim: V2Sim, request: Request) -> str:
     if not stamp.isdigit():
         raise NestError(401, "x-timestamp must be milliseconds since the epoch")
     # Freshness is checked against wall time (V2 §8 "Allowed clock skew"), not the sim clock.
-    if abs(time.time() * 1000 - int(stamp)) > V2_TIMESTAMP_TOLERANCE_SECONDS * 1000:
+    if (
+        abs(received_at(request).timestamp() * 1000 - int(stamp))
+        > V2_TIMESTAMP_TOLERANCE_SECONDS * 1000
+    ):
         raise NestError(401, "x-timestamp is outside the allowed window")
     body = await request.body()  # the raw bytes received: UTF-8 as sent, not re-encoded
     if not v2_signing.verify(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from latchflow.simulation import SimState, add_sim_controls
+from latchflow.simulation import SimState, add_sim_controls, received_at
 from latchflow_keyvox import assumptions as A
 from latchflow_keyvox.simulator import functions_booking, functions_lock, functions_locker
 from latchflow_keyvox.simulator.auth import verify_request
@@ -41,7 +40,7 @@ def create_app(world: World | None = None, *, seed_demo: bool = True) -> FastAPI
         body = await request.body()
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
         path = raw_path.decode("latin-1").split("?", 1)[0]
-        now = datetime.now(UTC) if A.SIM_SKEW_AGAINST_WALL_CLOCK else world.sim.clock.now()
+        now = received_at(request) if A.SIM_SKEW_AGAINST_WALL_CLOCK else world.sim.clock.now()
         problem = verify_request(world.keys, path, request.headers, body, now)
         if problem is not None:
             return envelope(
