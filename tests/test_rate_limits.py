@@ -13,6 +13,7 @@ from latchflow.engine import Engine
 from latchflow.plugin.clock import FakeClock
 from latchflow.plugin.errors import RateLimitedError, RetryableError
 from latchflow.plugin.host import Registry
+from latchflow.runs.connections import RELEASES_PER_SLOT
 from latchflow.runs.holds import OUTAGE_AFTER, REFRESH_SECONDS
 from latchflow.storage.models import StepRecord
 
@@ -63,8 +64,8 @@ def attempts(engine: Engine, run_id: str) -> int:
 
 def pace(engine: Engine, limits: int) -> timedelta:
     """How far apart a hold releases the runs it kept waiting after ``limits`` 429s in a row
-    (each halves the rate, from twice the vendor's concurrency a second)."""
-    rate = 2 * engine.registry.vendors["acme"].max_concurrency / 2**limits
+    (each halves the rate, from RELEASES_PER_SLOT times the vendor's concurrency a second)."""
+    rate = RELEASES_PER_SLOT * engine.registry.vendors["acme"].max_concurrency / 2**limits
     return timedelta(seconds=1 / rate)
 
 

@@ -100,6 +100,9 @@ class LiveConnection:
     """The record's ``Store.connection_version`` when it was opened."""
 
 
+RELEASES_PER_SLOT = 10.0
+
+
 class Connections:
     """Opens each connection once (client, cache) and reopens it when its record changes."""
 
@@ -144,8 +147,10 @@ class Connections:
 
     def admit(self, connection_id: str, vendor: str) -> datetime | None:
         """None if a call on the connection may go out now; else when to come back (a hold
-        releases the runs it kept waiting at twice the vendor's ``max_concurrency`` a second)."""
-        return self.holds.admit(connection_id, 2.0 * self.registry.vendors[vendor].max_concurrency)
+        releases the runs it kept waiting at up to ``RELEASES_PER_SLOT`` times the vendor's
+        ``max_concurrency`` a second: they then queue for the connection's slots in memory)."""
+        max_concurrency = self.registry.vendors[vendor].max_concurrency
+        return self.holds.admit(connection_id, RELEASES_PER_SLOT * max_concurrency)
 
     async def get(self, connection_id: str) -> LiveConnection:
         live = self._live.get(connection_id)
