@@ -154,6 +154,9 @@ def measure(fault: str, args: argparse.Namespace) -> str:
             runs = wait_for_runs(node.database_url, args.drain_timeout)
             settled = time.monotonic() - began
             failed_attempts = failed_pin_attempts(node.database_url)
+            with node.api() as api:
+                failed = api.get("/api/runs", params={"status": "failed", "limit": 3}).json()
+            errors = sorted({str(run["error"]) for run in failed})
             if fault != "outage":
                 met = httpx.get(f"{sim}/_sim/faults").json().get("injected", {})
             # requests applied late land before the PINs are counted
@@ -176,6 +179,7 @@ def measure(fault: str, args: argparse.Namespace) -> str:
         f" finished after the first webhook: half by {finished(runs, 0.5):.0f} s,"
         f" 99% by {finished(runs, 0.99):.0f} s, all by {settled:.0f} s (a create that needed"
         " a retry checks for a late copy before it finishes)"
+        + "".join(f"\n  a failed run: {error}" for error in errors)
     )
 
 
