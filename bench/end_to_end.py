@@ -65,6 +65,14 @@ def flow(lock_id: str) -> dict[str, object]:
     )
 
 
+def keyvox_connection(simulator_base: str) -> list[str]:
+    """The ``latchflow`` command that adds the benchmarks' connection to a KEYVOX simulator."""
+    add = ["connections", "add", CONNECTION, "--vendor", "keyvox"]
+    add += ["--set", f"apiKey={assumptions.SIM_DEMO_API_KEY}"]
+    add += ["--set", f"apiSecret={assumptions.SIM_DEMO_API_SECRET}"]
+    return [*add, "--set", f"baseUrl={simulator_base}{assumptions.SIM_PREFIXES[1]}"]
+
+
 def wait_for_runs(database_url: str, timeout: float) -> list[RunRecord]:
     engine = make_engine(database_url)
     deadline = time.monotonic() + timeout
@@ -115,10 +123,7 @@ def main() -> None:
     simulator = start_asgi(SIMULATOR)
     try:
         lock_id = httpx.get(f"{simulator.base}/_sim/state").json()["units"][0]["lockIds"]
-        add = ["connections", "add", CONNECTION, "--vendor", "keyvox"]
-        add += ["--set", f"apiKey={assumptions.SIM_DEMO_API_KEY}"]
-        add += ["--set", f"apiSecret={assumptions.SIM_DEMO_API_SECRET}"]
-        add += ["--set", f"baseUrl={simulator.base}{assumptions.SIM_PREFIXES[1]}"]
+        add = keyvox_connection(simulator.base)
         with running_server(
             args.database_url,
             flows=[flow(lock_id)],

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 import httpx
-from end_to_end import wait_for_runs
+from end_to_end import CONNECTION, SIMULATOR, keyvox_connection, wait_for_runs
 from harness import (
     add_server_arguments,
     percentile,
@@ -38,8 +38,6 @@ from latchflow.storage.database import make_engine
 from latchflow.storage.models import RunRecord, StepRecord
 from latchflow_keyvox import assumptions
 
-SIMULATOR = "latchflow_keyvox.simulator:create_app"
-CONNECTION = "bench-keyvox"
 CREATE_PATH = f"{assumptions.SIM_PREFIXES[1]}/createLockPin"
 
 
@@ -134,10 +132,7 @@ def measure(fault: str, args: argparse.Namespace) -> str:
             for u in httpx.get(f"{sim}/_sim/state").json()["units"]
             if u["unitName"].startswith("Room")
         )
-        add = ["connections", "add", CONNECTION, "--vendor", "keyvox"]
-        add += ["--set", f"apiKey={assumptions.SIM_DEMO_API_KEY}"]
-        add += ["--set", f"apiSecret={assumptions.SIM_DEMO_API_SECRET}"]
-        add += ["--set", f"baseUrl={sim}{assumptions.SIM_PREFIXES[1]}"]
+        add = keyvox_connection(sim)
         with running_server(
             args.database_url,
             flows=[flow(unit["unitId"])],

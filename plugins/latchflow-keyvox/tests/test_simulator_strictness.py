@@ -3,6 +3,7 @@ E0005 in an HTTP 200 answer), and changes nothing when it does."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import httpx
@@ -88,3 +89,19 @@ def test_an_unknown_door_method_is_refused(sim: Sim) -> None:
     )
     assert response.status_code == 400 and "method must be one of" in response.text
     assert sim.world.locks[lock_id].history == []
+
+
+async def test_a_pin_keyvox_makes_up_never_collides_with_one_in_use(
+    sim: Sim, conn: Connection
+) -> None:
+    """KEYVOX refuses a pinCode the caller chose that is in use; one it makes up is never so."""
+    unit = sim.room()["unitId"]
+    body = {"unitId": unit, **window(sim), "targetName": "first"}
+    sim.world.rng = random.Random(1)
+    first = await KeyvoxClient(conn).call("createLockPin", body)
+    assert "already used" in await refusal(
+        conn, "createLockPin", {**body, "pinCode": first["pinCode"]}
+    )
+    sim.world.rng = random.Random(1)  # would make up the same PIN again
+    second = await KeyvoxClient(conn).call("createLockPin", {**body, "targetName": "second"})
+    assert second["pinCode"] != first["pinCode"]

@@ -7,6 +7,7 @@ HTTP layer (``functions.py``) only parses bodies and shapes answers.
 from __future__ import annotations
 
 import random
+import re
 import string
 from dataclasses import dataclass, field
 from typing import Any
@@ -303,8 +304,6 @@ class World:
     def check_pin_code(
         self, code: str, where: dict[str, str], s: int, e: int, skip: str = ""
     ) -> None:
-        import re
-
         if not re.match(A.PIN_PATTERN, code):
             raise SimError(A.E_PARAM, "pinCode must be 4 to 8 digits")
         if not A.REJECT_DUPLICATE_PIN:
@@ -321,10 +320,20 @@ class World:
             ):
                 raise SimError(A.E_PARAM, f"pinCode {code} is already used in this time window")
 
+    def unused_pin_code(self, where: dict[str, str], s: int, e: int) -> str:
+        """A PIN KEYVOX makes up: never one already valid at the same place and time."""
+        while True:
+            code = _rand(string.digits, A.GENERATED_PIN_LENGTH, self.rng)
+            try:
+                self.check_pin_code(code, where, s, e)
+            except SimError:
+                continue
+            return code
+
     def new_pin(self, where: dict[str, str], s: int, e: int, code: str | None, name: str) -> Pin:
         self.check_window(s, e)
         if code is None:
-            code = _rand(string.digits, A.GENERATED_PIN_LENGTH, self.rng)
+            code = self.unused_pin_code(where, s, e)
         self.check_pin_code(code, where, s, e)
         pin_id = self.object_id()
         pin = Pin(
