@@ -75,6 +75,15 @@ class RetryableError(ActionError):
             status=status,
         )
 
+    @classmethod
+    def from_transport(cls, exc: httpx.TransportError) -> Self:
+        """The error for a network failure: its kind (a reset is not a timeout) and its text;
+        whether it may have been applied is judged from ``exc``."""
+        message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        error = cls(message)
+        error.__cause__ = exc
+        return error
+
 
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Transport errors raised before the request left: the vendor cannot have seen it."""

@@ -32,11 +32,12 @@ from latchflow.plugin.errors import (
     vendor_unavailable,
 )
 from latchflow.plugin.host import Registry
-from latchflow.plugin.types import JSON, Action, Pending, RunContext
+from latchflow.plugin.types import JSON, Action, Pending
 from latchflow.runs.connections import Connections, LiveConnection
 from latchflow.runs.progress import ClaimLost, Outcome, Progress, validator
-from latchflow.storage.journal import Checkpoint, RunEnded, RunRow, RunRows, StepRow
-from latchflow.storage.secrets import at_paths, mask_paths, redact
+from latchflow.runs.step_context import action_context, call_held_until
+from latchflow.storage.journal import Checkpoint, RunEnded, RunRows, StepRow
+from latchflow.storage.secrets import mask_paths, redact
 from latchflow.storage.status import ACTIVE, DONE, RunStatus, StepStatus
 from latchflow.storage.store import Store
 
@@ -155,7 +156,9 @@ class Executor:
             run, flow, scope, records, claim=claim, loaded=loaded, claimed=claimed is not None
         )
         for step_id, output in outputs.items():
-            self._credentials(progress, records[step_id].action, output)
+            progress.remember_credentials(
+                self.registry.actions.get(records[step_id].action), output
+            )
         return progress
 
     async def _commit(self, progress: Progress, last: bool = False) -> None:
@@ -195,7 +198,7 @@ class Executor:
                 return self._next(progress)
         elif record.status in DONE:
             return self._next(progress)
-        resume_at = self._held(step)
+        resume_at = call_held_until(step, self.registry.actions.get(step.action), self.connections)
         if resume_at is not None:
             return await self._postpone(progress, record, resume_at)
         previous = record.status
@@ -268,7 +271,9 @@ class Executor:
         live: LiveConnection | None = None
         try:
             action = self._action(step, where)
-            ctx, live = await self._context(progress.run, step, record, action, where)
+            ctx, live = await action_context(
+                progress.run, step, record, action, self.connections, self.clock, where
+            )
             if step.id in progress.inputs:
                 rendered = progress.inputs.pop(step.id)
             else:  # rendered before a restart or a wait
@@ -308,16 +313,16 @@ class Executor:
         """What an error from the step's call means: retry, skip, filter, fail, or stop for a
         person when the vendor may have applied a call that is not safe to repeat."""
         run = progress.run
-        transient = isinstance(exc, RetryableError | httpx.TransportError)
+        if isinstance(exc, httpx.TransportError):
+            exc = RetryableError.from_transport(exc)
         if isinstance(exc, RateLimitedError) and live is not None:
             return await self._rate_limited(progress, step, record, exc, live)
-        if transient and live is not None and vendor_unavailable(exc):
-            self.connections.holds.failed(live.connection.id, str(exc))
-        if transient and maybe_applied(exc) and not self._safe_to_retry(step):
-            return await self._needs_attention(progress, record, step, str(exc) or repr(exc))
-        if transient:
-            retryable = exc if isinstance(exc, RetryableError) else RetryableError(_told(exc))
-            return await self._retry(progress, step, record, retryable)
+        if isinstance(exc, RetryableError):
+            if live is not None and vendor_unavailable(exc):
+                self.connections.holds.failed(live.connection.id, str(exc))
+            if maybe_applied(exc) and not self._safe_to_retry(step):
+                return await self._needs_attention(progress, record, step, str(exc))
+            return await self._retry(progress, step, record, exc)
         if isinstance(exc, SkipError | RunFiltered):
             status = StepStatus.SKIPPED if isinstance(exc, SkipError) else StepStatus.FILTERED
             record.status, record.error, record.finished_at = status, str(exc), self.clock.now()
@@ -352,7 +357,7 @@ class Executor:
             )
         record.status, record.finished_at = StepStatus.SUCCEEDED, self.clock.now()
         record.error = None
-        self._credentials(progress, action.key, result)
+        progress.remember_credentials(action, result)
         record.output = redact(mask_paths(result, action.credentials), self._secrets(progress))
         record.output_sealed = self.store.sealer.seal(result)
         record.state = None
@@ -360,58 +365,10 @@ class Executor:
         progress.scope["steps"][step.id] = json.loads(json.dumps(result))  # as a resume reads it
         return self._next(progress)
 
-    async def _context(
-        self, run: RunRow, step: Step, record: StepRow, action: Action, where: str
-    ) -> tuple[RunContext, LiveConnection | None]:
-        """The action's context, and its connection (read once per step) when it has one."""
-        live = None
-        if _uses_connection(action, step):
-            assert action.connection is not None
-            connection_id = self.connections.resolve(action.connection, step.connection, where)
-            live = await self.connections.get(connection_id)
-        connection = live.connection if live is not None else None
-        context = RunContext(
-            run_id=run.id,
-            flow_id=run.flow_id,
-            step_id=step.id,
-            attempt=record.attempts + (1 if run.replays else 0),
-            idempotency_key=f"{run.id}:{step.id}",
-            connection=connection,
-            http=connection.http if connection else self.connections.http,
-            logger=logging.LoggerAdapter(
-                logging.getLogger(f"latchflow.action.{action.key}"),
-                {"run_id": run.id, "step_id": step.id},
-            ),
-            clock=self.clock,
-            state=record.state,
-            started_at=record.started_at,
-        )
-        return context, live
-
     def _secrets(self, progress: Progress) -> frozenset[str]:
         """What is masked wherever the run is shown: its connections' secrets and the
         credentials its steps issued (``Action.credentials``)."""
         return self.connections.secret_values() | progress.credentials
-
-    def _credentials(self, progress: Progress, action_key: str, output: Any) -> None:
-        """Remember the credentials in a step's output, to mask them from then on."""
-        action = self.registry.actions.get(action_key)
-        if action is not None and action.credentials:
-            found = at_paths(output, action.credentials)
-            progress.credentials |= {str(v) for v in found if not isinstance(v, dict | list)}
-
-    def _held(self, step: Step) -> datetime | None:
-        """When the step may call its connection, if a hold keeps it from calling now."""
-        if not self.connections.holds.any():
-            return None
-        action = self.registry.actions.get(step.action)
-        if action is None or action.connection is None or not _uses_connection(action, step):
-            return None
-        try:
-            connection_id = self.connections.resolve(action.connection, step.connection, "")
-        except LatchflowError:
-            return None  # the call itself reports it
-        return self.connections.admit(connection_id, action.connection)
 
     async def _postpone(self, progress: Progress, record: StepRow, resume_at: datetime) -> Outcome:
         """Wait for the connection's hold without a worker and without using an attempt."""
@@ -533,16 +490,3 @@ class Executor:
         await self._commit(progress, last=True)
         log.warning("run %s failed: %s", run.id, run.error)
         return Outcome.DONE
-
-
-def _told(exc: Exception) -> str:
-    """A network error as a message: its kind (a reset is not a timeout) and its text."""
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _uses_connection(action: Action, step: Step) -> bool:
-    """Whether the step calls its action with a connection: a required one, or an optional one
-    the step names."""
-    return action.connection is not None and (
-        action.connection_required or step.connection is not None
-    )

@@ -10,8 +10,9 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from latchflow.flows.document import Flow
-from latchflow.plugin.types import JSON
+from latchflow.plugin.types import JSON, Action
 from latchflow.storage.journal import RunRow, StepRow
+from latchflow.storage.secrets import at_paths
 
 _VALIDATORS: dict[int, tuple[JSON, Draft202012Validator]] = {}
 
@@ -49,6 +50,13 @@ class Progress:
     """Inputs rendered by this process, so its first call need not decrypt them."""
     credentials: frozenset[str] = frozenset()
     """Credentials the run's steps issued: masked wherever the run is shown."""
+
+    def remember_credentials(self, action: Action | None, output: Any) -> None:
+        """Remember the credentials in a step's output (``Action.credentials``), to mask them
+        from then on."""
+        if action is not None and action.credentials:
+            found = at_paths(output, action.credentials)
+            self.credentials |= {str(v) for v in found if not isinstance(v, dict | list)}
 
     def touch(self, *records: StepRow) -> None:
         for record in records:
