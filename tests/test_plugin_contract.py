@@ -8,11 +8,21 @@ from collections.abc import Callable
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import latchflow
-from latchflow import Action, RetrySafety, Trigger, Vendor, hookimpl
+from latchflow import (
+    Action,
+    CredentialKind,
+    CredentialProvider,
+    ResourceKind,
+    RetrySafety,
+    Trigger,
+    Vendor,
+    hookimpl,
+)
 from latchflow.builtin.actions import ACTIONS
 from latchflow.builtin.triggers import MANUAL
 from latchflow.plugin import hookspecs
@@ -28,11 +38,13 @@ HOOKS = [name for name, f in vars(hookspecs).items() if hasattr(f, "latchflow_sp
 
 def test_the_public_api_is_frozen() -> None:
     assert latchflow.__all__ == [
-        "JSON", "Action", "ActionError", "Clock", "ConfigurationError", "Connection", "ErrorDetail",
-        "ExpressionError", "FakeClock", "FatalError", "LatchflowError", "Pending", "PluginError",
-        "PollResult", "RateLimitedError", "RetryPolicy", "RetrySafety", "RetryableError", "RunContext",
-        "RunFiltered", "SkipError", "SystemClock", "Trigger", "TriggerEvent", "UnmappedEvent",
-        "ValidationError", "Vendor", "WebhookError", "WebhookRequest", "event_types_schema", "hookimpl",
+        "JSON", "AccessWindow", "Action", "ActionError", "Clock", "ConfigurationError", "Connection",
+        "CredentialKind", "CredentialProvider", "CredentialRequest", "ErrorDetail",
+        "ExpressionError", "FakeClock", "FatalError", "Holder", "LatchflowError", "Pending",
+        "PluginError", "PollResult", "RateLimitedError", "Resource", "ResourceKind", "RetryPolicy", "RetrySafety",
+        "RetryableError", "RunContext", "RunFiltered", "SkipError", "SystemClock", "Trigger",
+        "TriggerEvent", "UnmappedEvent", "ValidationError", "Vendor", "VendorCredential",
+        "WebhookError", "WebhookRequest", "WeeklyHours", "event_types_schema", "hookimpl",
         "map_event", "match_fields", "parse_moment", "unix_seconds",
     ]  # fmt: skip
     for name in latchflow.__all__:
@@ -87,6 +99,29 @@ def test_hook_register_actions(acme: AcmePlugin) -> None:
     assert builtin.version == metadata.version("latchflow")
 
 
+def test_hook_register_credential_providers() -> None:
+    async def nothing(*_args: object) -> Any:
+        return []
+
+    provider = CredentialProvider(
+        vendor="http",
+        resource_kinds=(
+            ResourceKind("http.door", "Door", "A door behind an HTTP API", (CredentialKind.PIN,)),
+        ),
+        issue=nothing,
+        revoke=nothing,
+        inspect=nothing,
+    )
+    registry = load_registry(extra=[single("register_credential_providers", provider)])
+    assert registry.providers["http.door"] is provider
+    twice = [single("register_credential_providers", provider) for _ in range(2)]
+    with pytest.raises(PluginError, match="'http.door' is already registered"):
+        load_registry(extra=twice)
+    nobody = replace(provider, vendor="nobody")
+    with pytest.raises(PluginError, match="names vendor 'nobody', which no plugin registered"):
+        load_registry(extra=[single("register_credential_providers", nobody)])
+
+
 BASE = ACTIONS[0]
 
 
@@ -128,6 +163,7 @@ def test_load_plugins_env_restricts_entry_points(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("LATCHFLOW_LOAD_PLUGINS", "")
     names = {p.name for p in load_registry().plugins}
     assert names == {
+        "latchflow.builtin.access",
         "latchflow.builtin.actions",
         "latchflow.builtin.http_credentials",
         "latchflow.builtin.triggers",

@@ -3,6 +3,17 @@
 This module is the whole import surface for plugin authors.
 """
 
+from latchflow.plugin.access import (
+    AccessWindow,
+    CredentialKind,
+    CredentialProvider,
+    CredentialRequest,
+    Holder,
+    Resource,
+    ResourceKind,
+    VendorCredential,
+    WeeklyHours,
+)
 from latchflow.plugin.clock import Clock, FakeClock, SystemClock
 from latchflow.plugin.errors import (
     ActionError,
@@ -42,20 +53,27 @@ from latchflow.plugin.types import (
 
 __all__ = [
     "JSON",
+    "AccessWindow",
     "Action",
     "ActionError",
     "Clock",
     "ConfigurationError",
     "Connection",
+    "CredentialKind",
+    "CredentialProvider",
+    "CredentialRequest",
     "ErrorDetail",
     "ExpressionError",
     "FakeClock",
     "FatalError",
+    "Holder",
     "LatchflowError",
     "Pending",
     "PluginError",
     "PollResult",
     "RateLimitedError",
+    "Resource",
+    "ResourceKind",
     "RetryPolicy",
     "RetrySafety",
     "RetryableError",
@@ -68,8 +86,10 @@ __all__ = [
     "UnmappedEvent",
     "ValidationError",
     "Vendor",
+    "VendorCredential",
     "WebhookError",
     "WebhookRequest",
+    "WeeklyHours",
     "event_types_schema",
     "hookimpl",
     "map_event",

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from latchflow.access import Access
 from latchflow.backends.choose import run_queue
 from latchflow.flows.document import Flow, validate_flow
 from latchflow.intake.routing import Intake
@@ -39,6 +40,7 @@ class Engine:
         self.connections = Connections(self.store, self.registry, self.clock, transport)
         self.intake = Intake(self.store, self.registry, self.clock)
         self.executor = Executor(self.store, self.registry, self.connections, self.clock, worker_id)
+        self.access = Access(self.store, self.registry, self.connections, self.clock)
 
     def install_flow(self, document: Any, expected_version: int | None = None) -> FlowRecord:
         """Validate a flow document and save it (a new version if it changed); see

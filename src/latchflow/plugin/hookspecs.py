@@ -3,7 +3,7 @@
 Each hook receives a ``register`` callback; the host validates every registration when it
 happens, so a bad schema or a duplicate key fails with the plugin's name at load time.
 The hooks are called once, when the registry is built, in this order: vendors, triggers,
-actions.
+actions, credential providers.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pluggy
 
+from latchflow.plugin.access import CredentialProvider
 from latchflow.plugin.types import Action, Trigger, Vendor
 
 hookspec = pluggy.HookspecMarker("latchflow")
@@ -43,4 +44,16 @@ def register_actions(register: Callable[[Action], None]) -> None:
     Called after every plugin's vendors are registered, so ``Action.connection`` can name them.
 
     :param register: call once per ``Action``.
+    """
+
+
+@hookspec
+def register_credential_providers(register: Callable[[CredentialProvider], None]) -> None:
+    """Register credential providers: how access grants issue, change, revoke and inspect
+    credentials on a vendor's resource kinds.
+
+    Called after every plugin's vendors are registered, so ``CredentialProvider.vendor`` can
+    name them.
+
+    :param register: call once per ``CredentialProvider``.
     """

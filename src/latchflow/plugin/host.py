@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from latchflow.plugin import hookspecs
+from latchflow.plugin.access import CredentialProvider, ResourceKind
 from latchflow.plugin.errors import PluginError
 from latchflow.plugin.types import Action, Trigger, Vendor
 
@@ -22,6 +23,7 @@ BUILTIN_PLUGINS = (
     "latchflow.builtin.http_credentials",
     "latchflow.builtin.actions",
     "latchflow.builtin.triggers",
+    "latchflow.builtin.access",
 )
 
 
@@ -34,6 +36,7 @@ class PluginInfo:
     vendors: list[str] = field(default_factory=list)
     triggers: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
+    resource_kinds: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -43,6 +46,8 @@ class Registry:
     vendors: dict[str, Vendor] = field(default_factory=dict)
     triggers: dict[str, Trigger] = field(default_factory=dict)
     actions: dict[str, Action] = field(default_factory=dict)
+    providers: dict[str, CredentialProvider] = field(default_factory=dict)
+    """Credential providers by the resource kinds they serve."""
     plugins: list[PluginInfo] = field(default_factory=list)
 
     def add_vendor(self, vendor: Vendor, plugin: PluginInfo) -> None:
@@ -64,6 +69,25 @@ class Registry:
         self._check_component(action, self.actions, where)
         self.actions[action.key] = action
         plugin.actions.append(action.key)
+
+    def add_provider(self, provider: CredentialProvider, plugin: PluginInfo) -> None:
+        where = f"plugin {plugin.name!r}, credential provider for {provider.vendor!r}"
+        if provider.vendor not in self.vendors:
+            raise PluginError(
+                f"{where}: names vendor {provider.vendor!r}, which no plugin registered"
+            )
+        if not provider.resource_kinds:
+            raise PluginError(f"{where}: give at least one resource kind")
+        for kind in provider.resource_kinds:
+            _check_key(kind.key, self.providers, f"{where}, resource kind {kind.key!r}")
+            _check_text(kind, f"{where}, resource kind {kind.key!r}")
+            if not kind.credentials:
+                raise PluginError(
+                    f"{where}, resource kind {kind.key!r}: name the credential kinds it issues"
+                )
+        for kind in provider.resource_kinds:
+            self.providers[kind.key] = provider
+            plugin.resource_kinds.append(kind.key)
 
     def _check_component(
         self, item: Action | Trigger, existing: dict[str, Any], where: str
@@ -90,7 +114,7 @@ def _check_key(key: str, existing: dict[str, Any], where: str) -> None:
         raise PluginError(f"{where}: key {key!r} is already registered")
 
 
-def _check_text(item: Vendor | Action | Trigger, where: str) -> None:
+def _check_text(item: Vendor | Action | Trigger | ResourceKind, where: str) -> None:
     for attr in ("title", "description"):
         if not str(getattr(item, attr, "")).strip():
             raise PluginError(f"{where}: {attr} is required")
@@ -150,6 +174,7 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
         ("register_vendors", registry.add_vendor),
         ("register_triggers", registry.add_trigger),
         ("register_actions", registry.add_action),
+        ("register_credential_providers", registry.add_provider),
     )
     for hook_name, add in hooks:
         for name, plugin in pm.list_name_plugin():

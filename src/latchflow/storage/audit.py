@@ -1,15 +1,47 @@
-"""The audit record: things done that must stay on record, such as revealing a credential."""
+"""The audit record: things done that must stay on record (a credential revealed, a grant
+changed, a credential issued or revoked), as a hash chain that shows any entry edited or
+removed."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from latchflow.plugin.types import JSON
 from latchflow.storage.events import new_id
 from latchflow.storage.models import AuditEvent
+
+GENESIS = "0" * 64
+"""The previous hash of the first entry."""
+
+
+def chain_hash(previous: str, entry: dict[str, Any]) -> str:
+    """SHA-256 over the previous entry's hash and this entry's fields (canonical JSON)."""
+    fields = {k: entry[k] for k in ("id", "seq", "actor", "action", "subject", "detail")}
+    fields["at"] = _moment_text(entry["at"])
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{previous}{text}".encode()).hexdigest()
+
+
+def _moment_text(at: datetime) -> str:
+    utc = at.astimezone(UTC) if at.tzinfo else at
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first entry whose hash does not follow from the entries before it."""
+
+    seq: int
+    id: str
+    problem: str
 
 
 class Audit:
@@ -19,16 +51,74 @@ class Audit:
     def record(
         self, actor: str, action: str, subject: str, at: datetime, detail: JSON | None = None
     ) -> None:
-        with Session(self.engine) as session:
-            session.add(
-                AuditEvent(
-                    id=new_id(), at=at, actor=actor, action=action, subject=subject, detail=detail
-                )
-            )
-            session.commit()
+        """Append an entry to the chain (another writer taking the same place: try again)."""
+        for _ in range(20):
+            try:
+                with Session(self.engine) as session:
+                    session.add(self._next(session, actor, action, subject, at, detail))
+                    session.commit()
+                return
+            except IntegrityError:
+                continue
+        raise RuntimeError("the audit record stayed contended for 20 attempts")
 
-    def events(self, limit: int = 100) -> list[AuditEvent]:
-        """The newest first."""
+    def _next(
+        self,
+        session: Session,
+        actor: str,
+        action: str,
+        subject: str,
+        at: datetime,
+        detail: JSON | None,
+    ) -> AuditEvent:
+        last = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc())).first()
+        entry: dict[str, Any] = {
+            "id": new_id(),
+            "seq": 1 if last is None else last.seq + 1,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "detail": detail,
+        }
+        previous = GENESIS if last is None else last.hash
+        return AuditEvent(**entry, hash=chain_hash(previous, entry))
+
+    def events(
+        self, limit: int = 100, subject: str | None = None, prefix: bool = False
+    ) -> list[AuditEvent]:
+        """The newest first; only about ``subject`` (or subjects starting with it) if given."""
         with Session(self.engine, expire_on_commit=False) as session:
-            query = select(AuditEvent).order_by(col(AuditEvent.at).desc()).limit(limit)
+            query = select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(limit)
+            if subject is not None:
+                column = col(AuditEvent.subject)
+                query = query.where(column.startswith(subject) if prefix else column == subject)
             return list(session.exec(query))
+
+    def verify(self, batch: int = 1000) -> tuple[int, str, ChainBreak | None]:
+        """Walk the chain: how many entries, the last hash, and the first break if any."""
+        previous, expected_seq, count = GENESIS, 1, 0
+        with Session(self.engine) as session:
+            while True:
+                rows = session.exec(
+                    select(AuditEvent)
+                    .where(col(AuditEvent.seq) >= expected_seq)
+                    .order_by(col(AuditEvent.seq))
+                    .limit(batch)
+                ).all()
+                if not rows:
+                    return count, previous, None
+                for row in rows:
+                    if row.seq != expected_seq:
+                        problem = (
+                            f"entries {expected_seq} to {row.seq - 1} are missing: removed from"
+                            " the record"
+                        )
+                        return count, previous, ChainBreak(row.seq, row.id, problem)
+                    if chain_hash(previous, row.model_dump()) != row.hash:
+                        problem = (
+                            "its hash does not match its content and the entry before it: it"
+                            " was edited, or an entry before it was"
+                        )
+                        return count, previous, ChainBreak(row.seq, row.id, problem)
+                    previous, expected_seq, count = row.hash, row.seq + 1, count + 1

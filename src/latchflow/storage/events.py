@@ -119,7 +119,7 @@ class EventWriter:
         self.queue = queue
         self.batches = BatchWriter(
             engine,
-            self._write_batch,
+            self.write_in,
             name="group-commit",
             lock_timeout=lock_timeout,
             copies_wal=False,
@@ -146,14 +146,15 @@ class EventWriter:
         writer takes a dedupe key at the same moment, nothing is stored and the caller may
         repeat the work."""
         with self.engine.begin() as connection:
-            outcomes = self._write_batch(connection, deliveries)
+            outcomes = self.write_in(connection, deliveries)
             if cursor is not None:
                 _save_cursor(connection, cursor)
             if dropped:
                 connection.execute(EVENTS.insert(), [_dropped_row(d) for d in dropped])
             return outcomes
 
-    def _write_batch(self, connection: Connection, deliveries: Sequence[Delivery]) -> list[Outcome]:
+    def write_in(self, connection: Connection, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        """Store ``deliveries`` in the caller's transaction on ``connection``."""
         firsts = _existing_events(connection, deliveries)
         receipted = _existing_receipts(connection, deliveries)
         outcomes: list[Outcome] = []

@@ -226,12 +226,112 @@ class NodeRecord(SQLModel, table=True):
 
 
 class AuditEvent(SQLModel, table=True):
-    """Something done that must stay on record: who (``actor``), what, to what, when."""
+    """Something done that must stay on record: who (``actor``), what, to what, when.
+
+    Entries form a hash chain in ``seq`` order: ``hash`` covers the entry and the previous
+    entry's hash, so an edited or removed entry breaks every hash after it.
+    """
 
     __tablename__ = "audit_events"
     id: str = Field(primary_key=True)
+    seq: int = Field(unique=True)
     at: datetime = _created(index=True)
     actor: str
     action: str
     subject: str
     detail: Any = _json()
+    hash: str
+
+
+class PersonRecord(SQLModel, table=True):
+    """Someone who may be granted access."""
+
+    __tablename__ = "people"
+    id: str = Field(primary_key=True)
+    name: str
+    phone: str | None = None
+    """E.164."""
+    email: str | None = None
+    reference: str | None = Field(default=None, unique=True)
+    """The person's id in another system (a guest id in a PMS)."""
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class PlaceRecord(SQLModel, table=True):
+    """A named space and the vendor resources that open it: ``resources`` is a list of
+    ``{"connection", "kind", "id"}`` (a connection, a resource kind, the vendor's id)."""
+
+    __tablename__ = "places"
+    id: str = Field(primary_key=True)
+    name: str = Field(unique=True)
+    description: str | None = None
+    timezone: str = "UTC"
+    resources: list[dict[str, Any]] = _json(nullable=False)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class GrantRecord(SQLModel, table=True):
+    """Who (``person_id``) may open which places, when, and how (credential kinds, preferred
+    first). ``state`` is active, cancelled or ended; ``version`` counts its changes."""
+
+    __tablename__ = "grants"
+    id: str = Field(primary_key=True)
+    person_id: str = Field(index=True)
+    places: list[str] = _json(nullable=False)
+    starts_at: datetime = Field(sa_column=Column(Moment(), nullable=False))
+    ends_at: datetime = Field(sa_column=Column(Moment(), nullable=False))
+    timezone: str = "UTC"
+    weekly: dict[str, Any] | None = _json()
+    """``{"days": ["mon", ...], "start": "HH:MM", "end": "HH:MM"}``, local time."""
+    kinds: list[str] = _json(nullable=False)
+    reference: str | None = Field(default=None, unique=True)
+    """The grant's id in another system, e.g. a booking id."""
+    state: str = "active"
+    version: int = 1
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class CredentialRecord(SQLModel, table=True):
+    """One grant's credential on one vendor resource, and what the reconciler knows of it.
+
+    ``wanted`` says whether it should exist now; ``generation`` counts changes to what is
+    wanted, each reconciled by its own run. ``issues`` counts issuances (a room moved back,
+    a credential deleted at the vendor and issued again): each has its own idempotency key.
+    """
+
+    __tablename__ = "credentials"
+    __table_args__ = (
+        UniqueConstraint(
+            "grant_id", "connection_id", "resource_kind", "resource", name="uq_credentials_target"
+        ),
+    )
+    id: str = Field(primary_key=True)
+    grant_id: str = Field(index=True)
+    place_id: str
+    connection_id: str = Field(index=True)
+    resource_kind: str
+    resource: str
+    kind: str
+    state: str = Field(default="issuing", index=True)
+    wanted: bool = True
+    vendor_ids: dict[str, Any] | None = _json()
+    secret_sealed: str | None = None
+    starts_at: datetime | None = _moment()
+    ends_at: datetime | None = _moment()
+    """The window the vendor has."""
+    vendor_status: str | None = None
+    delivered: bool | None = None
+    issues: int = 1
+    generation: int = 1
+    attempts: int = 0
+    error: str | None = None
+    last_verified_at: datetime | None = _moment()
+    revoke_requested_at: datetime | None = _moment()
+    overdue_reported: bool = False
+    lease_run: str | None = None
+    lease_until: datetime | None = _moment()
+    created_at: datetime = _created()
+    updated_at: datetime = _created()

@@ -8,6 +8,7 @@ records:
 - ``journal``: runs as the executor and the dispatchers take them (claims, checkpoints);
 - ``history``: runs and events for people (listings, detail, replay, cancel);
 - ``cursors``: where schedules and polls left off;
+- ``access``: people, places, grants and credentials;
 - ``nodes``, ``api_keys`` and ``audit`` (things done that must stay on record).
 """
 
@@ -26,6 +27,7 @@ from sqlmodel import Session, col, delete, select, update
 from latchflow.flows.document import Flow
 from latchflow.plugin.errors import ConfigurationError, ValidationError
 from latchflow.plugin.types import JSON, Vendor
+from latchflow.storage.access import AccessRecords
 from latchflow.storage.api_keys import ApiKeys
 from latchflow.storage.audit import Audit
 from latchflow.storage.cursors import Cursors
@@ -93,6 +95,7 @@ class Store:
         self.holds = Holds(self.engine)
         self.api_keys = ApiKeys(self.engine)
         self.audit = Audit(self.engine)
+        self.access = AccessRecords(self.engine, self.events)
         self._reader = QuickReader(self.engine)
         self._switch_records: dict[str, tuple[tuple[Any, ...], FlowRecord]] = {}
         self._versions: dict[tuple[str, int], Flow] = {}

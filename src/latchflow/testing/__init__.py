@@ -5,6 +5,7 @@ Everything here is public and stays importable from ``latchflow.testing``:
 - ``conformance_problems``, ``assert_no_secret``, ``secret_forms``: checks on a plugin;
 - ``make_connection``, ``make_context``, ``serve_app``, ``free_port``: call actions, triggers
   and simulators directly, over real HTTP;
+- ``check_provider``, ``settle``: a credential provider against its simulator;
 - ``load_registry``, ``build_registry``, ``plugin_manager``, ``Registry``: load plugins as the
   engine does;
 - ``validate_flow``, ``Flow``, ``render``, ``build_scope``, ``is_truthy``: check flow documents
@@ -16,6 +17,7 @@ from latchflow.flows.expressions import build_scope, is_truthy, render
 from latchflow.plugin.host import Registry, build_registry, load_registry, plugin_manager
 from latchflow.testing.calls import free_port, make_connection, make_context, serve_app
 from latchflow.testing.conformance import assert_no_secret, conformance_problems, secret_forms
+from latchflow.testing.providers import check_provider, settle
 
 __all__ = [
     "Flow",
@@ -23,6 +25,7 @@ __all__ = [
     "assert_no_secret",
     "build_registry",
     "build_scope",
+    "check_provider",
     "conformance_problems",
     "free_port",
     "is_truthy",
@@ -33,5 +36,6 @@ __all__ = [
     "render",
     "secret_forms",
     "serve_app",
+    "settle",
     "validate_flow",
 ]

@@ -126,3 +126,7 @@ SIM_ACCEPT_SEED_HEADER_VARIANT = True
 MILLISECONDS_FROM = 10**11
 # The first reservation poll looks back this far to find where to start (no events emitted).
 BOOKING_POLL_LOOKBACK_SECONDS = 86400
+# Row "`records` default/max" and getLockPinList's "keys to be delivered in the next 3 days"
+# (source 7): which window getUnitPinList and getLockerStatus list by default is not
+# documented, so the credential providers ask for one explicitly, from now to this far ahead.
+PIN_LIST_HORIZON_SECONDS = 2 * 366 * 86400

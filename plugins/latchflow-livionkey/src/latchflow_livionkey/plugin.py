@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from latchflow import Action, Trigger, Vendor, hookimpl
+from latchflow import Action, CredentialProvider, Trigger, Vendor, hookimpl
+from latchflow_livionkey.access import PROVIDERS
 from latchflow_livionkey.connection import VENDORS
 from latchflow_livionkey.triggers import TRIGGERS
 from latchflow_livionkey.v1_actions import ACTIONS as V1_ACTIONS
@@ -27,3 +28,9 @@ def register_triggers(register: Callable[[Trigger], None]) -> None:
 def register_actions(register: Callable[[Action], None]) -> None:
     for action in [*V1_ACTIONS, *V2_ACTIONS]:
         register(action)
+
+
+@hookimpl
+def register_credential_providers(register: Callable[[CredentialProvider], None]) -> None:
+    for provider in PROVIDERS:
+        register(provider)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from latchflow import Action, Trigger, Vendor, hookimpl
+from latchflow import Action, CredentialProvider, Trigger, Vendor, hookimpl
 from latchflow_unloc import (
+    access,
     create_key,
     create_keys,
     integrator_actions,
@@ -56,3 +57,8 @@ def register_triggers(register: Callable[[Trigger], None]) -> None:
 def register_actions(register: Callable[[Action], None]) -> None:
     for action in ACTIONS:
         register(action)
+
+
+@hookimpl
+def register_credential_providers(register: Callable[[CredentialProvider], None]) -> None:
+    register(access.PROVIDER)
