@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -186,4 +186,85 @@ def test_example_flows_run_through_serve_against_the_simulators(
             (door_key,) = unloc_keys(unloc, FRONT_DOOR)
             assert door_key["keyId"] == front_door["output"]["keyId"]
             assert door_key["appUserId"] == "+358401234567"
+
+            # access grants: a booking system posts a booking; its guest may open room 102 and
+            # the front door (a KEYVOX PIN, an Unloc key) and fetch a key at an automat (an
+            # iLOQ handover); the booking moves a day, then it is cancelled
+            access_booking(api, now, keyvox, unloc, livion_v2)
             api.http.close()
+
+
+def post_to(api: Api, flow_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    url = api.http.get(f"/api/flows/{flow_id}").json()["trigger_url"]
+    accepted = httpx.post(url, json=body)
+    assert accepted.status_code == 202, accepted.text
+    run = api.finished(accepted.json()["run_id"])
+    assert run["status"] == "succeeded", run
+    return run
+
+
+def _utc(value: Any) -> datetime:
+    if str(value).isdigit():
+        return datetime.fromtimestamp(int(value), UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
+
+
+def granted(keyvox: str, unloc: str, livion_v2: str, booking: str) -> list[tuple[str, datetime]]:
+    """What works at each simulator for a booking: (vendor, start), by vendor."""
+    pins = httpx.get(f"{keyvox}/_sim/state").json()["pins"]
+    keys = httpx.get(f"{unloc}/_sim/state").json()["keys"]
+    contracts = httpx.get(f"{livion_v2}/_sim/v2/state").json()["contracts"]
+    found = [
+        ("keyvox", _utc(p["sTime"]))
+        for p in pins
+        if booking in p.get("targetName", "") and p["pinStatus"] == "1"
+    ]
+    found += [
+        ("unloc", _utc(k["start"]))
+        for k in keys
+        if booking in k.get("metadata", {}).get("label", "")
+        and k["state"] not in ("revoked", "expired")
+    ]
+    found += [
+        ("livionkey", _utc(c["start"]))
+        for c in contracts
+        if booking in str(c.get("contact", {}).get("name", "")) and c.get("state") != "deleted"
+    ]
+    return sorted(found)
+
+
+def access_booking(api: Api, now: datetime, keyvox: str, unloc: str, livion_v2: str) -> None:
+    guest = {"name": "Ada Lovelace", "phone": "+4799887766", "email": "ada@example.com"}
+    arrival, departure = now + timedelta(hours=1), now + timedelta(days=2)
+    stay = {"guest": guest, "arrival": arrival.isoformat(), "departure": departure.isoformat()}
+    post_to(api, "access-booking-created", {"bookingId": "B-77", "room": "Room 102", **stay})
+    pick_up = "Apartment 12 (key automat Kamppi automat)"
+    post_to(api, "access-key-handover", {"bookingId": "B-78", "pickUp": pick_up, **stay})
+    wait_for(
+        lambda: (
+            [v for v, _ in granted(keyvox, unloc, livion_v2, "B-7")]
+            == ["keyvox", "livionkey", "unloc"]
+        ),
+        30,
+        "the grants' credentials at the three simulators",
+    )
+    later = arrival + timedelta(days=1)
+    moved = {"arrival": later.isoformat(), "departure": (departure + timedelta(days=1)).isoformat()}
+    post_to(api, "access-booking-changed", {"bookingId": "B-77", "room": "Room 102", **moved})
+    wait_for(
+        lambda: (
+            [
+                (v, abs((start - later).total_seconds()) < 1)
+                for v, start in granted(keyvox, unloc, livion_v2, "B-77")
+            ]
+            == [("keyvox", True), ("unloc", True)]
+        ),
+        30,
+        "the credentials moved a day",
+    )
+    post_to(api, "access-booking-cancelled", {"bookingId": "B-77"})
+    wait_for(
+        lambda: granted(keyvox, unloc, livion_v2, "B-77") == [],
+        30,
+        "nothing granted for B-77 at any simulator",
+    )

@@ -28,6 +28,7 @@ from latchflow.plugin.access import (
 from latchflow.plugin.clock import Clock
 from latchflow.plugin.errors import FatalError, LatchflowError, RetryableError
 from latchflow.plugin.host import Registry
+from latchflow.plugin.timeparse import parse_moment
 from latchflow.plugin.types import JSON, Connection, Pending, RunContext
 from latchflow.runs.connections import Connections
 from latchflow.storage.access import SETTLED, Check
@@ -109,10 +110,11 @@ class Reconciler:
         self, call: _Call, provider: CredentialProvider, grant: GrantRecord, window: AccessWindow
     ) -> str | Pending:
         credential = call.credential
-        request = self._request(credential, grant, window)
         now = self.clock.now()
         if credential.vendor_ids is None:
-            attempt = credential.attempts + 1
+            window = call.asked("issue", window)
+            request = self._request(credential, grant, window)
+            attempt = credential.attempts + (0 if call.resumes("issue") else 1)
             self._update(credential, state="issuing", attempts=attempt)
             key = f"{credential.id}:issue:{credential.issues}"
             try:
@@ -124,7 +126,7 @@ class Reconciler:
                 self._update(credential, error=str(exc))
                 raise
             if isinstance(result, Pending):
-                return call.pending(result, "issue")
+                return call.pending(result, "issue", window)
             state = self._issued(credential, result, window, now)
             self.notices.record("credential.issued", credential, _window(window))
             event = self.notices.credential_event(credential, state)
@@ -153,13 +155,15 @@ class Reconciler:
             )
             return await self._issue(self._reread(call), provider, grant, window)
         key = f"{credential.id}:change:{credential.generation}"
+        window = call.asked("change", window)
+        request = self._request(credential, grant, window)
         try:
             result = await provider.change(call.context("change", key, 1), current, request)
         except LatchflowError as exc:
             self._update(credential, error=str(exc))
             raise
         if isinstance(result, Pending):
-            return call.pending(result, "change")
+            return call.pending(result, "change", window)
         state = self._issued(credential, result, window, now)
         self.notices.record("credential.changed", credential, _window(window))
         return state
@@ -232,7 +236,7 @@ class Reconciler:
         """Revoke, whatever the vendor answers meanwhile: every failure is tried again."""
         credential = call.credential
         key = f"{credential.id}:revoke:{credential.issues}"
-        attempt = credential.attempts + 1
+        attempt = credential.attempts + (0 if call.resumes("revoke") else 1)
         self._update(credential, attempts=attempt)
         try:
             result = await provider.revoke(call.context("revoke", key, attempt), current)
@@ -322,19 +326,37 @@ class _Call:
     connection: Connection
     credential: CredentialRecord
 
+    def resumes(self, phase: str) -> bool:
+        """Whether this call continues a vendor job that ``phase`` started (a ``Pending``)."""
+        return bool(self.ctx.state) and (self.ctx.state or {}).get("phase") == phase
+
     def context(self, phase: str, key: str, attempt: int) -> RunContext:
+        """The provider's context: ``attempt`` counts the calls of this issuance (or
+        revocation) that may have reached the vendor, whichever run made them."""
         state = self.ctx.state or {}
         return replace(
             self.ctx,
             connection=self.connection,
             http=self.connection.http,
             idempotency_key=key,
-            attempt=max(attempt, self.ctx.attempt),
-            state=state.get("provider") if state.get("phase") == phase else None,
+            attempt=attempt,
+            state=state.get("provider") if self.resumes(phase) else None,
         )
 
-    def pending(self, result: Pending, phase: str) -> Pending:
-        return Pending(result.check_at, {"phase": phase, "provider": result.state})
+    def asked(self, phase: str, wanted: AccessWindow) -> AccessWindow:
+        """The window a resumed call of ``phase`` asked the vendor for: what it gets, though
+        the grant may have moved since (the run of that change moves it next)."""
+        asked = (self.ctx.state or {}).get("window")
+        if not self.resumes(phase) or asked is None:
+            return wanted
+        starts, ends = parse_moment(asked["starts"]), parse_moment(asked["ends"])
+        return replace(wanted, starts_at=starts, ends_at=ends)
+
+    def pending(self, result: Pending, phase: str, window: AccessWindow | None = None) -> Pending:
+        state: JSON = {"phase": phase, "provider": result.state}
+        if window is not None:
+            state["window"] = _window(window)
+        return Pending(result.check_at, state)
 
 
 def _vendor_credential(credential: CredentialRecord) -> VendorCredential:
