@@ -115,7 +115,7 @@ def test_hook_register_credential_providers() -> None:
     registry = load_registry(extra=[single("register_credential_providers", provider)])
     assert registry.providers["http.door"] is provider
     twice = [single("register_credential_providers", provider) for _ in range(2)]
-    with pytest.raises(PluginError, match="'http.door' is already registered"):
+    with pytest.raises(PluginError, match=re.escape("'http.door' is already registered")):
         load_registry(extra=twice)
     nobody = replace(provider, vendor="nobody")
     with pytest.raises(PluginError, match="names vendor 'nobody', which no plugin registered"):

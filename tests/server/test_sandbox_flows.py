@@ -248,6 +248,27 @@ def access_booking(api: Api, now: datetime, keyvox: str, unloc: str, livion_v2: 
         30,
         "the grants' credentials at the three simulators",
     )
+    # the guest opens the front door with the key: Unloc's access event, sent to the server,
+    # is linked to the grant's credential in the audit log
+    (key,) = [
+        k
+        for k in httpx.get(f"{unloc}/_sim/state").json()["keys"]
+        if "B-77" in k.get("metadata", {}).get("label", "")
+    ]
+    credential = f"credential {key['metadata']['latchflowCredential']}"
+
+    def recorded(action: str) -> list[dict[str, Any]]:
+        entries = api.http.get("/api/audit", params={"limit": 500}).json()
+        return [e for e in entries if e["action"] == action and e["subject"] == credential]
+
+    wait_for(lambda: recorded("credential.issued"), 30, "the Unloc key's job to finish")
+    httpx.post(f"{unloc}/_sim/clock", json={"advance": 7200}).raise_for_status()
+    opened = httpx.post(f"{unloc}/_sim/locks/{FRONT_DOOR}/open", json={"keyId": key["id"]})
+    assert opened.status_code == 200, opened.text
+    (used,) = wait_for(lambda: recorded("credential.event"), 10, "the door opening, linked")
+    assert used["detail"]["kind"] == "unloc.lock_unlocked"
+    httpx.post(f"{unloc}/_sim/clock", json={"advance": -7200}).raise_for_status()
+
     later = arrival + timedelta(days=1)
     moved = {"arrival": later.isoformat(), "departure": (departure + timedelta(days=1)).isoformat()}
     post_to(api, "access-booking-changed", {"bookingId": "B-77", "room": "Room 102", **moved})

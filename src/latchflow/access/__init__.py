@@ -10,6 +10,7 @@ flows whose runs do the work, so that work is as durable and visible as any run.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -18,12 +19,13 @@ from latchflow.access.explain import Explainer
 from latchflow.access.grants import RECONCILE_FLOW, Grants, credential_view
 from latchflow.access.notices import Notices
 from latchflow.access.reconciler import Reconciler
+from latchflow.access.usage import link_events
 from latchflow.access.verify import Verifier
 from latchflow.flows.document import validate_flow
 from latchflow.plugin.clock import Clock
 from latchflow.plugin.errors import ConfigurationError, FatalError
 from latchflow.plugin.host import Registry
-from latchflow.plugin.types import JSON, RunContext
+from latchflow.plugin.types import JSON, RunContext, TriggerEvent, UnmappedEvent
 from latchflow.runs.connections import Connections
 from latchflow.storage.models import GrantRecord
 from latchflow.storage.store import Store
@@ -165,6 +167,12 @@ class Access:
                     )
                     added += 1
         return added
+
+    def link_events(
+        self, connection_id: str, events: Sequence[TriggerEvent | UnmappedEvent]
+    ) -> int:
+        """Record vendor events made with a grant's credential (see ``usage``)."""
+        return link_events(self.store, self.notices, connection_id, events)
 
     def view(self, grant: GrantRecord) -> JSON:
         """A grant as the API and flows show it, with its credentials (codes left out)."""

@@ -161,6 +161,15 @@ class Explainer:
             found.fail("delivery", f"the vendor has not delivered it to the device yet{status}")
             return
         found.ok("vendor", f"active at the vendor{status}")
+        subject = f"credential {credential.id}"
+        seen = [e for e in self.store.audit.events(50, subject) if e.action == "credential.event"]
+        if seen:
+            detail = seen[0].detail or {}
+            found.ok(
+                "device", f"last vendor event {detail.get('kind')} at {seen[0].at.isoformat()}"
+            )
+        else:
+            found.ok("device", "no vendor event about it yet")
 
 
 def _closest(grants: list[GrantRecord], at: datetime) -> GrantRecord:

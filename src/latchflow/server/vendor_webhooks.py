@@ -103,6 +103,7 @@ async def post_vendor_webhook(
     except ValueError as exc:
         raise Rejected(400, f"the {vendor} webhook could not be read: {exc}", "body") from None
     routed = engine.intake.route(connection_id, events)
+    engine.access.link_events(connection_id, events)
     if any(run.created for run in routed.runs):
         state.dispatcher.notify()
     return VendorAccepted(
