@@ -6,15 +6,15 @@ import asyncio
 import getpass
 import json
 import socket
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from latchflow import access_cli
+from latchflow.commands import DatabaseUrl, DataDir, console, engine_for, err, print_json
 from latchflow.engine import Engine
 from latchflow.flows.document import full_schema, load_document, validate_flow
 from latchflow.plugin.errors import LatchflowError, ValidationError
@@ -22,7 +22,6 @@ from latchflow.plugin.host import Registry, load_registry
 from latchflow.runs.connections import new_webhook_token
 from latchflow.runs.history import event_list, replay_run, run_detail, run_list
 from latchflow.storage.api_keys import Scope
-from latchflow.storage.database import Settings
 from latchflow.storage.models import ApiKey
 from latchflow.storage.status import RunStatus
 
@@ -35,25 +34,11 @@ runs_app = typer.Typer(help="Inspect and replay runs.", no_args_is_help=True)
 connections_app = typer.Typer(help="Manage vendor connections.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(connections_app, name="connections")
-console = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, soft_wrap=True)
-
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Data directory [env LATCHFLOW_DATA_DIR]")
-]
-DatabaseUrl = Annotated[
-    str | None, typer.Option("--database-url", help="Database URL [env LATCHFLOW_DATABASE_URL]")
-]
-
-
-def _engine(
-    data_dir: Path | None, database_url: str | None, registry: Registry | None = None
-) -> Engine:
-    return Engine(Settings.from_environment(data_dir, database_url), registry=registry)
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, default=str))
+app.add_typer(access_cli.places_app, name="places")
+app.add_typer(access_cli.people_app, name="people")
+app.add_typer(access_cli.grants_app, name="grants")
+app.add_typer(access_cli.audit_app, name="audit")
+app.command("why")(access_cli.why)
 
 
 @app.command()
@@ -80,7 +65,7 @@ def run(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Run a flow once in this process and print the run as JSON."""
-    engine = _engine(data_dir, database_url)
+    engine = engine_for(data_dir, database_url)
     try:
         record = engine.install_flow(load_document(file))
         data = json.loads(event.read_text()) if event else {}
@@ -91,7 +76,7 @@ def run(
         for detail_line in exc.errors:
             err.print(f"[red]{file}[/red] {detail_line}", highlight=False)
         raise typer.Exit(1) from None
-    _print_json(detail)
+    print_json(detail)
     raise typer.Exit(0 if detail["status"] in (RunStatus.SUCCEEDED, RunStatus.FILTERED) else 1)
 
 
@@ -117,7 +102,7 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] 
         for p in registry.plugins
     ]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("plugin", "version", "vendors", "triggers", "actions")
     for p in registry.plugins:
@@ -134,7 +119,7 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] 
 @app.command()
 def schema() -> None:
     """Print the flow JSON Schema with every installed trigger's and action's input."""
-    _print_json(full_schema(load_registry()))
+    print_json(full_schema(load_registry()))
 
 
 @runs_app.command("list")
@@ -146,7 +131,7 @@ def runs_list(
     database_url: DatabaseUrl = None,
 ) -> None:
     """List runs, newest first."""
-    engine = _engine(data_dir, database_url)
+    engine = engine_for(data_dir, database_url)
     table = Table("run", "flow", "status", "step", "created", "error")
     for r in run_list(engine.store, flow_id=flow, status=status, limit=limit):
         table.add_row(
@@ -172,7 +157,7 @@ def events(
     database_url: DatabaseUrl = None,
 ) -> None:
     """List events, newest first: what started a run, and why others did not."""
-    engine = _engine(data_dir, database_url)
+    engine = engine_for(data_dir, database_url)
     table = Table("event", "received", "status", "flow or connection", "trigger", "run", "reason")
     for e in event_list(engine.store, flow_id=flow, status=status, limit=limit):
         table.add_row(
@@ -197,7 +182,7 @@ def runs_show(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Print a run with its steps' inputs and outputs (secrets and credentials masked)."""
-    engine = _engine(data_dir, database_url)
+    engine = engine_for(data_dir, database_url)
     try:
         detail = run_detail(engine.store, run_id, reveal=reveal)
     except KeyError:
@@ -206,7 +191,7 @@ def runs_show(
     if reveal:
         actor = f"cli ({getpass.getuser()}@{socket.gethostname()})"
         engine.store.audit.record(actor, "reveal", f"run {run_id}", engine.clock.now())
-    _print_json(detail)
+    print_json(detail)
 
 
 @runs_app.command("replay")
@@ -217,14 +202,14 @@ def runs_replay(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Replay a run from its failed step (or from the start) and wait for it."""
-    engine = _engine(data_dir, database_url)
+    engine = engine_for(data_dir, database_url)
     try:
         replay_run(engine.store, run_id, from_start=from_start, now=engine.clock.now())
     except LatchflowError as exc:
         err.print(str(exc))
         raise typer.Exit(1) from None
     asyncio.run(_run_once(engine, run_id))
-    _print_json(run_detail(engine.store, run_id))
+    print_json(run_detail(engine.store, run_id))
 
 
 @connections_app.command("add")
@@ -243,7 +228,7 @@ def connections_add(
 ) -> None:
     """Add or update a connection; secret fields are encrypted at rest. A new connection to a
     vendor that sends webhooks prints its webhook path once."""
-    engine = _engine(data_dir, database_url)
+    engine = engine_for(data_dir, database_url)
     values: dict[str, Any] = {}
     for item in config:
         key, sep, value = item.partition("=")
@@ -268,7 +253,7 @@ def connections_add(
     token = result.pop("webhook_token", None)
     if token is not None:
         result["webhook_path"] = webhook_path(vendor, connection_id, token)
-    _print_json(result)
+    print_json(result)
 
 
 def webhook_path(vendor: str, connection_id: str, token: str) -> str:
@@ -280,7 +265,7 @@ def connections_rotate_webhook_token(
     connection_id: str, data_dir: DataDir = None, database_url: DatabaseUrl = None
 ) -> None:
     """Give a connection a new webhook URL and print its path (the old URL stops working)."""
-    engine = _engine(data_dir, database_url)
+    engine = engine_for(data_dir, database_url)
     record = engine.store.get_connection(connection_id)
     if record is None:
         err.print(f"no connection {connection_id!r}; `latchflow connections list` shows them")
@@ -300,7 +285,7 @@ def _parse_value(text: str) -> Any:
 @connections_app.command("list")
 def connections_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """List connections (secrets are never shown)."""
-    engine = _engine(data_dir, database_url)
+    engine = engine_for(data_dir, database_url)
     table = Table("id", "vendor", "name", "settings")
     for record in engine.store.list_connections():
         table.add_row(record.id, record.vendor, record.name, json.dumps(record.config))
@@ -312,7 +297,7 @@ def connections_remove(
     connection_id: str, data_dir: DataDir = None, database_url: DatabaseUrl = None
 ) -> None:
     """Delete a connection."""
-    engine = _engine(data_dir, database_url)
+    engine = engine_for(data_dir, database_url)
     if not engine.store.delete_connection(connection_id):
         err.print(f"no connection {connection_id!r}")
         raise typer.Exit(1)
@@ -328,10 +313,10 @@ def nodes(
     """List the serve processes on this database: heartbeat, jobs in flight, alive or not."""
     from latchflow.backends.nodes import list_nodes
 
-    engine = _engine(data_dir, database_url, registry=Registry())
+    engine = engine_for(data_dir, database_url, registry=Registry())
     found = list_nodes(engine.store, engine.clock.now())
     if as_json:
-        _print_json([vars(node) for node in found])
+        print_json([vars(node) for node in found])
         return
     table = Table("node", "host", "backend", "started", "last heartbeat", "in flight", "alive")
     for node in found:
@@ -418,7 +403,7 @@ def apikey_create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create a management API key and print it once (only its hash is stored)."""
-    engine = _engine(data_dir, database_url, registry=Registry())
+    engine = engine_for(data_dir, database_url, registry=Registry())
     until = engine.clock.now() + timedelta(days=expires) if expires else None
     _, key = engine.store.api_keys.create(name, scope, until)
     print(key)
@@ -431,10 +416,10 @@ def apikey_list(
     database_url: DatabaseUrl = None,
 ) -> None:
     """List the API keys (never the keys themselves): scope, expiry, last use."""
-    engine = _engine(data_dir, database_url, registry=Registry())
+    engine = engine_for(data_dir, database_url, registry=Registry())
     keys = engine.store.api_keys.all()
     if as_json:
-        _print_json([shown_key(k) for k in keys])
+        print_json([shown_key(k) for k in keys])
         return
     table = Table("id", "name", "scope", "created", "expires", "last used")
     for k in keys:
@@ -461,7 +446,7 @@ def _when(moment: datetime | None) -> str | None:
 @apikey_app.command("revoke")
 def apikey_revoke(key_id: str, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Revoke an API key: requests with it are refused from now on."""
-    engine = _engine(data_dir, database_url, registry=Registry())
+    engine = engine_for(data_dir, database_url, registry=Registry())
     if not engine.store.api_keys.revoke(key_id):
         err.print(f"no API key {key_id!r}; `latchflow apikey list` shows them")
         raise typer.Exit(1)

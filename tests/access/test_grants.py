@@ -3,8 +3,9 @@ three simulators, moved, cancelled; and a revocation that fails before the vendo
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from latchflow.storage.runs import RunFilter
 from latchflow_unloc.testing import FRONT_DOOR
@@ -156,3 +157,40 @@ async def test_a_revocation_failing_three_times_is_revoked_on_the_fourth(sandbox
     assert [(r.status, r.output) for r in alerts] == [("succeeded", {"who": "Ada Lovelace"})]
     actions = [e.action for e in engine.store.audit.events(subject=f"credential {credential.id}")]
     assert actions[:2] == ["credential.revoked", "credential.revocation_overdue"]
+
+
+async def test_a_lost_answer_while_issuing_leaves_one_pin(sandbox: Sandbox) -> None:
+    room = await places(sandbox)
+    lost = {"kind": "lost", "path": "/api/eagle-pms/v1/createLockPin", "drop": True}
+    (await sandbox.sims["keyvox"].post("/_sim/faults", json=lost)).raise_for_status()
+    sandbox.engine.access.grants.grant({**booking(sandbox), "places": ["Room 12"]}, actor="test")
+    await sandbox.settle(horizon=600)
+    assert (await sandbox.sims["keyvox"].get("/_sim/faults")).json()["pending"] == 0
+    assert len((await active(sandbox, room))["keyvox"]) == 1
+    (credential,) = sandbox.engine.store.access.credentials()
+    assert (credential.state, credential.issues) == ("issued", 1)
+
+
+async def test_weekly_hours_move_from_one_occurrence_to_the_next(sandbox: Sandbox) -> None:
+    room = await places(sandbox)
+    oslo = ZoneInfo("Europe/Oslo")
+    tomorrow = datetime.combine(sandbox.clock.now().astimezone(oslo).date(), time(), oslo)
+    tomorrow += timedelta(days=1)
+    every_day = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}
+    grant = {
+        **booking(sandbox),
+        "places": ["Room 12"],
+        "starts": tomorrow.isoformat(),
+        "ends": (tomorrow + timedelta(days=7)).isoformat(),
+        "weekly": {**every_day, "start": "08:00", "end": "10:00"},
+    }
+    sandbox.engine.access.grants.grant(grant, actor="test")
+    await sandbox.settle(horizon=60)
+    ((start, end),) = (await active(sandbox, room))["keyvox"]
+    assert (start, end) == (tomorrow + timedelta(hours=8), tomorrow + timedelta(hours=10))
+
+    sandbox.clock.set(end)
+    await sandbox.settle(horizon=60)
+    assert (await active(sandbox, room))["keyvox"] == [
+        (start + timedelta(days=1), end + timedelta(days=1))
+    ]

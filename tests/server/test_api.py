@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 
 from latchflow.engine import Engine
 from latchflow.server import trigger_urls, vendor_webhooks
-from latchflow.server.api import audit, catalog, connections, flows, keys, nodes, runs
+from latchflow.server.api import access, audit, catalog, connections, flows, keys, nodes, runs
 from latchflow.server.state import ServerState
 from latchflow.testing import assert_no_secret
 
@@ -266,6 +266,7 @@ def test_openapi_lists_every_route_with_request_and_response_schemas(app: FastAP
         ("/api", nodes.router),
         ("/api", keys.router),
         ("/api", audit.router),
+        ("/api", access.router),
     ]
     routes = {
         (method, prefix + route.path)

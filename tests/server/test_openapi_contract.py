@@ -52,10 +52,19 @@ server's limit (the app under test has a small one)."""
 REFUSED = ["400", "401", "403", "404", "405", "409", "413", "415", "422"]
 """What invalid input may be answered: each a refusal, 413 included (the gate refuses a body over
 the limit before it reads it, whatever else is wrong)."""
-SEMANTIC_422 = ["save_flow", "put_flow", "put_connection"]
+SEMANTIC_422 = [
+    "save_flow",
+    "put_flow",
+    "put_connection",
+    "save_person",
+    "save_place",
+    "save_grant",
+    "update_grant",
+]
 """Operations whose body has rules JSON Schema cannot state (step references and expressions,
 a version higher than the stored one, the id in the URL, a vendor's settings that are required
-only when the connection is created): a schema-valid body may be refused 422, with JSON paths."""
+only when the connection is created, a place or time zone that must exist, a valid phone
+number): a schema-valid body may be refused 422, with JSON paths."""
 
 
 @dataclass

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from latchflow.access.calls import provider_context
 from latchflow.access.explain import Explainer
 from latchflow.access.grants import RECONCILE_FLOW, Grants, credential_view
 from latchflow.access.notices import Notices
+from latchflow.access.parts import provider_context
 from latchflow.access.reconciler import Reconciler
 from latchflow.access.usage import link_events
 from latchflow.access.verify import Verifier
@@ -75,12 +75,11 @@ class Access:
         self.records = store.access
         self.notices = Notices(store, clock)
         self.grants = Grants(store, registry, clock, self.install_flows)
+        parts = (store, registry, connections, clock, self.notices)
         grace = timedelta(seconds=self.settings.revocation_grace)
-        self.reconciler = Reconciler(store, registry, connections, clock, self.notices, grace)
-        self.verifier = Verifier(
-            store, registry, connections, clock, self.notices, self.settings.revoke_unknown
-        )
-        self.explainer = Explainer(store, registry, connections, clock)
+        self.reconciler = Reconciler(*parts, grace=grace)
+        self.verifier = Verifier(*parts, revoke_unknown=self.settings.revoke_unknown)
+        self.explainer = Explainer(*parts)
         self._bind(registry)
         if "access.reconcile" in registry.actions and self.records.places():
             self.install_flows()
@@ -205,7 +204,7 @@ class Access:
         code = None
         if credential.secret_sealed is not None:
             code = self.store.sealer.unseal(credential.secret_sealed)
-        self.notices.record("credential.revealed", credential, {"by": actor})
+        self.notices.record("credential.revealed", credential, {}, actor=actor)
         return {
             "credential": credential.id,
             "kind": credential.kind,

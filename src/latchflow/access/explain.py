@@ -7,15 +7,11 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from latchflow.access.calls import provider_context
+from latchflow.access.parts import Part, provider_context
 from latchflow.access.windows import grant_window, next_occurrence
-from latchflow.plugin.clock import Clock
 from latchflow.plugin.errors import LatchflowError
-from latchflow.plugin.host import Registry
 from latchflow.plugin.types import JSON
-from latchflow.runs.connections import Connections
 from latchflow.storage.models import CredentialRecord, GrantRecord
-from latchflow.storage.store import Store
 
 VENDOR_TIMEOUT = 10.0
 """Seconds to wait for a vendor's answer while explaining."""
@@ -52,16 +48,7 @@ class Explanation:
         }
 
 
-class Explainer:
-    def __init__(
-        self, store: Store, registry: Registry, connections: Connections, clock: Clock
-    ) -> None:
-        self.store = store
-        self.records = store.access
-        self.registry = registry
-        self.connections = connections
-        self.clock = clock
-
+class Explainer(Part):
     async def explain(self, person_key: str, place_key: str, at: datetime | None = None) -> JSON:
         return (await self._explain(person_key, place_key, at or self.clock.now())).as_json()
 
@@ -79,6 +66,9 @@ class Explainer:
             return found.fail("grant", f"no grant lets {person.name} open {place.name}")
         grant = _closest(grants, at)
         if not self._window(found, grant, at):
+            for credential in self.records.credentials(grant_id=grant.id):
+                if credential.place_id == place.id:
+                    self._revocation(found, credential)
             return found
         credentials = [
             c for c in self.records.credentials(grant_id=grant.id) if c.place_id == place.id
@@ -86,7 +76,7 @@ class Explainer:
         if not credentials:
             return found.fail("credential", f"{place.name} has no vendor resource to issue on")
         for credential in credentials:
-            await self._credential(found, credential)
+            await self._credential(found, credential, at)
         return found
 
     def _window(self, found: Explanation, grant: GrantRecord, at: datetime) -> bool:
@@ -117,7 +107,18 @@ class Explainer:
         found.ok("grant", f"grant {name} covers {at.isoformat()}")
         return True
 
-    async def _credential(self, found: Explanation, credential: CredentialRecord) -> None:
+    def _revocation(self, found: Explanation, credential: CredentialRecord) -> None:
+        """Whether a credential the grant no longer wants is gone at its vendor."""
+        link = f"credential on {credential.resource_kind} {credential.resource}"
+        if credential.state in ("revoked", "expired", "failed"):
+            found.ok(link, f"{credential.state} at {credential.updated_at.isoformat()}")
+        else:
+            error = f" ({credential.error})" if credential.error else ""
+            found.fail(link, f"{credential.state}: the vendor has not confirmed it gone yet{error}")
+
+    async def _credential(
+        self, found: Explanation, credential: CredentialRecord, at: datetime
+    ) -> None:
         link = f"credential on {credential.resource_kind} {credential.resource}"
         state = credential.state
         if state == "failed":
@@ -131,9 +132,11 @@ class Explainer:
             found.fail(link, f"{state} at {credential.updated_at.isoformat()}")
             return
         found.ok(link, f"{state} ({credential.kind}, vendor ids {credential.vendor_ids})")
-        await self._vendor(found, credential, link)
+        await self._vendor(found, credential, link, at)
 
-    async def _vendor(self, found: Explanation, credential: CredentialRecord, link: str) -> None:
+    async def _vendor(
+        self, found: Explanation, credential: CredentialRecord, link: str, at: datetime
+    ) -> None:
         provider = self.registry.providers.get(credential.resource_kind)
         if provider is None:
             found.fail(link, f"no installed plugin provides {credential.resource_kind!r}")
@@ -158,8 +161,11 @@ class Explainer:
         vendor = mine[0]
         status = f" ({vendor.status})" if vendor.status else ""
         if vendor.delivered is False:
-            found.fail("delivery", f"the vendor has not delivered it to the device yet{status}")
-            return
+            pending = f"the vendor has not delivered it to the device yet{status}"
+            if at <= self.clock.now():
+                found.fail("delivery", pending)
+                return
+            found.ok("delivery", f"{pending}; it has until {at.isoformat()}")
         found.ok("vendor", f"active at the vendor{status}")
         subject = f"credential {credential.id}"
         seen = [e for e in self.store.audit.events(50, subject) if e.action == "credential.event"]

@@ -112,7 +112,7 @@ class Grants:
         reference = data.get("reference") or key
         existing = self.records.grant(reference) if reference else None
         if existing is not None and reference is not None and existing.reference == reference:
-            return self.update(reference, data, actor)
+            return self.update(reference, data, actor, reopen=True)
         person = self.save_person(data.get("person") or {}, "$.person")
         grant = GrantRecord(
             id=new_id(),
@@ -126,13 +126,23 @@ class Grants:
         return self._save(_apply(grant, data, self.records.place), actor, "grant.created")
 
     def update(
-        self, key: str, data: JSON, actor: str, expected_version: int | None = None
+        self,
+        key: str,
+        data: JSON,
+        actor: str,
+        expected_version: int | None = None,
+        reopen: bool = False,
     ) -> GrantRecord:
+        """Change a grant; one that was cancelled or ended only when ``reopen`` (its reference
+        granted again, as a booking that is reinstated)."""
         grant = self._find(key)
         if grant.state != "active":
-            raise ValidationError.at(
-                "$.reference", f"grant {key!r} is {grant.state}; make a new grant instead"
-            )
+            if not reopen:
+                raise ValidationError.at(
+                    "$.reference",
+                    f"grant {key!r} is {grant.state}; grant its reference again to reopen it",
+                )
+            grant.state = "active"
         if data.get("person"):
             grant.person_id = self.save_person(data["person"], "$.person").id
         changed = _apply(grant, data, self.records.place)
@@ -228,7 +238,7 @@ def _apply(grant: GrantRecord, data: JSON, find_place: Any) -> GrantRecord:
 def _check_zone(name: str, path: str, errors: list[ErrorDetail]) -> None:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         errors.append(ErrorDetail(path, f"{name!r} is not an IANA time zone (e.g. Europe/Oslo)"))
 
 

@@ -26,10 +26,12 @@ class Notices:
             key = f"{trigger}:{event_id}"
             self.store.events.write([Delivery(flow, data, now, key) for flow in flows])
 
-    def record(self, action: str, credential: CredentialRecord, detail: JSON) -> None:
+    def record(
+        self, action: str, credential: CredentialRecord, detail: JSON, actor: str = ACTOR
+    ) -> None:
         subject = f"credential {credential.id}"
         detail = {"grant": credential.grant_id, "resource": credential.resource, **detail}
-        self.store.audit.record(ACTOR, action, subject, self.clock.now(), detail)
+        self.store.audit.record(actor, action, subject, self.clock.now(), detail)
 
     def credential_event(
         self, credential: CredentialRecord, state: str, error: str | None = None

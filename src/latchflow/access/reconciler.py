@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from latchflow.access.grants import RECONCILE_FLOW
-from latchflow.access.notices import Notices
+from latchflow.access.parts import Part
 from latchflow.access.windows import grant_window, next_change, wanted_window
 from latchflow.plugin.access import (
     AccessWindow,
@@ -25,38 +25,21 @@ from latchflow.plugin.access import (
     Holder,
     VendorCredential,
 )
-from latchflow.plugin.clock import Clock
 from latchflow.plugin.errors import FatalError, LatchflowError, RetryableError
-from latchflow.plugin.host import Registry
 from latchflow.plugin.timeparse import parse_moment
 from latchflow.plugin.types import JSON, Connection, Pending, RunContext
-from latchflow.runs.connections import Connections
 from latchflow.storage.access import SETTLED, Check
 from latchflow.storage.models import CredentialRecord, GrantRecord
-from latchflow.storage.store import Store
 
 LEASE_SECONDS = 300.0
 BUSY_WAIT = timedelta(seconds=2)
 """How long a run waits while another run works on the same credential."""
 
 
-class Reconciler:
-    def __init__(
-        self,
-        store: Store,
-        registry: Registry,
-        connections: Connections,
-        clock: Clock,
-        notices: Notices,
-        revocation_grace: timedelta,
-    ) -> None:
-        self.store = store
-        self.records = store.access
-        self.registry = registry
-        self.connections = connections
-        self.clock = clock
-        self.notices = notices
-        self.grace = revocation_grace
+@dataclass
+class Reconciler(Part):
+    grace: timedelta = timedelta(minutes=5)
+    """How long a revocation may take before it is reported overdue."""
 
     async def run(self, ctx: RunContext, data: JSON) -> JSON | Pending:
         """The ``access.reconcile`` step."""

@@ -8,20 +8,16 @@ carries on (a run cancelled by hand) is queued again.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from latchflow.access.grants import RECONCILE_FLOW
-from latchflow.access.notices import Notices
+from latchflow.access.parts import Part
 from latchflow.plugin.access import VendorCredential
-from latchflow.plugin.clock import Clock
 from latchflow.plugin.errors import LatchflowError
-from latchflow.plugin.host import Registry
 from latchflow.plugin.types import JSON, RunContext
-from latchflow.runs.connections import Connections
 from latchflow.storage.access import SETTLED
 from latchflow.storage.models import CredentialRecord
-from latchflow.storage.store import Store
 
 STALLED = timedelta(minutes=10)
 """Unsettled work left this long without a run holding it is queued again."""
@@ -32,23 +28,10 @@ def _key(ids: JSON | None) -> str:
     return json.dumps(ids or {}, sort_keys=True)
 
 
-class Verifier:
-    def __init__(
-        self,
-        store: Store,
-        registry: Registry,
-        connections: Connections,
-        clock: Clock,
-        notices: Notices,
-        revoke_unknown: bool,
-    ) -> None:
-        self.store = store
-        self.records = store.access
-        self.registry = registry
-        self.connections = connections
-        self.clock = clock
-        self.notices = notices
-        self.revoke_unknown = revoke_unknown
+@dataclass
+class Verifier(Part):
+    revoke_unknown: bool = False
+    """Revoke credentials nobody granted, instead of only reporting them."""
 
     async def run(self, ctx: RunContext, data: JSON) -> JSON:
         """The ``access.verify`` step: returns how many resources it saw, what drifted and

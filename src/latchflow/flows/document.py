@@ -48,7 +48,12 @@ BASE_SCHEMA: JSON = {
         },
         "name": {"type": "string", "minLength": 1, "description": "Human-readable name"},
         "description": {"type": "string"},
-        "version": {"type": "integer", "minimum": 1, "description": "Raise it on every change"},
+        "version": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 2147483647,
+            "description": "Raise it on every change",
+        },
         "enabled": {"type": "boolean", "default": True},
         "trigger": {
             "type": "object",

@@ -11,27 +11,31 @@ from latchflow.plugin.errors import FatalError
 def parse_moment(value: Any) -> datetime:
     """An aware UTC datetime from ISO 8601 (with a zone; none means UTC) or unix seconds.
 
-    Raises FatalError naming the value when it is neither.
+    Raises FatalError naming the value when it is neither, or out of range.
     """
+    try:
+        moment = _moment(value)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (OverflowError, OSError, ValueError):
+        raise FatalError(f"{value!r} is out of the range of dates (years 1 to 9999)") from None
+
+
+def _moment(value: Any) -> datetime:
     if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    if not isinstance(value, str):
         raise FatalError(f"expected a date-time or unix seconds, got {value!r}")
-    elif isinstance(value, int | float):
-        moment = datetime.fromtimestamp(value, UTC)
-    elif isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
-        moment = datetime.fromtimestamp(float(value), UTC)
-    elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise FatalError(
-                f"{value!r} is not an ISO 8601 date-time (e.g. 2026-03-01T15:00:00+01:00)"
-                " or unix seconds"
-            ) from None
-    else:
-        raise FatalError(f"expected a date-time or unix seconds, got {value!r}")
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if value.strip().lstrip("-").replace(".", "", 1).isdigit():
+        return datetime.fromtimestamp(float(value), UTC)
+    try:
+        return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise FatalError(
+            f"{value!r} is not an ISO 8601 date-time (e.g. 2026-03-01T15:00:00+01:00)"
+            " or unix seconds"
+        ) from None
 
 
 def unix_seconds(value: Any) -> int:

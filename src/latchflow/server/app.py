@@ -17,7 +17,7 @@ from latchflow.backends.embedded.clock import Scheduler
 from latchflow.backends.nodes import NodeHeartbeat, new_node_id
 from latchflow.engine import Engine
 from latchflow.server import gate, trigger_urls, vendor_webhooks
-from latchflow.server.api import audit, catalog, connections, flows, keys, nodes, runs
+from latchflow.server.api import access, audit, catalog, connections, flows, keys, nodes, runs
 from latchflow.server.auth import require_api_key
 from latchflow.server.errors import add_error_handlers, responses
 from latchflow.server.openapi import operation_id, refine
@@ -126,7 +126,7 @@ def _add_routes(app: FastAPI) -> None:
         dependencies=[Depends(require_api_key)],
         responses=responses(400, 401, 403, 413),
     )
-    for module in (flows, runs, connections, catalog, nodes, keys, audit):
+    for module in (flows, runs, connections, catalog, nodes, keys, audit, access):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(trigger_urls.router)

@@ -62,14 +62,21 @@ class AccessRecords:
     # people and places
 
     def save_person(self, person: PersonRecord) -> PersonRecord:
-        """Store a person; one with the same ``reference`` is updated instead."""
+        """Store a person; one with the same ``reference`` is updated instead, and without a
+        reference one with the same name, phone and e-mail is the same person."""
         with self._session() as session:
             if person.reference is not None:
-                known = session.exec(
-                    select(PersonRecord).where(PersonRecord.reference == person.reference)
-                ).first()
-                if known is not None:
-                    person.id, person.created_at = known.id, known.created_at
+                same = PersonRecord.reference == person.reference
+            else:
+                same = (
+                    (PersonRecord.name == person.name)
+                    & (PersonRecord.phone == person.phone)
+                    & (PersonRecord.email == person.email)
+                )
+            known = session.exec(select(PersonRecord).where(same)).first()
+            if known is not None:
+                person.id, person.created_at = known.id, known.created_at
+                person.reference = person.reference or known.reference
             person.updated_at = utcnow()
             session.merge(person)
             session.commit()

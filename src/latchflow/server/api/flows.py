@@ -3,12 +3,11 @@ their trigger URL tokens and signing secrets, and starting a run by hand."""
 
 from __future__ import annotations
 
-import re
 import secrets
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from latchflow.plugin.errors import ValidationError
 from latchflow.server import signing
@@ -25,6 +24,7 @@ from latchflow.server.schemas import (
     ValidationErrorBody,
 )
 from latchflow.server.state import ServerState, server_state
+from latchflow.server.versions import expected_version, if_match_header
 from latchflow.storage.models import FlowRecord
 from latchflow.storage.store import StaleWrite
 
@@ -88,35 +88,12 @@ def list_flows(request: Request, state: State) -> list[dict[str, Any]]:
     return [summary(request, r) for r in state.engine.store.list_flows()]
 
 
-ETAG = re.compile(r'(W/)?"?([0-9]{1,9})"?')
-"""A flow version's ETag as a client may send it back: ``"3"``, ``W/"3"`` or ``3``."""
-IF_MATCH = Header(
-    alias="if-match",
-    description=(
-        "The ETag of the version the change was made from (GET /api/flows/{id} sends it, e.g."
-        ' "3"), or *: if the flow is at another version now, nothing is saved (412)'
-    ),
-    json_schema_extra={"pattern": f"^(\\*|{ETAG.pattern})$"},
-)
+READ = "GET /api/flows/{id}"
+IF_MATCH = if_match_header("flow", READ)
 
 
 def etag(record: FlowRecord) -> str:
     return f'"{record.version}"'
-
-
-def expected_version(if_match: str | None) -> int | None:
-    """The version an ``If-Match`` header names, or 400 saying what to send."""
-    if if_match is None or if_match.strip() == "*":
-        return None
-    match = ETAG.fullmatch(if_match.strip())
-    if match is None:
-        raise Rejected(
-            400,
-            f"If-Match {if_match!r} is not an ETag of a flow version",
-            "header if-match",
-            'send the ETag GET /api/flows/{id} answered, e.g. "3"',
-        )
-    return int(match[2])
 
 
 @router.post(
@@ -134,7 +111,7 @@ def save_flow(
     if_match: Annotated[str | None, IF_MATCH] = None,
 ) -> dict[str, Any]:
     try:
-        record = state.engine.install_flow(document, expected_version(if_match))
+        record = state.engine.install_flow(document, expected_version(if_match, "flow", READ))
     except StaleWrite as exc:
         status = 412 if if_match is not None else 409
         raise Rejected(
