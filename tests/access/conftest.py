@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +22,8 @@ from latchflow.plugin.host import Registry, load_registry
 from latchflow.plugin.types import JSON
 from latchflow.storage.database import Settings
 from latchflow.testing import serve_app
+
+from ..server.pg import fresh_database
 
 WEBHOOKS = FastAPI()
 
@@ -80,12 +82,13 @@ def served(registry: Registry) -> Iterator[dict[str, str]]:
         yield urls
 
 
-@pytest.fixture
-async def sandbox(
-    tmp_path: Path, registry: Registry, served: dict[str, str]
+@asynccontextmanager
+async def open_sandbox(
+    data_dir: Path, registry: Registry, served: dict[str, str], database_url: str | None = None
 ) -> AsyncIterator[Sandbox]:
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
-    engine = Engine(Settings.from_environment(tmp_path / "data"), registry=registry, clock=clock)
+    settings = Settings.from_environment(data_dir, database_url)
+    engine = Engine(settings, registry=registry, clock=clock)
     sims = {}
     for key in SIMULATED:
         vendor = registry.vendors[key]
@@ -94,7 +97,27 @@ async def sandbox(
         await engine.connections.save(key, key, key, config)
         sims[key] = httpx.AsyncClient(base_url=served[key], timeout=10.0)
     await sims["unloc"].post("/_sim/settings", json={"job_delay": 0.05})
-    yield Sandbox(engine, make_dispatcher(engine.executor), clock, sims)
-    for client in sims.values():
-        await client.aclose()
-    await engine.close()
+    try:
+        yield Sandbox(engine, make_dispatcher(engine.executor), clock, sims)
+    finally:
+        for client in sims.values():
+            await client.aclose()
+        await engine.close()
+
+
+@pytest.fixture
+async def sandbox(
+    tmp_path: Path, registry: Registry, served: dict[str, str]
+) -> AsyncIterator[Sandbox]:
+    async with open_sandbox(tmp_path / "data", registry, served) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def pg_sandbox(
+    tmp_path: Path, registry: Registry, served: dict[str, str]
+) -> AsyncIterator[Sandbox]:
+    """The same on the PostgreSQL backend (procrastinate dispatches the runs)."""
+    with fresh_database() as url:
+        async with open_sandbox(tmp_path / "data", registry, served, url) as opened:
+            yield opened

@@ -83,6 +83,14 @@ def windows(data: dict[str, Any]) -> list[tuple[datetime, datetime]]:
 
 
 async def test_a_grant_is_issued_moved_and_cancelled_at_every_vendor(sandbox: Sandbox) -> None:
+    await issue_move_cancel(sandbox)
+
+
+async def test_the_same_on_postgresql(pg_sandbox: Sandbox) -> None:
+    await issue_move_cancel(pg_sandbox)
+
+
+async def issue_move_cancel(sandbox: Sandbox) -> None:
     room = await places(sandbox)
     grants = sandbox.engine.access.grants
     first = booking(sandbox)
