@@ -112,9 +112,15 @@ ROOM = {
 }
 
 
-async def test_places_and_people_are_saved_and_found(api: Any) -> None:
-    created = await api("POST", "/api/places", json=ROOM)
-    assert created.status_code == 201, created.text
+async def test_places_and_people_are_saved_and_found(api: Any, state: ServerState) -> None:
+    assert state.engine.store.get_flow("access-verify") is None  # access not in use yet
+    await state.scheduler.start()
+    try:
+        created = await api("POST", "/api/places", json=ROOM)
+        assert created.status_code == 201, created.text
+        assert "schedule:access-verify" in state.scheduler.jobs()
+    finally:
+        state.scheduler.shutdown()
     again = await api("POST", "/api/places", json=ROOM | {"description": "2nd floor"})
     assert again.status_code == 200 and again.json()["id"] == created.json()["id"]
     assert [p["name"] for p in (await api("GET", "/api/places", "read")).json()] == ["Room 12"]

@@ -162,6 +162,7 @@ def save_place(response: Response, state: State, body: Annotated[dict[str, Any],
     access = state.engine.access
     known = isinstance(body.get("name"), str) and access.records.place(body["name"].strip())
     place = access.grants.save_place(checked(body, PLACE_IN))
+    state.flows_changed()  # the first place installs the scheduled verification
     if known and known.id == place.id:
         response.status_code = 200
     return _record(place)
