@@ -202,3 +202,37 @@ async def test_weekly_hours_move_from_one_occurrence_to_the_next(sandbox: Sandbo
     assert (await active(sandbox, room))["keyvox"] == [
         (start + timedelta(days=1), end + timedelta(days=1))
     ]
+
+
+async def test_a_refused_credential_is_issued_once_the_grant_is_fixed(sandbox: Sandbox) -> None:
+    await places(sandbox)
+    engine = sandbox.engine
+    engine.install_flow(
+        {
+            "id": "failed-alert",
+            "name": "Tell the manager",
+            "version": 1,
+            "trigger": {"type": "access.credential_failed"},
+            "steps": [
+                {
+                    "id": "note",
+                    "action": "core.set",
+                    "input": {"values": {"why": "{{ trigger.error }}"}},
+                }
+            ],
+        }
+    )
+    no_phone = {**booking(sandbox), "places": ["Front door"], "person": {"name": "Ada Lovelace"}}
+    engine.access.grants.grant(no_phone, actor="test")
+    await sandbox.settle(horizon=60)
+    (credential,) = engine.store.access.credentials()
+    assert credential.state == "failed" and "phone number" in (credential.error or "")
+    (alert,) = engine.store.history.runs(RunFilter(flow_id="failed-alert"))
+    assert "phone number" in alert.output["why"]
+
+    engine.access.grants.grant(
+        {**no_phone, "person": {"name": "Ada Lovelace", "phone": "+4799887766"}}, actor="test"
+    )
+    await sandbox.settle(horizon=60)
+    (credential,) = engine.store.access.credentials()
+    assert (credential.state, credential.issues) == ("issued", 2)

@@ -50,13 +50,13 @@ class Reconciler(Part):
         try:
             result = await self._reconcile(ctx, credential_id)
         except BaseException:
-            self.records.update_credential(credential_id, now, lease_run=None, lease_until=None)
+            self.records.update_credential(credential_id, now, lease_until=None)
             raise
         if isinstance(result, Pending):
             until = result.check_at + timedelta(seconds=LEASE_SECONDS)
             self.records.update_credential(credential_id, now, lease_until=until)
         else:
-            self.records.update_credential(credential_id, now, lease_run=None, lease_until=None)
+            self.records.update_credential(credential_id, now, lease_until=None)
         return result
 
     async def _reconcile(self, ctx: RunContext, credential_id: str) -> JSON | Pending:
@@ -78,10 +78,11 @@ class Reconciler(Part):
             return Pending(held_until, ctx.state or {})
         call = _Call(ctx, live.connection, credential)
         window = wanted_window(grant, now, provider.weekly_hours) if credential.wanted else None
-        if window is None:
-            outcome = await self._revoke(call, provider, grant)
-        else:
-            outcome = await self._issue(call, provider, grant, window)
+        async with live.slots:  # the vendor's max_concurrency, as for any step
+            if window is None:
+                outcome = await self._revoke(call, provider, grant)
+            else:
+                outcome = await self._issue(call, provider, grant, window)
         if isinstance(outcome, Pending):
             return outcome
         self._check_again(credential.id, window, now)

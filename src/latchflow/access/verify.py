@@ -18,6 +18,7 @@ from latchflow.plugin.errors import LatchflowError
 from latchflow.plugin.types import JSON, RunContext
 from latchflow.storage.access import SETTLED
 from latchflow.storage.models import CredentialRecord
+from latchflow.storage.status import ACTIVE
 
 STALLED = timedelta(minutes=10)
 """Unsettled work left this long without a run holding it is queued again."""
@@ -170,14 +171,17 @@ class Verifier(Part):
         return {"resource": vendor.resource, "ids": vendor.ids, "problem": problem}
 
     def _stalled(self) -> list[JSON]:
-        """Unsettled credentials that no run has touched for a while: queued again."""
+        """Unsettled credentials whose last run ended (a person cancelled it) and that no run
+        has touched for a while: queued again."""
         now = self.clock.now()
         drift: list[JSON] = []
         for credential in self.records.credentials(unsettled=True):
-            if credential.state in LIVE and credential.wanted:
+            if (credential.state in LIVE and credential.wanted) or credential.state == "failed":
                 continue
-            leased = credential.lease_until is not None and credential.lease_until > now
-            if leased or now - credential.updated_at < STALLED:
+            last = self.store.history.get(credential.lease_run) if credential.lease_run else None
+            if last is not None and last.status in ACTIVE:
+                continue  # its run carries on (waiting for a retry, a vendor's job)
+            if now - credential.updated_at < STALLED:
                 continue
             drift.append(
                 {"credential": credential.id, "problem": f"{credential.state}: queued again"}

@@ -212,7 +212,9 @@ class AccessRecords:
                         created_at=now,
                     )
                 else:
-                    if not credential.wanted and credential.state in SETTLED:
+                    if credential.state == "failed" or (
+                        not credential.wanted and credential.state in SETTLED
+                    ):
                         credential.issues += 1  # a new issuance, with its own key
                         credential.state, credential.vendor_ids = "issuing", None
                         credential.secret_sealed, credential.error = None, None
@@ -283,14 +285,15 @@ class AccessRecords:
 
     def lease(self, credential_id: str, run_id: str, now: datetime, seconds: float) -> bool:
         """Take the credential for a run (or extend the run's lease); False while another
-        run holds an unexpired lease on it."""
+        run holds an unexpired lease on it. ``lease_run`` stays once the lease is released
+        (``lease_until`` None): the last run that worked on the credential."""
         with self._session() as session:
             taken = session.execute(
                 update(CredentialRecord)
                 .where(
                     col(CredentialRecord.id) == credential_id,
                     or_(
-                        col(CredentialRecord.lease_run).is_(None),
+                        col(CredentialRecord.lease_until).is_(None),
                         col(CredentialRecord.lease_run) == run_id,
                         col(CredentialRecord.lease_until) < now,
                     ),
