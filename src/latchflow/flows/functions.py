@@ -43,10 +43,6 @@ def _moment(function: str, value: Any) -> datetime:
         moment = parse_moment(value)
     except FatalError as exc:
         raise ExpressionError(f"{function}(): {exc}") from None
-    except (ValueError, OverflowError, OSError):
-        raise ExpressionError(
-            f"{function}(): {show(value)} is out of the supported date range"
-        ) from None
     if isinstance(value, str):
         try:
             original = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
