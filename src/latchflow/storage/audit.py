@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
 
 from latchflow.plugin.types import JSON
@@ -20,6 +19,8 @@ from latchflow.storage.models import AuditEvent
 
 GENESIS = "0" * 64
 """The previous hash of the first entry."""
+CHAIN_LOCK = 0x1A7C4
+"""PostgreSQL advisory lock key that serialises appends to the chain."""
 
 
 def chain_hash(previous: str, entry: dict[str, Any]) -> str:
@@ -51,16 +52,16 @@ class Audit:
     def record(
         self, actor: str, action: str, subject: str, at: datetime, detail: JSON | None = None
     ) -> None:
-        """Append an entry to the chain (another writer taking the same place: try again)."""
-        for _ in range(20):
-            try:
-                with Session(self.engine) as session:
-                    session.add(self._next(session, actor, action, subject, at, detail))
-                    session.commit()
-                return
-            except IntegrityError:
-                continue
-        raise RuntimeError("the audit record stayed contended for 20 attempts")
+        """Append an entry to the chain. Appends are serialised: the transaction takes the
+        database's write lock (SQLite) or the chain's advisory lock (PostgreSQL) before it
+        reads the last entry, so no two writers build on the same one."""
+        with Session(self.engine) as session:
+            if self.engine.dialect.name == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
+            else:  # a first statement that writes takes SQLite's lock, waiting for it
+                session.execute(text("UPDATE audit_events SET seq = seq WHERE 1 = 0"))
+            session.add(self._next(session, actor, action, subject, at, detail))
+            session.commit()
 
     def _next(
         self,
