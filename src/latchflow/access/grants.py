@@ -13,7 +13,7 @@ from latchflow.plugin.errors import ErrorDetail, FatalError, ValidationError
 from latchflow.plugin.host import Registry
 from latchflow.plugin.timeparse import parse_moment
 from latchflow.plugin.types import JSON
-from latchflow.storage.access import Target
+from latchflow.storage.access import Change, Target
 from latchflow.storage.events import new_id
 from latchflow.storage.models import CredentialRecord, GrantRecord, PersonRecord, PlaceRecord
 from latchflow.storage.store import Store
@@ -171,9 +171,8 @@ class Grants:
             flow = self.store.get_flow(RECONCILE_FLOW)
         assert flow is not None
         now = self.clock.now()
-        saved = self.records.save_grant(grant, targets, flow, now, expected_version)
-        self.store.audit.record(actor, action, f"grant {saved.id}", now, _summary(saved))
-        return saved
+        change = Change(actor, action, _summary)
+        return self.records.save_grant(grant, targets, flow, now, change, expected_version)
 
     def targets(self, grant: GrantRecord) -> list[Target]:
         """A credential on every resource of every place, of the first kind the grant prefers

@@ -17,7 +17,9 @@ def parse_moment(value: Any) -> datetime:
         moment = _moment(value)
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except (OverflowError, OSError, ValueError):
-        raise FatalError(f"{value!r} is out of the supported date range (years 1 to 9999)") from None
+        raise FatalError(
+            f"{value!r} is out of the supported date range (years 1 to 9999)"
+        ) from None
 
 
 def _moment(value: Any) -> datetime:

@@ -6,7 +6,7 @@ change is never stored without the work that carries it out, nor the work withou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select, update
 
 from latchflow.plugin.errors import ValidationError
 from latchflow.plugin.types import JSON
+from latchflow.storage.audit import Audit
 from latchflow.storage.events import Delivery, EventWriter, new_id
 from latchflow.storage.models import (
     CredentialRecord,
@@ -51,10 +52,21 @@ class Check:
     key: str
 
 
+@dataclass(frozen=True)
+class Change:
+    """Who changed a grant and how, for the audit entry written with the change."""
+
+    actor: str
+    action: str
+    describe: Callable[[GrantRecord], JSON]
+    """The entry's detail, from the grant as saved."""
+
+
 class AccessRecords:
-    def __init__(self, engine: Engine, events: EventWriter) -> None:
+    def __init__(self, engine: Engine, events: EventWriter, audit: Audit) -> None:
         self.engine = engine
         self.events = events
+        self.audit = audit
 
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -152,16 +164,18 @@ class AccessRecords:
         targets: Sequence[Target],
         flow: FlowRecord,
         now: datetime,
+        change: Change,
         expected_version: int | None = None,
     ) -> GrantRecord:
         """Store a new or changed grant, the credentials it should have (those it no longer
-        should are marked unwanted) and a run that reconciles each one, in one transaction.
+        should are marked unwanted), a run that reconciles each one and the audit entry, in
+        one transaction.
 
         ``expected_version``: the grant's version the change was made from; another one stored
         raises ``ValidationError`` (read it again and make the change on what it is now).
         """
         try:
-            return self._save_grant(grant, targets, flow, now, expected_version)
+            return self._save_grant(grant, targets, flow, now, change, expected_version)
         except IntegrityError as exc:
             raise ValidationError.at(
                 "$.reference",
@@ -174,9 +188,11 @@ class AccessRecords:
         targets: Sequence[Target],
         flow: FlowRecord,
         now: datetime,
+        change: Change,
         expected_version: int | None,
     ) -> GrantRecord:
         with self._session() as session:
+            self.audit.lock(session)
             stored = session.get(GrantRecord, grant.id)
             if stored is not None:
                 if expected_version is not None and stored.version != expected_version:
@@ -235,9 +251,13 @@ class AccessRecords:
             session.flush()
             checks = [Check(c.id, now, f"{c.id}:{c.generation}") for c in changed]
             self._queue_checks(session, checks, flow, now)
-            session.commit()
             saved = session.get(GrantRecord, grant.id)
             assert saved is not None
+            subject = f"grant {saved.id}"
+            self.audit.append(
+                session, change.actor, change.action, subject, now, change.describe(saved)
+            )
+            session.commit()
             return saved
 
     def set_grant_state(self, grant_id: str, state: str, now: datetime) -> None:

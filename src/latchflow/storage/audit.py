@@ -56,12 +56,28 @@ class Audit:
         database's write lock (SQLite) or the chain's advisory lock (PostgreSQL) before it
         reads the last entry, so no two writers build on the same one."""
         with Session(self.engine) as session:
-            if self.engine.dialect.name == "postgresql":
-                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
-            else:  # a first statement that writes takes SQLite's lock, waiting for it
-                session.execute(text("UPDATE audit_events SET seq = seq WHERE 1 = 0"))
-            session.add(self._next(session, actor, action, subject, at, detail))
+            self.lock(session)
+            self.append(session, actor, action, subject, at, detail)
             session.commit()
+
+    def lock(self, session: Session) -> None:
+        """Take the chain for this transaction: its first statement, before anything is read."""
+        if self.engine.dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
+        else:  # a first statement that writes takes SQLite's lock, waiting for it
+            session.execute(text("UPDATE audit_events SET seq = seq WHERE 1 = 0"))
+
+    def append(
+        self,
+        session: Session,
+        actor: str,
+        action: str,
+        subject: str,
+        at: datetime,
+        detail: JSON | None,
+    ) -> None:
+        """Add an entry in a transaction that took the chain with ``lock``."""
+        session.add(self._next(session, actor, action, subject, at, detail))
 
     def _next(
         self,

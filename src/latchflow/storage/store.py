@@ -95,7 +95,7 @@ class Store:
         self.holds = Holds(self.engine)
         self.api_keys = ApiKeys(self.engine)
         self.audit = Audit(self.engine)
-        self.access = AccessRecords(self.engine, self.events)
+        self.access = AccessRecords(self.engine, self.events, self.audit)
         self._reader = QuickReader(self.engine)
         self._switch_records: dict[str, tuple[tuple[Any, ...], FlowRecord]] = {}
         self._versions: dict[tuple[str, int], Flow] = {}
