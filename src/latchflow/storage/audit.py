@@ -88,7 +88,9 @@ class Audit:
         at: datetime,
         detail: JSON | None,
     ) -> AuditEvent:
-        last = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc())).first()
+        last = session.exec(
+            select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)
+        ).first()
         entry: dict[str, Any] = {
             "id": new_id(),
             "seq": 1 if last is None else last.seq + 1,
