@@ -85,7 +85,7 @@ class AccessRecords:
                     & (PersonRecord.phone == person.phone)
                     & (PersonRecord.email == person.email)
                 )
-            known = session.exec(select(PersonRecord).where(same)).first()
+            known = session.exec(select(PersonRecord).where(same).limit(1)).first()
             if known is not None:
                 person.id, person.created_at = known.id, known.created_at
                 person.reference = person.reference or known.reference
