@@ -56,8 +56,8 @@ def wait_for(check: Any, timeout: float, what: str) -> Any:
 
 class Server:
     """``latchflow serve`` in a subprocess; ``sandbox`` loads the installed vendor plugins and
-    starts their simulators (other servers load no plugins). ``options`` are more ``serve``
-    options."""
+    starts their simulators (other servers load the ``plugins`` named, by default none).
+    ``options`` are more ``serve`` options."""
 
     def __init__(
         self,
@@ -67,6 +67,7 @@ class Server:
         port: int,
         sandbox: bool = False,
         options: Sequence[str] = (),
+        plugins: str = "",
     ) -> None:
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
@@ -74,7 +75,7 @@ class Server:
         args += ["--data-dir", str(data_dir), "--workers", str(workers), *options]
         if flows is not None:
             args += ["--flows", str(flows)]
-        env = os.environ | ENV
+        env = os.environ | ENV | {"LATCHFLOW_LOAD_PLUGINS": plugins}
         if sandbox:
             args.append("--sandbox")
             env.pop("LATCHFLOW_LOAD_PLUGINS")
