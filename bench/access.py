@@ -246,9 +246,16 @@ def progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def active_pins(keyvox: str, units: set[str]) -> int:
-    pins = httpx.get(f"{keyvox}/_sim/state", timeout=120).json()["pins"]
-    return sum(p.get("unitId") in units and p["pinStatus"] != "4" for p in pins)
+def active(bases: list[str], units: set[str]) -> str:
+    """What works at the simulators: PINs on the units (and keys at the Unloc simulator)."""
+    pins = httpx.get(f"{bases[0]}/_sim/state", timeout=120).json()["pins"]
+    found = f"{sum(p.get('unitId') in units and p['pinStatus'] != '4' for p in pins):,} PINs"
+    if len(bases) > 1:
+        from latchflow_unloc.access import LIVE_STATES
+
+        keys = httpx.get(f"{bases[1]}/_sim/state", timeout=120).json()["keys"]
+        found += f" and {sum(k['state'] in LIVE_STATES for k in keys):,} Unloc keys"
+    return found
 
 
 def main() -> None:
@@ -310,12 +317,12 @@ def measure(
     )
     issue.wait(lambda: count(engine, col(CredentialRecord.state).in_(["issued", "active"])))
     failed = count(engine, CredentialRecord.state == "failed")
-    pins_issued = active_pins(bases[0], set(units))
+    after_issue = active(bases, set(units))
 
     cancel = Phase("cancel", per_grant, bases, args.timeout)
     cancel.write(issue.grants, lambda n: grants.cancel(f"BENCH-{n}", actor="bench"))
     cancel.wait(lambda: count(engine, CredentialRecord.state == "revoked"))
-    pins_left = active_pins(bases[0], set(units))
+    after_cancel = active(bases, set(units))
 
     kind = "a KEYVOX PIN and an Unloc key" if front_door else "a KEYVOX PIN"
     options = " ".join(serve_options(args)) or "default options"
@@ -327,7 +334,7 @@ def measure(
         "|---|---|---|---|---|",
         issue.row("issued"),
         cancel.row("revoked"),
-        f"active KEYVOX PINs on the units: {pins_issued:,} after issuing, {pins_left:,} after"
+        f"active at the simulators: {after_issue} after issuing, {after_cancel} after"
         f" cancelling; credentials failed: {failed}; reconcile runs that did not finish their"
         f" work: {dict(stuck_runs(engine)) or 'none'}",
         *(f"  a reconcile run's error: {error}" for error in run_errors(engine)),
