@@ -84,7 +84,7 @@ async def start_sandboxes(
     engine: Engine, public_base: str
 ) -> tuple[list[uvicorn.Server], list[str]]:
     """Run each vendor's simulator on loopback and save its ``sandbox-<vendor>`` connection,
-    and a place for each resource it simulates."""
+    and a place for each resource it simulates (``Access.sync_places``)."""
     servers: list[uvicorn.Server] = []
     problems: list[str] = []
     for vendor in engine.registry.vendors.values():
@@ -113,7 +113,7 @@ async def start_sandboxes(
             await engine.connections.save(
                 connection_id, vendor.key, f"{vendor.title} sandbox", config, webhook_token=token
             )
-            await engine.access.add_places(connection_id)
+            await engine.access.sync_places(connection_id)
         except Exception as exc:  # one vendor's sandbox failing must not stop the server
             problems.append(f"sandbox {vendor.key}: {type(exc).__name__}: {exc}")
             continue

@@ -140,32 +140,44 @@ class Access:
             },
         ]
 
-    async def add_places(self, connection_id: str) -> int:
-        """A place for each resource the connection's vendor lists (one with the same name gets
-        the resource added); returns how many resources were new."""
+    async def sync_places(self, connection_id: str) -> int:
+        """Make the places match the resources the connection's vendor lists: a place for
+        each, named as the vendor names it (a place of that name gets the resource), and the
+        connection's resources the vendor no longer lists taken off their places (a sandbox's
+        simulator is new at every start). Returns how many places changed."""
         live = await self.connections.get(connection_id)
-        providers = {
-            id(p): p
-            for p in self.registry.providers.values()
-            if p.vendor == live.connection.vendor and p.resources is not None
-        }
         ctx = provider_context(live.connection, self.grants.clock, f"places:{connection_id}")
-        added = 0
-        for provider in providers.values():
-            assert provider.resources is not None
+        listed: dict[str, list[JSON]] = {}
+        kinds: set[str] = set()
+        for provider in {id(p): p for p in self.registry.providers.values()}.values():
+            if provider.vendor != live.connection.vendor or provider.resources is None:
+                continue
             for kind in provider.resource_kinds:
+                kinds.add(kind.key)
                 for resource in await provider.resources(ctx, kind.key):
                     entry = {"connection": connection_id, "kind": kind.key, "id": resource.id}
-                    place = self.records.place(resource.name)
-                    known = place.resources if place else []
-                    if entry in known:
-                        continue
-                    zone = place.timezone if place else "UTC"
-                    self.grants.save_place(
-                        {"name": resource.name, "timezone": zone, "resources": [*known, entry]}
-                    )
-                    added += 1
-        return added
+                    listed.setdefault(resource.name, []).append(entry)
+        changed = 0
+        for place in self.records.places():
+            ours = [
+                r
+                for r in place.resources
+                if r["connection"] == connection_id and r["kind"] in kinds
+            ]
+            wanted = listed.pop(place.name, [])
+            if sorted(map(str, ours)) != sorted(map(str, wanted)):
+                others = [r for r in place.resources if r not in ours]
+                data = {
+                    "name": place.name,
+                    "timezone": place.timezone,
+                    "description": place.description,
+                }
+                self.grants.save_place({**data, "resources": others + wanted})
+                changed += 1
+        for name, resources in listed.items():
+            self.grants.save_place({"name": name, "resources": resources})
+            changed += 1
+        return changed
 
     def link_events(
         self, connection_id: str, events: Sequence[TriggerEvent | UnmappedEvent]
