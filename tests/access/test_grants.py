@@ -3,6 +3,7 @@ three simulators, moved, cancelled; and a revocation that fails before the vendo
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -236,3 +237,26 @@ async def test_a_refused_credential_is_issued_once_the_grant_is_fixed(sandbox: S
     await sandbox.settle(horizon=60)
     (credential,) = engine.store.access.credentials()
     assert (credential.state, credential.issues) == ("issued", 2)
+
+
+async def test_a_room_given_back_while_its_revocation_is_under_way_gets_a_working_pin(
+    sandbox: Sandbox,
+) -> None:
+    room = await places(sandbox)
+    grants = sandbox.engine.access.grants
+    grants.grant({**booking(sandbox), "places": ["Room 12", "Front door"]}, actor="test")
+    await sandbox.settle(horizon=60)
+    slow = {"kind": "slow", "delay": 1.0, "path": "/api/eagle-pms/v1/disableLockPin"}
+    (await sandbox.sims["keyvox"].post("/_sim/faults", json=slow)).raise_for_status()
+    grants.update("B-1001", {"places": ["Front door"]}, actor="test")
+    revoking = asyncio.create_task(sandbox.dispatcher.drain())
+    await asyncio.sleep(0.5)  # the room's PIN is being revoked at KEYVOX
+    grants.update("B-1001", {"places": ["Room 12", "Front door"]}, actor="test")
+    await revoking
+    await sandbox.settle(horizon=600)
+
+    room_credential = next(
+        c for c in sandbox.engine.store.access.credentials() if c.resource_kind == "keyvox.unit"
+    )
+    assert (room_credential.state, room_credential.issues) == ("issued", 2)
+    assert len((await active(sandbox, room))["keyvox"]) == 1

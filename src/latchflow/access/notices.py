@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from latchflow.plugin.clock import Clock
 from latchflow.plugin.types import JSON
+from latchflow.storage.audit import AuditEntry
 from latchflow.storage.events import Delivery
 from latchflow.storage.models import CredentialRecord
 from latchflow.storage.store import Store
@@ -18,20 +19,30 @@ class Notices:
         self.store = store
         self.clock = clock
 
-    def fire(self, trigger: str, event_id: str, data: JSON) -> None:
-        """Start every enabled flow on ``trigger`` with ``data``, once per ``event_id``."""
+    def deliveries(self, trigger: str, event_id: str, data: JSON) -> list[Delivery]:
+        """Runs of every enabled flow on ``trigger`` with ``data``, once per ``event_id``."""
         flows = [f for f in self.store.list_flows() if f.enabled and f.trigger_type == trigger]
         now = self.clock.now()
-        if flows:
-            key = f"{trigger}:{event_id}"
-            self.store.events.write([Delivery(flow, data, now, key) for flow in flows])
+        return [Delivery(flow, data, now, f"{trigger}:{event_id}") for flow in flows]
+
+    def fire(self, trigger: str, event_id: str, data: JSON) -> None:
+        deliveries = self.deliveries(trigger, event_id, data)
+        if deliveries:
+            self.store.events.write(deliveries)
+
+    def entry(
+        self, action: str, credential: CredentialRecord, detail: JSON, actor: str = ACTOR
+    ) -> AuditEntry:
+        detail = {"grant": credential.grant_id, "resource": credential.resource, **detail}
+        return AuditEntry(actor, action, f"credential {credential.id}", detail)
 
     def record(
         self, action: str, credential: CredentialRecord, detail: JSON, actor: str = ACTOR
     ) -> None:
-        subject = f"credential {credential.id}"
-        detail = {"grant": credential.grant_id, "resource": credential.resource, **detail}
-        self.store.audit.record(actor, action, subject, self.clock.now(), detail)
+        entry = self.entry(action, credential, detail, actor)
+        self.store.audit.record(
+            entry.actor, entry.action, entry.subject, self.clock.now(), entry.detail
+        )
 
     def credential_event(
         self, credential: CredentialRecord, state: str, error: str | None = None

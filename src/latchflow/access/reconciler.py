@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from latchflow.access.grants import RECONCILE_FLOW
 from latchflow.access.parts import Part
@@ -29,6 +30,7 @@ from latchflow.plugin.errors import FatalError, LatchflowError, RetryableError
 from latchflow.plugin.timeparse import parse_moment
 from latchflow.plugin.types import JSON, Connection, Pending, RunContext
 from latchflow.storage.access import SETTLED, Check
+from latchflow.storage.audit import AuditEntry
 from latchflow.storage.models import CredentialRecord, GrantRecord
 
 LEASE_SECONDS = 300.0
@@ -95,6 +97,25 @@ class Reconciler(Part):
     ) -> str | Pending:
         credential = call.credential
         now = self.clock.now()
+        if credential.vendor_ids is not None and credential.state in ("revoking", *SETTLED):
+            # wanted again after its revocation began: finish that one, then issue anew
+            if credential.state == "revoking":
+                revoked = await self._revoke_at_vendor(
+                    call, provider, _vendor_credential(credential)
+                )
+                if isinstance(revoked, Pending):
+                    return revoked
+            self._update(
+                credential,
+                entry=self.notices.entry("credential.revoked", credential, {}),
+                vendor_ids=None,
+                secret_sealed=None,
+                issues=credential.issues + 1,
+                state="issuing",
+                attempts=0,
+            )
+            call = self._reread(call)
+            credential = call.credential
         if credential.vendor_ids is None:
             window = call.asked("issue", window)
             request = self._request(credential, grant, window)
@@ -111,13 +132,7 @@ class Reconciler(Part):
                 raise
             if isinstance(result, Pending):
                 return call.pending(result, "issue", window)
-            state = self._issued(credential, result, window, now)
-            self.notices.record("credential.issued", credential, _window(window))
-            event = self.notices.credential_event(credential, state)
-            self.notices.fire(
-                "access.credential_issued", f"{credential.id}:{credential.issues}", event
-            )
-            return state
+            return self._issued(credential, result, window, now, "credential.issued")
         if (credential.starts_at, credential.ends_at) == (window.starts_at, window.ends_at):
             state = "active" if now >= window.starts_at else "issued"
             if state != credential.state:
@@ -128,9 +143,9 @@ class Reconciler(Part):
             revoked = await self._revoke_at_vendor(call, provider, current)
             if isinstance(revoked, Pending):
                 return revoked
-            self.notices.record("credential.revoked", credential, {"reason": "window moved"})
             self._update(
                 credential,
+                entry=self.notices.entry("credential.revoked", credential, {"reason": "moved"}),
                 vendor_ids=None,
                 secret_sealed=None,
                 issues=credential.issues + 1,
@@ -148,9 +163,7 @@ class Reconciler(Part):
             raise
         if isinstance(result, Pending):
             return call.pending(result, "change", window)
-        state = self._issued(credential, result, window, now)
-        self.notices.record("credential.changed", credential, _window(window))
-        return state
+        return self._issued(credential, result, window, now, "credential.changed")
 
     def _issued(
         self,
@@ -158,13 +171,21 @@ class Reconciler(Part):
         result: VendorCredential,
         window: AccessWindow,
         now: datetime,
+        action: str,
     ) -> str:
+        """Record what the vendor issued (or moved), its audit entry and, for a new issuance,
+        the ``access.credential_issued`` runs, together."""
         state = "active" if now >= window.starts_at else "issued"
         sealed = credential.secret_sealed
         if result.secret is not None:
             sealed = self.store.sealer.seal(result.secret)
+        notice = None
+        if action == "credential.issued":
+            notice = ("access.credential_issued", self.notices.credential_event(credential, state))
         self._update(
             credential,
+            entry=self.notices.entry(action, credential, _window(window)),
+            notice=notice,
             state=state,
             vendor_ids=result.ids,
             secret_sealed=sealed,
@@ -178,10 +199,15 @@ class Reconciler(Part):
         return state
 
     def _failed(self, credential: CredentialRecord, exc: FatalError) -> None:
-        self._update(credential, state="failed", error=str(exc), attempts=0)
-        self.notices.record("credential.failed", credential, {"error": str(exc)})
         event = self.notices.credential_event(credential, "failed", str(exc))
-        self.notices.fire("access.credential_failed", f"{credential.id}:{credential.issues}", event)
+        self._update(
+            credential,
+            entry=self.notices.entry("credential.failed", credential, {"error": str(exc)}),
+            notice=("access.credential_failed", event),
+            state="failed",
+            error=str(exc),
+            attempts=0,
+        )
 
     # revoking
 
@@ -191,6 +217,7 @@ class Reconciler(Part):
         credential = call.credential
         final = "expired" if grant.state == "active" else "revoked"
         if credential.state in SETTLED:
+            self._settled(credential, grant)  # again, if a process died before it
             return credential.state
         if credential.vendor_ids is None and credential.attempts == 0:
             self._update(credential, state=final)  # never sent to the vendor
@@ -209,8 +236,14 @@ class Reconciler(Part):
         revoked = await self._revoke_at_vendor(call, provider, _vendor_credential(credential))
         if isinstance(revoked, Pending):
             return revoked
-        self._update(credential, state=final, secret_sealed=None, attempts=0, error=None)
-        self.notices.record(f"credential.{final}", credential, {})
+        self._update(
+            credential,
+            entry=self.notices.entry(f"credential.{final}", credential, {}),
+            state=final,
+            secret_sealed=None,
+            attempts=0,
+            error=None,
+        )
         self._settled(credential, grant)
         return final
 
@@ -242,11 +275,14 @@ class Reconciler(Part):
         now = self.clock.now()
         if fresh.overdue_reported or since is None or now - since < self.grace:
             return
-        self._update(credential, overdue_reported=True)
-        self.notices.record("credential.revocation_overdue", credential, {"error": reason})
         event = self.notices.credential_event(credential, "revoking", reason)
-        self.notices.fire(
-            "access.revocation_overdue", f"{credential.id}:{credential.issues}", event
+        self._update(
+            credential,
+            entry=self.notices.entry(
+                "credential.revocation_overdue", credential, {"error": reason}
+            ),
+            notice=("access.revocation_overdue", event),
+            overdue_reported=True,
         )
 
     def _settled(self, credential: CredentialRecord, grant: GrantRecord) -> None:
@@ -286,8 +322,23 @@ class Reconciler(Part):
             label=label,
         )
 
-    def _update(self, credential: CredentialRecord, **values: object) -> None:
-        self.records.update_credential(credential.id, self.clock.now(), **values)
+    def _update(
+        self,
+        credential: CredentialRecord,
+        entry: AuditEntry | None = None,
+        notice: tuple[str, JSON] | None = None,
+        **values: Any,
+    ) -> None:
+        """Change the credential, with its audit entry and the runs of the flows on the
+        ``notice``'s trigger (once per issuance), in one transaction."""
+        deliveries = []
+        if notice is not None:
+            trigger, event = notice
+            key = f"{credential.id}:{credential.issues}"
+            deliveries = self.notices.deliveries(trigger, key, event)
+        self.records.update_credential(
+            credential.id, self.clock.now(), entry=entry, deliveries=deliveries, **values
+        )
         for name, value in values.items():
             setattr(credential, name, value)
 

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select, update
 
 from latchflow.plugin.errors import ValidationError
 from latchflow.plugin.types import JSON
-from latchflow.storage.audit import Audit
+from latchflow.storage.audit import Audit, AuditEntry
 from latchflow.storage.events import Delivery, EventWriter, new_id
 from latchflow.storage.models import (
     CredentialRecord,
@@ -323,13 +323,30 @@ class AccessRecords:
             session.commit()
             return bool(taken.rowcount)  # type: ignore[attr-defined]
 
-    def update_credential(self, credential_id: str, now: datetime, **values: Any) -> None:
+    def update_credential(
+        self,
+        credential_id: str,
+        now: datetime,
+        entry: AuditEntry | None = None,
+        deliveries: Sequence[Delivery] = (),
+        **values: Any,
+    ) -> None:
+        """Change a credential, with its audit ``entry`` and the flow runs its change starts
+        (``deliveries``), in one transaction: none is stored without the others."""
         with self._session() as session:
+            if entry is not None:
+                self.audit.lock(session)
             session.execute(
                 update(CredentialRecord)
                 .where(col(CredentialRecord.id) == credential_id)
                 .values(updated_at=now, **values)
             )
+            if deliveries:
+                self.events.write_in(session.connection(), deliveries)
+            if entry is not None:
+                self.audit.append(
+                    session, entry.actor, entry.action, entry.subject, now, entry.detail
+                )
             session.commit()
 
     def request_check(

@@ -37,6 +37,16 @@ def _moment_text(at: datetime) -> str:
 
 
 @dataclass(frozen=True)
+class AuditEntry:
+    """An entry to append: who did what to what."""
+
+    actor: str
+    action: str
+    subject: str
+    detail: JSON | None = None
+
+
+@dataclass(frozen=True)
 class ChainBreak:
     """The first entry whose hash does not follow from the entries before it."""
 
