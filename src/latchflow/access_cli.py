@@ -10,6 +10,7 @@ import asyncio
 import getpass
 import json
 import socket
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -56,6 +57,19 @@ def _actor() -> str:
     return f"cli ({getpass.getuser()}@{socket.gethostname()})"
 
 
+def _listing(
+    rows: list[JSON], as_json: bool, columns: tuple[str, ...], cells: Callable[[JSON], list[str]]
+) -> None:
+    """Print ``rows`` as JSON, or as a table of ``columns``."""
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*cells(row))
+    console.print(table)
+
+
 def _fail(exc: LatchflowError) -> typer.Exit:
     """Print what was wrong (with JSON paths) and exit 1."""
     if isinstance(exc, ValidationError):
@@ -83,14 +97,17 @@ def places_list(
 ) -> None:
     """List places with their vendor resources."""
     places = _engine(data_dir, database_url, plugins=False).access.records.places()
-    if as_json:
-        print_json([p.model_dump() for p in places])
-        return
-    table = Table("place", "time zone", "resources (connection:kind:id)", "id")
-    for p in places:
-        resources = "\n".join(f"{r['connection']}:{r['kind']}:{r['id']}" for r in p.resources)
-        table.add_row(p.name, p.timezone, resources, p.id)
-    console.print(table)
+    _listing(
+        [p.model_dump() for p in places],
+        as_json,
+        ("place", "time zone", "resources (connection:kind:id)", "id"),
+        lambda p: [
+            p["name"],
+            p["timezone"],
+            "\n".join(f"{r['connection']}:{r['kind']}:{r['id']}" for r in p["resources"]),
+            p["id"],
+        ],
+    )
 
 
 @places_app.command("show")
@@ -138,13 +155,12 @@ def people_list(
 ) -> None:
     """List the people who were granted access."""
     people = _engine(data_dir, database_url, plugins=False).access.records.people()
-    if as_json:
-        print_json([p.model_dump() for p in people])
-        return
-    table = Table("name", "phone", "email", "reference", "id")
-    for p in people:
-        table.add_row(p.name, p.phone or "", p.email or "", p.reference or "", p.id)
-    console.print(table)
+    _listing(
+        [p.model_dump() for p in people],
+        as_json,
+        ("name", "phone", "email", "reference", "id"),
+        lambda p: [p[k] or "" for k in ("name", "phone", "email", "reference", "id")],
+    )
 
 
 # grants
@@ -170,22 +186,20 @@ def grants_list(
             raise typer.Exit(1)
         person_id = found.id
     views = [access.view(g) for g in access.records.grants(person_id, state)]
-    if as_json:
-        print_json(views)
-        return
-    table = Table("grant", "person", "places", "starts", "ends", "state", "credentials")
-    for v in views:
-        credentials = ", ".join(f"{c['place']}: {c['state']}" for c in v["credentials"])
-        table.add_row(
+    _listing(
+        views,
+        as_json,
+        ("grant", "person", "places", "starts", "ends", "state", "credentials"),
+        lambda v: [
             v["reference"] or v["id"],
             v["person"],
             ", ".join(v["places"]),
             v["starts"],
             v["ends"],
             v["state"],
-            credentials,
-        )
-    console.print(table)
+            ", ".join(f"{c['place']}: {c['state']}" for c in v["credentials"]),
+        ],
+    )
 
 
 @grants_app.command("show")
@@ -363,13 +377,16 @@ def audit_list(
     """List audit entries, newest first."""
     audit = _engine(data_dir, database_url, plugins=False).store.audit
     entries = [e.model_dump(exclude={"hash"}) for e in audit.events(limit, subject, prefix)]
-    if as_json:
-        print_json(entries)
-        return
-    table = Table("seq", "at", "actor", "action", "subject", "detail")
-    for e in entries:
-        detail = json.dumps(e["detail"]) if e["detail"] is not None else ""
-        table.add_row(
-            str(e["seq"]), e["at"].isoformat(), e["actor"], e["action"], e["subject"], detail
-        )
-    console.print(table)
+    _listing(
+        entries,
+        as_json,
+        ("seq", "at", "actor", "action", "subject", "detail"),
+        lambda e: [
+            str(e["seq"]),
+            e["at"].isoformat(),
+            e["actor"],
+            e["action"],
+            e["subject"],
+            json.dumps(e["detail"]) if e["detail"] is not None else "",
+        ],
+    )

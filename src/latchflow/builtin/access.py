@@ -207,59 +207,59 @@ TRIGGERS = [
 FOREVER = RetryPolicy(max_attempts=100_000, initial_delay=10.0, multiplier=3.0, max_delay=3600.0)
 """A revocation is retried until the vendor confirms it."""
 
+
+def _grant_action(
+    key: str,
+    title: str,
+    description: str,
+    required: list[str],
+    properties: JSON,
+    state: str = "active",
+) -> Action:
+    """An action on a grant: its input, and the grant (as it is then) as output."""
+    return Action(
+        key=key,
+        title=title,
+        description=description,
+        input_schema={
+            "type": "object",
+            "required": required,
+            "properties": properties,
+            "additionalProperties": False,
+        },
+        output_schema=GRANT_OUT,
+        sample={**GRANT_SAMPLE, "state": state},
+        run=unbound,
+        retry_safety=RetrySafety.IDEMPOTENT,
+    )
+
+
 ACTIONS = [
-    Action(
-        key="access.grant",
-        title="Grant access",
-        description=(
-            "Let a person open places from a start to an end (optionally on weekly hours):"
-            " latchflow issues a credential on every vendor resource of each place, moves them"
-            " when the grant changes and revokes them at its end. With a reference that already"
-            " has a grant, that grant is changed instead."
-        ),
-        input_schema={
-            "type": "object",
-            "required": ["person", "places", "starts", "ends"],
-            "properties": {"reference": REFERENCE, "person": PERSON, **WINDOW_FIELDS},
-            "additionalProperties": False,
-        },
-        output_schema=GRANT_OUT,
-        sample=GRANT_SAMPLE,
-        run=unbound,
-        retry_safety=RetrySafety.IDEMPOTENT,
+    _grant_action(
+        "access.grant",
+        "Grant access",
+        "Let a person open places from a start to an end (optionally on weekly hours):"
+        " latchflow issues a credential on every vendor resource of each place, moves them"
+        " when the grant changes and revokes them at its end. With a reference that already"
+        " has a grant, that grant is changed instead.",
+        ["person", "places", "starts", "ends"],
+        {"reference": REFERENCE, "person": PERSON, **WINDOW_FIELDS},
     ),
-    Action(
-        key="access.update_grant",
-        title="Change a grant",
-        description=(
-            "Move a grant's dates, change its places, hours or person, by its reference:"
-            " credentials follow (a moved room is revoked on the old one and issued on the new)."
-        ),
-        input_schema={
-            "type": "object",
-            "required": ["reference"],
-            "properties": {"reference": REFERENCE, "person": PERSON, **WINDOW_FIELDS},
-            "additionalProperties": False,
-        },
-        output_schema=GRANT_OUT,
-        sample=GRANT_SAMPLE,
-        run=unbound,
-        retry_safety=RetrySafety.IDEMPOTENT,
+    _grant_action(
+        "access.update_grant",
+        "Change a grant",
+        "Move a grant's dates, change its places, hours or person, by its reference:"
+        " credentials follow (a moved room is revoked on the old one and issued on the new).",
+        ["reference"],
+        {"reference": REFERENCE, "person": PERSON, **WINDOW_FIELDS},
     ),
-    Action(
-        key="access.cancel_grant",
-        title="Cancel a grant",
-        description="Cancel a grant by its reference: every credential it has is revoked.",
-        input_schema={
-            "type": "object",
-            "required": ["reference"],
-            "properties": {"reference": REFERENCE},
-            "additionalProperties": False,
-        },
-        output_schema=GRANT_OUT,
-        sample={**GRANT_SAMPLE, "state": "cancelled"},
-        run=unbound,
-        retry_safety=RetrySafety.IDEMPOTENT,
+    _grant_action(
+        "access.cancel_grant",
+        "Cancel a grant",
+        "Cancel a grant by its reference: every credential it has is revoked.",
+        ["reference"],
+        {"reference": REFERENCE},
+        "cancelled",
     ),
     Action(
         key="access.reveal_credential",

@@ -87,11 +87,8 @@ class AccessRecords:
                 )
             known = session.exec(select(PersonRecord).where(same).limit(1)).first()
             if known is not None:
-                person.id, person.created_at = known.id, known.created_at
                 person.reference = person.reference or known.reference
-            person.updated_at = utcnow()
-            session.merge(person)
-            session.commit()
+            _upsert(session, person, known)
         found = self.person(person.id)
         assert found is not None
         return found
@@ -116,11 +113,7 @@ class AccessRecords:
         """Store a place; one with the same name is updated instead."""
         with self._session() as session:
             known = session.exec(select(PlaceRecord).where(PlaceRecord.name == place.name)).first()
-            if known is not None:
-                place.id, place.created_at = known.id, known.created_at
-            place.updated_at = utcnow()
-            session.merge(place)
-            session.commit()
+            _upsert(session, place, known)
         found = self.place(place.id)
         assert found is not None
         return found
@@ -253,10 +246,10 @@ class AccessRecords:
             self._queue_checks(session, checks, flow, now)
             saved = session.get(GrantRecord, grant.id)
             assert saved is not None
-            subject = f"grant {saved.id}"
-            self.audit.append(
-                session, change.actor, change.action, subject, now, change.describe(saved)
+            entry = AuditEntry(
+                change.actor, change.action, f"grant {saved.id}", change.describe(saved)
             )
+            self.audit.append(session, entry, now)
             session.commit()
             return saved
 
@@ -344,9 +337,7 @@ class AccessRecords:
             if deliveries:
                 self.events.write_in(session.connection(), deliveries)
             if entry is not None:
-                self.audit.append(
-                    session, entry.actor, entry.action, entry.subject, now, entry.detail
-                )
+                self.audit.append(session, entry, now)
             session.commit()
 
     def request_check(
@@ -381,3 +372,15 @@ class AccessRecords:
 
 def _check_data(check: Check) -> JSON:
     return {"credential": check.credential, "at": check.at.isoformat()}
+
+
+def _upsert(
+    session: Session, record: PersonRecord | PlaceRecord, known: PersonRecord | PlaceRecord | None
+) -> None:
+    """Store ``record``, as the ``known`` one it updates (keeping its id) if there is one; a
+    new record's ``updated_at`` is its ``created_at``."""
+    if known is not None:
+        record.id, record.created_at = known.id, known.created_at
+    record.updated_at = utcnow() if known is not None else record.created_at
+    session.merge(record)
+    session.commit()

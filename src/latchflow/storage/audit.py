@@ -67,7 +67,7 @@ class Audit:
         reads the last entry, so no two writers build on the same one."""
         with Session(self.engine) as session:
             self.lock(session)
-            self.append(session, actor, action, subject, at, detail)
+            self.append(session, AuditEntry(actor, action, subject, detail), at)
             session.commit()
 
     def lock(self, session: Session) -> None:
@@ -77,41 +77,22 @@ class Audit:
         else:  # a first statement that writes takes SQLite's lock, waiting for it
             session.execute(text("UPDATE audit_events SET seq = seq WHERE 1 = 0"))
 
-    def append(
-        self,
-        session: Session,
-        actor: str,
-        action: str,
-        subject: str,
-        at: datetime,
-        detail: JSON | None,
-    ) -> None:
+    def append(self, session: Session, entry: AuditEntry, at: datetime) -> None:
         """Add an entry in a transaction that took the chain with ``lock``."""
-        session.add(self._next(session, actor, action, subject, at, detail))
-
-    def _next(
-        self,
-        session: Session,
-        actor: str,
-        action: str,
-        subject: str,
-        at: datetime,
-        detail: JSON | None,
-    ) -> AuditEvent:
         last = session.exec(
             select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)
         ).first()
-        entry: dict[str, Any] = {
+        fields: dict[str, Any] = {
             "id": new_id(),
             "seq": 1 if last is None else last.seq + 1,
             "at": at,
-            "actor": actor,
-            "action": action,
-            "subject": subject,
-            "detail": detail,
+            "actor": entry.actor,
+            "action": entry.action,
+            "subject": entry.subject,
+            "detail": entry.detail,
         }
         previous = GENESIS if last is None else last.hash
-        return AuditEvent(**entry, hash=chain_hash(previous, entry))
+        session.add(AuditEvent(**fields, hash=chain_hash(previous, fields)))
 
     def events(
         self, limit: int = 100, subject: str | None = None, prefix: bool = False

@@ -108,6 +108,13 @@ def _record(record: PersonRecord | PlaceRecord) -> dict[str, Any]:
     return record.model_dump()
 
 
+def _saved(response: Response, record: PersonRecord | PlaceRecord) -> dict[str, Any]:
+    """A saved record: 201 when it is new, 200 when an existing one was updated."""
+    if record.updated_at != record.created_at:
+        response.status_code = 200
+    return _record(record)
+
+
 # people and places
 
 
@@ -125,13 +132,8 @@ def list_people(state: State) -> list[dict[str, Any]]:
     openapi_extra=body(PERSON_IN),
 )
 def save_person(response: Response, state: State, body: Annotated[dict[str, Any], Body()]) -> Any:
-    access = state.engine.access
-    reference = body.get("reference")
-    known = isinstance(reference, str) and access.records.person(reference)
-    person = access.grants.save_person(checked(body, PERSON_IN))
-    if known and known.reference == reference:
-        response.status_code = 200
-    return _record(person)
+    person = state.engine.access.grants.save_person(checked(body, PERSON_IN))
+    return _saved(response, person)
 
 
 @router.get(
@@ -159,13 +161,9 @@ def list_places(state: State) -> list[dict[str, Any]]:
     openapi_extra=body(PLACE_IN),
 )
 def save_place(response: Response, state: State, body: Annotated[dict[str, Any], Body()]) -> Any:
-    access = state.engine.access
-    known = isinstance(body.get("name"), str) and access.records.place(body["name"].strip())
-    place = access.grants.save_place(checked(body, PLACE_IN))
+    place = state.engine.access.grants.save_place(checked(body, PLACE_IN))
     state.flows_changed()  # the first place installs the scheduled verification
-    if known and known.id == place.id:
-        response.status_code = 200
-    return _record(place)
+    return _saved(response, place)
 
 
 @router.get(
